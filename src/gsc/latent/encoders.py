@@ -1,0 +1,93 @@
+"""Latent encoders: the sender's pretrained learned codec analysis transform, image → ŷ at 1/16.
+
+- ``lite``: gsc's own g_a (32 channels), weights shipped in the package.
+- ``mbt2018-mean``: CompressAI's mean-scale hyperprior model (Minnen et al. 2018); quality 8 gives
+  320 channels at 1/16. Weights from CompressAI's zoo URL where a network exists, or a local checkpoint
+  (``checkpoint=PATH``); ``random_init_seed`` builds it with seeded random weights (tests only).
+
+``analyse`` returns the continuous latent y; the sender sends ŷ = round(y / step), the receiver uses
+step · ŷ. ``step`` (the quantization step) is carried in the stream.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import GSCError
+from ..registry import Registry
+
+
+class LatentEncoder:
+    latent_channels: int
+    stride: int = 16
+
+    def analyse(self, image: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) in [0, 1], H and W multiples of 16 → (N, H/16, W/16) float."""
+        raise NotImplementedError
+
+
+LATENT_ENCODERS: Registry[LatentEncoder] = Registry("latent encoder")
+
+
+def weights_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+@LATENT_ENCODERS.register("lite")
+class LiteLatentEncoder(LatentEncoder):
+    def __init__(self, path: str | Path | None = None):
+        from ..nn import load_model
+        from .lite import LiteAnalysis
+
+        path = Path(path) if path else weights_dir() / "lite_analysis.safetensors"
+        if not path.exists():
+            raise GSCError(f"lite analysis weights not found at {path}; run `gsc train-lite` or reinstall gsc")
+        self.model = load_model(LiteAnalysis, path)
+        self.latent_channels = self.model.latent_channels
+
+    @torch.no_grad()
+    def analyse(self, image: torch.Tensor) -> torch.Tensor:
+        return self.model(image[None].float())[0]
+
+
+MBT2018_MEAN_URL = "https://compressai.s3.amazonaws.com/models/v1/mbt2018-mean-{quality}-{hash}.pth.tar"
+
+
+@LATENT_ENCODERS.register("mbt2018-mean")
+class CompressAILatentEncoder(LatentEncoder):
+    """CompressAI ``mbt2018_mean``: its ``g_a`` is the analysis transform."""
+
+    def __init__(self, quality: int = 8, checkpoint: str | Path | None = None, random_init_seed: int | None = None,
+                 metric: str = "mse"):
+        from ._compressai import import_compressai
+
+        import_compressai()
+        from compressai.zoo import mbt2018_mean
+
+        if random_init_seed is not None:
+            with torch.random.fork_rng():
+                torch.manual_seed(random_init_seed)
+                self.net = mbt2018_mean(quality=quality, pretrained=False)
+        elif checkpoint is not None:
+            from compressai.zoo.image import model_architectures
+
+            path = Path(checkpoint)
+            if not path.exists():
+                raise GSCError(f"CompressAI checkpoint not found: {path}")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = state.get("state_dict", state)
+            self.net = model_architectures["mbt2018-mean"].from_state_dict(state)
+        else:
+            try:  # the zoo downloads from CompressAI's URL (see compressai.zoo.image.model_urls)
+                self.net = mbt2018_mean(quality=quality, metric=metric, pretrained=True)
+            except Exception as e:  # no network: say what to do instead
+                raise GSCError(f"cannot download mbt2018-mean q{quality} ({type(e).__name__}); "
+                               "pass a local checkpoint with --latent-checkpoint PATH") from None
+        self.net.eval()
+        self.latent_channels = int(self.net.g_a[-1].out_channels)
+
+    @torch.no_grad()
+    def analyse(self, image: torch.Tensor) -> torch.Tensor:
+        return self.net.g_a(image[None].float())[0]

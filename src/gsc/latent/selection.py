@@ -1,0 +1,123 @@
+"""Channel selection: which C of the N latent channels the sender transmits.
+
+The paper scores every channel by SSIM against the image's structure and keeps the C best; it gives no
+formula. gsc's definition (``ssim``):
+
+1. image structure = luma Y = 0.299 R + 0.587 G + 0.114 B, area-averaged down to the latent grid
+   (H/16 × W/16), so that no upsampling invents detail the channel cannot have;
+2. each dequantized channel map and Y are min–max normalised to [0, 1] (a constant map becomes 0);
+3. SSIM with an 7×7 Gaussian window (σ = 1.5), C1 = 0.01², C2 = 0.03², reflect padding, mean over
+   the grid;
+4. keep the C channels with the highest score, ties broken by the lower index.
+
+The second reading considered (``ssim-abs``): a channel that is the negative of the structure carries
+the same information, so score max(SSIM(m, Y), SSIM(1 − m, Y)). A third (``ssim-full``) compares at
+full image resolution, the channel upsampled bilinearly. ``energy`` (mean square of the quantized
+values) and ``random`` (seeded) are baselines. The evaluation measures all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+SELECTORS: dict[str, Callable] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        SELECTORS[name] = fn
+        return fn
+    return deco
+
+
+def luma(image: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in [0, 1] → (B, 1, H, W)."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image * w).sum(1, keepdim=True)
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    return torch.where(hi > lo, (x - lo) / (hi - lo).clamp_min(1e-12), torch.zeros_like(x))
+
+
+def _gaussian_window(size: int = 7, sigma: float = 1.5, dtype=torch.float32) -> torch.Tensor:
+    r = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(r ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+
+
+def ssim_map_score(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Mean SSIM between maps a and b of shape (..., 1, h, w), values in [0, 1]. Returns shape (...)."""
+    lead = a.shape[:-3]
+    a = a.reshape(-1, 1, *a.shape[-2:]).float()
+    b = b.reshape(-1, 1, *b.shape[-2:]).float().expand_as(a)
+    win = _gaussian_window(window)
+    pad = window // 2
+    h, w = a.shape[-2:]
+    mode = "reflect" if min(h, w) > pad else "replicate"
+    filt = lambda x: F.conv2d(F.pad(x, (pad, pad, pad, pad), mode=mode), win)  # noqa: E731
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a ** 2
+    var_b = filt(b * b) - mu_b ** 2
+    cov = filt(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return s.mean(dim=(-3, -2, -1)).reshape(lead)
+
+
+def _structure(image: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    return _minmax(F.adaptive_avg_pool2d(luma(image), grid))
+
+
+@register("ssim")
+def ssim_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> torch.Tensor:
+    """latent (N, h, w), image (3, H, W) → (N,) scores."""
+    y = _structure(image[None], latent.shape[-2:])[0]
+    return ssim_map_score(_minmax(latent[:, None].float()), y)
+
+
+@register("ssim-abs")
+def ssim_abs_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> torch.Tensor:
+    y = _structure(image[None], latent.shape[-2:])[0]
+    m = _minmax(latent[:, None].float())
+    return torch.maximum(ssim_map_score(m, y), ssim_map_score(1 - m, y))
+
+
+@register("ssim-full")
+def ssim_full_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> torch.Tensor:
+    y = _minmax(luma(image[None]))[0]
+    up = F.interpolate(latent[:, None].float(), size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return ssim_map_score(_minmax(up), y, window=11)
+
+
+@register("energy")
+def energy_scores(latent: torch.Tensor, image: torch.Tensor | None = None, **_) -> torch.Tensor:
+    return latent.float().pow(2).mean(dim=(-2, -1))
+
+
+@register("random")
+def random_scores(latent: torch.Tensor, image: torch.Tensor | None = None, seed: int = 0, **_) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(latent.shape[0], generator=g)
+
+
+def select_channels(latent: torch.Tensor, image: torch.Tensor, count: int, method: str = "ssim",
+                    seed: int = 0) -> list[int]:
+    """Indices (sorted ascending) of the ``count`` best channels of ``latent`` (N, h, w) by ``method``."""
+    if method not in SELECTORS:
+        raise ValueError(f"unknown selection {method!r}; choose from {', '.join(sorted(SELECTORS))}")
+    n = latent.shape[0]
+    if not 0 <= count <= n:
+        raise ValueError(f"channels must be in 0..{n}, got {count}")
+    if count == 0:
+        return []
+    scores = SELECTORS[method](latent, image, seed=seed).double()
+    # Stable sort on −score keeps the lower index first among ties.
+    order = sorted(range(n), key=lambda i: (-float(scores[i]), i))
+    return sorted(order[:count])

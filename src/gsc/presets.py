@@ -1,0 +1,80 @@
+"""Named presets: which latent encoder and generator (and their weights) a stream was made for.
+
+A preset's ``id`` is written in every stream and never moves: a new model version gets a new id, so a
+stream stays decodable years later. ``steps`` and ``seed`` are the decoder defaults that a stream uses
+when its header says "preset defaults".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import GSCError
+
+
+@dataclass(frozen=True)
+class Preset:
+    id: int
+    name: str
+    latent: str                     # name in gsc.latent.encoders.LATENT_ENCODERS
+    generator: str                  # name in gsc.generate.GENERATORS
+    latent_channels: int            # N: channels the latent encoder produces
+    steps: int                      # default sampling steps
+    seed: int = 0                   # default decoder seed
+    captioner: str = "none"         # default captioner when no caption source is given
+    latent_kwargs: dict = field(default_factory=dict)
+    generator_kwargs: dict = field(default_factory=dict)
+    description: str = ""
+
+
+PRESETS: dict[str, Preset] = {}
+PRESETS_BY_ID: dict[int, Preset] = {}
+
+
+def register_preset(p: Preset) -> Preset:
+    if p.name in PRESETS or p.id in PRESETS_BY_ID:
+        raise ValueError(f"preset {p.name!r} / id {p.id} registered twice")
+    if not 0 <= p.id < 16:
+        raise ValueError("preset ids are 0..15 (4 bits in the stream)")
+    PRESETS[p.name] = p
+    PRESETS_BY_ID[p.id] = p
+    return p
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise GSCError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def preset_by_id(pid: int) -> Preset:
+    from .errors import StreamError
+
+    if pid not in PRESETS_BY_ID:
+        raise StreamError(f"stream names preset id {pid}, which this gsc does not know")
+    return PRESETS_BY_ID[pid]
+
+
+DEFAULT_PRESET = "lite"
+
+register_preset(Preset(
+    id=0, name="lite", latent="lite", generator="lite", latent_channels=32, steps=1,
+    description="gsc's own small models (BSDS500-trained), offline on a CPU",
+))
+register_preset(Preset(
+    id=1, name="flux-dev", latent="mbt2018-mean", generator="flux", latent_channels=320, steps=28,
+    captioner="qwen2.5-vl", latent_kwargs={"quality": 8},
+    generator_kwargs={"model": "black-forest-labs/FLUX.1-dev", "guidance": 3.5},
+    description="the paper's setting: CompressAI mbt2018-mean q8 + FLUX.1-dev with the zero-init adapter",
+))
+register_preset(Preset(
+    id=2, name="flux-schnell", latent="mbt2018-mean", generator="flux", latent_channels=320, steps=4,
+    captioner="qwen2.5-vl", latent_kwargs={"quality": 8},
+    generator_kwargs={"model": "black-forest-labs/FLUX.1-schnell", "guidance": 0.0},
+    description="FLUX.1-schnell (few-step) with the same adapter design",
+))
+register_preset(Preset(
+    id=15, name="flux-tiny", latent="mbt2018-mean", generator="flux-tiny", latent_channels=320, steps=2,
+    latent_kwargs={"quality": 8, "random_init_seed": 0},
+    description="tiny random-config FLUX + random-weight mbt2018-mean, for tests of the wiring only",
+))
