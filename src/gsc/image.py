@@ -82,6 +82,17 @@ def as_image_tensor(image) -> torch.Tensor:
     raise GSCError(f"cannot read an image from a {type(image).__name__}")
 
 
+def pad_to_multiple(image: torch.Tensor, multiple: int = 16) -> torch.Tensor:
+    """Replicate-pad (3, H, W) to multiples of ``multiple``; the receiver crops back to the true size."""
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if not (ph or pw):
+        return image
+    return F.pad(image[None], (0, pw, 0, ph), mode="replicate")[0]
+
+
 def to_uint8(image: torch.Tensor) -> np.ndarray:
     """(3, H, W) float → (H, W, 3) uint8, rounding half up so the bytes are reproducible."""
     return (image.clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy()

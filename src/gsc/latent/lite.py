@@ -80,11 +80,3 @@ def random_channel_mask(batch: int, channels: int, max_kept: int, generator=None
     rank = scores.argsort(dim=1).argsort(dim=1)
     return (rank < kept[:, None]).float()[:, :, None, None]
 
-
-def pad_to_multiple(x: torch.Tensor, m: int = 16) -> torch.Tensor:
-    """Replicate-pad H and W up to a multiple of m (the decoder crops back to the true size)."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % m, (-w) % m
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    return x

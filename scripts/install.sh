@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up .venv for gsc. Usage: scripts/install.sh [--full] [--test]
+#   (none)   the lite preset: encode/decode offline on a CPU
+#   --full   + diffusers/transformers/accelerate and CompressAI (FLUX presets, Qwen2.5-VL captioner)
+#   --test   --full + evaluation tools + pytest (what the test suite needs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+full=0; test=0
+for a in "$@"; do
+  case "$a" in
+    --full) full=1 ;;
+    --test) full=1; test=1 ;;
+    *) echo "scripts/install.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
+# torch first, pinned: the CPU wheel. Everything after is constrained to it, so nothing can pull a CUDA build.
+pip install torch==2.13.0
+extras=""
+[ $full = 1 ] && extras="full"
+[ $test = 1 ] && extras="full,eval,test"
+if [ -n "$extras" ]; then
+  pip install -c constraints.txt -e ".[$extras]"
+  # compressai 1.2.8 asks for torchvision and numpy<2; neither is needed (gsc imports it without torchvision).
+  pip install -c constraints.txt --no-deps compressai==1.2.8
+else
+  pip install -c constraints.txt -e .
+fi
+echo "gsc installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,206 @@
+"""The ``gsc`` command line (typer + rich).
+
+Heavy stacks (torch, diffusers, transformers) are imported inside the commands, so ``gsc --help``
+and ``gsc info`` stay fast. User mistakes and hostile streams print one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import GSCError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Generative semantic coding: images below 0.01 bpp from a caption and a few latent channels.")
+
+# Modules that add their own commands with ``register(app)``.
+COMMAND_MODULES: list[str] = []
+
+
+def _echo_err(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+
+
+def _codec(preset: str, captioner: Optional[str], caption: Optional[str], captions: Optional[Path], selection: str,
+           latent_checkpoint: Optional[Path] = None):
+    from .codec import Codec
+
+    captioner_kwargs = {}
+    if caption is not None and captions is not None:
+        raise GSCError("give --caption or --captions, not both")
+    if caption is not None or captions is not None:
+        if captioner not in (None, "given"):
+            raise GSCError(f"--caption/--captions use the 'given' captioner, not {captioner!r}")
+        captioner = "given"
+        captioner_kwargs = {"caption": caption} if caption is not None else {"captions": str(captions)}
+    latent_kwargs = {"checkpoint": str(latent_checkpoint)} if latent_checkpoint else None
+    return Codec(preset=preset, captioner=captioner, selection=selection, captioner_kwargs=captioner_kwargs,
+                 latent_kwargs=latent_kwargs)
+
+
+def _read_stream(path: Path) -> bytes:
+    from .stream import MAX_STREAM_BYTES
+
+    if not path.exists():
+        raise GSCError(f"no such file: {path}")
+    if path.is_dir():
+        raise GSCError(f"{path} is a folder, not a .gsc stream")
+    if path.stat().st_size > MAX_STREAM_BYTES:
+        raise GSCError(f"{path} is {path.stat().st_size} bytes: larger than any gsc stream ({MAX_STREAM_BYTES})")
+    return path.read_bytes()
+
+
+@app.command()
+def encode(
+    image: Path = typer.Argument(..., help="Image file (PNG, JPEG, …; any mode and size ≥ 16×16)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .gsc stream."),
+    channels: int = typer.Option(1, "-c", "--channels", help="C: latent channels to send (0 = caption only)."),
+    caption: Optional[str] = typer.Option(None, "--caption", help="Caption text to send."),
+    captions: Optional[Path] = typer.Option(None, "--captions", help="JSON mapping image file name → caption."),
+    captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
+    preset: str = typer.Option("lite", "--preset", help="lite | flux-dev | flux-schnell | flux-tiny."),
+    selection: str = typer.Option("ssim", "--selection", help="ssim | ssim-abs | ssim-full | energy | random."),
+    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ: 1.0, 1.5, 2.0 or 2.5."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Decoder seed to write in the stream."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Decoder sampling steps to write in the stream."),
+    latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",
+                                                     help="Local CompressAI checkpoint (flux presets)."),
+):
+    """Compress IMAGE into a .gsc stream."""
+    from .image import load_image, write_atomic
+
+    x = load_image(image)
+    codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint)
+    data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps)
+    write_atomic(output, lambda f: f.write(data))
+    info = codec.info(data)
+    typer.echo(f"{output}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
+               f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
+               f"C={info['channels']} {info['indices']})")
+
+
+@app.command()
+def decode(
+    stream: Path = typer.Argument(..., help="Input .gsc stream."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output image (PNG)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+):
+    """Rebuild an image from a .gsc stream (the generator named by the stream's preset)."""
+    from rich.progress import Progress
+
+    from .codec import Codec
+    from .image import save_image
+
+    data = _read_stream(stream)
+    codec = Codec()
+    payload = codec.read(data)
+    with Progress(transient=True, disable=quiet) as bar:
+        task = bar.add_task(f"decoding ({payload.preset}, {payload.steps} steps)", total=payload.steps)
+        image = codec.decode(data, progress=lambda i: bar.update(task, completed=i + 1))
+    save_image(image, output)
+    typer.echo(f"{output}: {payload.width}×{payload.height}")
+
+
+@app.command()
+def info(
+    stream: Path = typer.Argument(..., help="Input .gsc stream."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+):
+    """Show what a stream carries and what each part costs."""
+    from .codec import Codec
+
+    data = _read_stream(stream)
+    d = Codec().info(data)
+    if as_json:
+        typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(show_header=False, title=str(stream))
+    for k, v in d.items():
+        t.add_row(k, f"{v:.5f}" if isinstance(v, float) else str(v))
+    Console().print(t)
+
+
+@app.command("train-lite")
+def train_lite(
+    data: Path = typer.Option(Path("../shared/data/bsds500"), "--data", help="BSDS500 root (train/ val/ test/)."),
+    out: Path = typer.Option(Path("runs/lite"), "--out", help="Checkpoints and logs."),
+    weights: Path = typer.Option(Path("src/gsc/weights"), "--weights", help="Where the final safetensors go."),
+    stages: str = typer.Option("codec,base,adapter", "--stages", help="Comma list of codec, base, adapter."),
+    minutes: str = typer.Option("codec=25,base=25,adapter=70", "--minutes", help="Wall-clock budget per stage."),
+    steps: str = typer.Option("codec=4000,base=4000,adapter=8000", "--steps", help="Step budget per stage."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads", help="torch threads."),
+):
+    """Train the lite preset's models (seeded, resumable: rerun the same command to continue)."""
+    from .train.lite import STAGES, LiteTrainConfig, train_lite as run
+
+    def parse(spec: str, cast):
+        try:
+            d = {k.strip(): cast(v) for k, v in (item.split("=") for item in spec.split(",") if item.strip())}
+        except ValueError:
+            raise GSCError(f"expected stage=value,… got {spec!r}") from None
+        bad = set(d) - set(STAGES)
+        if bad:
+            raise GSCError(f"unknown stage(s) {sorted(bad)}; stages are {', '.join(STAGES)}")
+        return d
+
+    chosen = [s.strip() for s in stages.split(",") if s.strip()]
+    if not chosen or any(s not in STAGES for s in chosen):
+        raise GSCError(f"--stages must list some of {', '.join(STAGES)}, got {stages!r}")
+    cfg = LiteTrainConfig(data=str(data), out=str(out), weights=str(weights), seed=seed, threads=threads)
+    cfg.minutes.update(parse(minutes, float))
+    cfg.steps.update(parse(steps, int))
+    try:
+        run(cfg, chosen)
+    except FileNotFoundError as e:
+        raise GSCError(str(e)) from None
+
+
+def _register_modules() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as e:  # an optional part missing must not break the rest of the CLI
+            print(f"gsc: commands from {name} unavailable ({e})", file=sys.stderr)
+            continue
+        module.register(app)
+
+
+_register_modules()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import click
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except GSCError as e:
+        _echo_err(str(e))
+        return 1
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        _echo_err("aborted")
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except KeyboardInterrupt:
+        _echo_err("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""``Codec``: the sender and the receiver of generative semantic coding, wired from a preset.
+
+Sender (``encode``)::
+
+    image ─► captioner ───────────────────────────────► caption ─► caption coder ─┐
+    image ─► pad to 16 ─► latent encoder g_a ─► ŷ = round(y / Δ) ─► selection (C of N) ─► latent coder ─┤► stream
+
+Receiver (``decode``)::
+
+    stream ─► caption, (indices, ŷ_sel, Δ), size, seed, steps ─► generator ─► crop ─► image
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import stream as fmt
+from .errors import GSCError, StreamError
+from .image import as_image_tensor, pad_to_multiple
+from .presets import DEFAULT_PRESET, get_preset, preset_by_id
+
+
+@dataclass
+class Payload:
+    """What a stream carries, read without running the generator."""
+
+    preset: str
+    width: int
+    height: int
+    seed: int
+    steps: int
+    caption: str
+    indices: list[int]
+    q: np.ndarray          # (C, h, w) integer symbols
+    step: float            # quantization step Δ
+    sizes: dict            # total / header / caption / latent bytes
+
+    @property
+    def channels(self) -> torch.Tensor:
+        """Dequantized selected channels, (C, h, w) float."""
+        return torch.from_numpy(self.q.astype(np.float32) * self.step)
+
+
+class Codec:
+    """Encode images to .gsc streams and decode them back, for one preset.
+
+    Args:
+        preset: preset name (``gsc.presets.PRESETS``); decode follows the preset named in the stream.
+        captioner: captioner name, or None for the preset's default. ``caption=`` in ``encode`` wins.
+        selection: channel selection method (``gsc.latent.selection.SELECTORS``).
+        captioner_kwargs / latent_kwargs / generator_kwargs: override the preset's stage options
+            (e.g. ``{"captions": "captions.json"}``, ``{"checkpoint": PATH}``, ``{"adapter": PATH}``).
+    """
+
+    def __init__(self, preset: str = DEFAULT_PRESET, captioner: str | None = None, selection: str = "ssim",
+                 captioner_kwargs: dict | None = None, latent_kwargs: dict | None = None,
+                 generator_kwargs: dict | None = None):
+        from .latent.selection import SELECTORS
+
+        self.preset = get_preset(preset)
+        self.captioner_name = captioner or self.preset.captioner
+        if selection not in SELECTORS:
+            raise GSCError(f"unknown selection {selection!r}; choose from {', '.join(sorted(SELECTORS))}")
+        self.selection = selection
+        self.captioner_kwargs = captioner_kwargs or {}
+        self.latent_kwargs = {**self.preset.latent_kwargs, **(latent_kwargs or {})}
+        self.generator_kwargs = generator_kwargs or {}
+        self._generators: dict = {}
+
+    # -- stages, built on first use -------------------------------------------------------------
+    @cached_property
+    def captioner(self):
+        from .caption.captioners import CAPTIONERS
+
+        return CAPTIONERS.create(self.captioner_name, **self.captioner_kwargs)
+
+    @cached_property
+    def latent_encoder(self):
+        from .latent.encoders import LATENT_ENCODERS
+
+        return LATENT_ENCODERS.create(self.preset.latent, **self.latent_kwargs)
+
+    def generator(self, preset):
+        from .generate import GENERATORS, load_generators
+
+        if preset.name not in self._generators:
+            load_generators()
+            kwargs = {**preset.generator_kwargs, **(self.generator_kwargs if preset is self.preset else {})}
+            self._generators[preset.name] = GENERATORS.create(preset.generator, **kwargs)
+        return self._generators[preset.name]
+
+    # -- sender ---------------------------------------------------------------------------------
+    def encode(self, image, channels: int = 1, caption: str | None = None, image_name: str | None = None,
+               step: float = 1.0, seed: int | None = None, steps: int | None = None) -> bytes:
+        """Compress ``image`` to a stream carrying its caption and ``channels`` selected latent channels."""
+        from .caption.coding import encode_caption
+        from .latent.coding import MAX_CHANNELS_SENT, STEPS, encode_latent
+        from .latent.selection import select_channels
+
+        if not 0 <= channels <= min(MAX_CHANNELS_SENT, self.preset.latent_channels):
+            raise GSCError(f"--channels must be 0..{min(MAX_CHANNELS_SENT, self.preset.latent_channels)}, "
+                           f"got {channels}")
+        if step not in STEPS:
+            raise GSCError(f"--step must be one of {', '.join(map(str, STEPS))}, got {step}")
+        if (seed is None) != (steps is None):
+            seed = self.preset.seed if seed is None else seed
+            steps = self.preset.steps if steps is None else steps
+        x = as_image_tensor(image)
+        height, width = x.shape[-2:]
+        fmt.check_size(width, height)
+        if image_name is None and isinstance(image, (str, os.PathLike)):
+            image_name = Path(image).name
+        # 1. caption
+        text = caption if caption is not None else self.captioner.caption(x, image_name)
+        # 2. latent: analysis transform on the padded image, quantized with step Δ
+        y = self.latent_encoder.analyse(pad_to_multiple(x, 16))
+        q = torch.round(y / step)
+        # 3. selection of C channels, scored on the dequantized latent
+        indices = select_channels(q * step, x, channels, self.selection)
+        # 4. entropy coding of caption and channels into one stream
+        latent = encode_latent(q[indices].numpy().astype(np.int64), indices, self.preset.latent_channels, step)
+        header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
+        return fmt.pack(header, encode_caption(text), latent)
+
+    # -- receiver -------------------------------------------------------------------------------
+    def read(self, data: bytes) -> Payload:
+        """Parse and entropy-decode a stream: caption and channels, without generating."""
+        from .caption.coding import decode_caption
+        from .latent.coding import decode_latent
+
+        s = fmt.unpack(data)
+        preset = preset_by_id(s.header.preset_id)
+        caption = decode_caption(s.caption_data)
+        h, w = -(-s.header.height // 16), -(-s.header.width // 16)
+        q, indices, step = decode_latent(s.latent_data, preset.latent_channels, h, w)
+        return Payload(
+            preset=preset.name, width=s.header.width, height=s.header.height,
+            seed=preset.seed if s.header.seed is None else s.header.seed,
+            steps=preset.steps if s.header.steps is None else s.header.steps,
+            caption=caption, indices=indices, q=q, step=step,
+            sizes={"total": len(data), "header": s.header_bytes, "caption": len(s.caption_data),
+                   "latent": len(s.latent_data)},
+        )
+
+    def decode(self, data: bytes, progress=None) -> torch.Tensor:
+        """Rebuild the image: (3, H, W) float in [0, 1] at the true size."""
+        from .generate import GenerationRequest
+
+        p = self.read(data)
+        preset = get_preset(p.preset)
+        request = GenerationRequest(caption=p.caption, channels=p.channels, indices=p.indices,
+                                    latent_channels=preset.latent_channels, height=p.height, width=p.width,
+                                    seed=p.seed, steps=p.steps)
+        return self.generator(preset).generate(request, progress=progress)
+
+    def info(self, data: bytes) -> dict:
+        p = self.read(data)
+        n_chars = len(p.caption)
+        return {
+            "total_bytes": p.sizes["total"],
+            "bpp": p.sizes["total"] * 8 / (p.width * p.height),
+            "header_bytes": p.sizes["header"],
+            "caption_bytes": p.sizes["caption"],
+            "caption_chars": n_chars,
+            "caption_bits_per_char": (p.sizes["caption"] * 8 / n_chars) if n_chars else None,
+            "latent_bytes": p.sizes["latent"],
+            "channels": len(p.indices),
+            "indices": p.indices,
+            "step": p.step,
+            "preset": p.preset,
+            "width": p.width,
+            "height": p.height,
+            "seed": p.seed,
+            "steps": p.steps,
+            "caption": p.caption,
+        }
+
+
+__all__ = ["Codec", "Payload", "StreamError"]
