@@ -18,11 +18,9 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import stream as fmt
 from .errors import GSCError, StreamError
-from .image import as_image_tensor, pad_to_multiple
 from .presets import DEFAULT_PRESET, get_preset, preset_by_id
 
 
@@ -42,8 +40,10 @@ class Payload:
     sizes: dict            # total / header / caption / latent bytes
 
     @property
-    def channels(self) -> torch.Tensor:
-        """Dequantized selected channels, (C, h, w) float."""
+    def channels(self):
+        """Dequantized selected channels, (C, h, w) float tensor."""
+        import torch
+
         return torch.from_numpy(self.q.astype(np.float32) * self.step)
 
 
@@ -61,13 +61,9 @@ class Codec:
     def __init__(self, preset: str = DEFAULT_PRESET, captioner: str | None = None, selection: str = "ssim",
                  captioner_kwargs: dict | None = None, latent_kwargs: dict | None = None,
                  generator_kwargs: dict | None = None):
-        from .latent.selection import SELECTORS
-
         self.preset = get_preset(preset)
         self.captioner_name = captioner or self.preset.captioner
-        if selection not in SELECTORS:
-            raise GSCError(f"unknown selection {selection!r}; choose from {', '.join(sorted(SELECTORS))}")
-        self.selection = selection
+        self.selection = selection  # checked by encode: reading streams needs no torch
         self.captioner_kwargs = captioner_kwargs or {}
         self.latent_kwargs = {**self.preset.latent_kwargs, **(latent_kwargs or {})}
         self.generator_kwargs = generator_kwargs or {}
@@ -99,10 +95,15 @@ class Codec:
     def encode(self, image, channels: int = 1, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None) -> bytes:
         """Compress ``image`` to a stream carrying its caption and ``channels`` selected latent channels."""
+        import torch
+
+        from .image import as_image_tensor, pad_to_multiple
         from .caption.coding import encode_caption
         from .latent.coding import MAX_CHANNELS_SENT, STEPS, encode_latent
-        from .latent.selection import select_channels
+        from .latent.selection import SELECTORS, select_channels
 
+        if self.selection not in SELECTORS:
+            raise GSCError(f"unknown selection {self.selection!r}; choose from {', '.join(sorted(SELECTORS))}")
         if not 0 <= channels <= min(MAX_CHANNELS_SENT, self.preset.latent_channels):
             raise GSCError(f"--channels must be 0..{min(MAX_CHANNELS_SENT, self.preset.latent_channels)}, "
                            f"got {channels}")
@@ -148,7 +149,7 @@ class Codec:
                    "latent": len(s.latent_data)},
         )
 
-    def decode(self, data: bytes, progress=None) -> torch.Tensor:
+    def decode(self, data: bytes, progress=None):
         """Rebuild the image: (3, H, W) float in [0, 1] at the true size."""
         from .generate import GenerationRequest
 

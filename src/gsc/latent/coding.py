@@ -131,8 +131,20 @@ def decode_latent(data: bytes, n_channels: int, h: int, w: int) -> tuple[np.ndar
     if any(mags) and not payload:
         raise StreamError("latent section is truncated (no coded symbols)")
     dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+    try:
+        q = _decode_symbols(dec, mags, h, w)
+    except (AssertionError, ValueError, RuntimeError) as e:  # constriction's complaint about invalid data
+        raise StreamError(f"latent section is corrupted ({e})") from None
+    if not dec.maybe_exhausted():
+        raise StreamError("latent section has trailing data")
+    return q, indices, step
+
+
+def _decode_symbols(dec, mags: list[int], h: int, w: int) -> np.ndarray:
+    import constriction
+
     cat = constriction.stream.model.Categorical
-    q = np.zeros((c, h, w), dtype=np.int64)
+    q = np.zeros((len(mags), h, w), dtype=np.int64)
     for k, m in enumerate(mags):
         if m == 0:
             continue
@@ -144,6 +156,4 @@ def decode_latent(data: bytes, n_channels: int, h: int, w: int) -> tuple[np.ndar
                 s = int(dec.decode(cat(model.probabilities(ctx), perfect=False)))
                 ch[y, x] = s - m
                 model.update(ctx, s)
-    if not dec.maybe_exhausted():
-        raise StreamError("latent section has trailing data")
-    return q, indices, step
+    return q
