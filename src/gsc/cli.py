@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Generative semantic coding: images below 0.01 bpp from a caption and a few latent channels.")
 
 # Modules that add their own commands with ``register(app)``.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["gsc.train.adapter_cli"]
 
 
 def _echo_err(message: str) -> None:
@@ -92,6 +92,10 @@ def decode(
     stream: Path = typer.Argument(..., help="Input .gsc stream."),
     output: Path = typer.Option(..., "-o", "--output", help="Output image (PNG)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="Trained FLUX adapter folder (flux presets)."),
+    model: Optional[str] = typer.Option(None, "--model", help="FLUX base: HF id or local folder (flux presets)."),
+    cpu_offload: bool = typer.Option(False, "--cpu-offload", help="Model CPU offload (flux presets)."),
+    vae_tiling: bool = typer.Option(False, "--vae-tiling", help="VAE tiling (flux presets)."),
 ):
     """Rebuild an image from a .gsc stream (the generator named by the stream's preset)."""
     from rich.progress import Progress
@@ -100,7 +104,9 @@ def decode(
     from .image import save_image
 
     data = _read_stream(stream)
-    codec = Codec()
+    options = {"adapter": str(adapter) if adapter else None, "model": model,
+               "cpu_offload": cpu_offload or None, "vae_tiling": vae_tiling or None}
+    codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None})
     payload = codec.read(data)
     with Progress(transient=True, disable=quiet) as bar:
         task = bar.add_task(f"decoding ({payload.preset}, {payload.steps} steps)", total=payload.steps)

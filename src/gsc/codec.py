@@ -12,6 +12,7 @@ Receiver (``decode``)::
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -87,8 +88,13 @@ class Codec:
 
         if preset.name not in self._generators:
             load_generators()
-            kwargs = {**preset.generator_kwargs, **(self.generator_kwargs if preset is self.preset else {})}
-            self._generators[preset.name] = GENERATORS.create(preset.generator, **kwargs)
+            kwargs = {**preset.generator_kwargs, **self.generator_kwargs}
+            factory = GENERATORS.get(preset.generator)
+            accepted = inspect.signature(factory).parameters
+            unknown = sorted(k for k in self.generator_kwargs if k not in accepted)
+            if unknown:
+                raise GSCError(f"option(s) {', '.join(unknown)} do not apply to the {preset.name} preset")
+            self._generators[preset.name] = factory(**kwargs)
         return self._generators[preset.name]
 
     # -- sender ---------------------------------------------------------------------------------

@@ -34,8 +34,8 @@ PRESETS_BY_ID: dict[int, Preset] = {}
 def register_preset(p: Preset) -> Preset:
     if p.name in PRESETS or p.id in PRESETS_BY_ID:
         raise ValueError(f"preset {p.name!r} / id {p.id} registered twice")
-    if not 0 <= p.id < 16:
-        raise ValueError("preset ids are 0..15 (4 bits in the stream)")
+    if not 0 <= p.id < 8:
+        raise ValueError("preset ids are 0..7 (3 bits in the stream)")
     PRESETS[p.name] = p
     PRESETS_BY_ID[p.id] = p
     return p
@@ -74,7 +74,7 @@ register_preset(Preset(
     description="FLUX.1-schnell (few-step) with the same adapter design",
 ))
 register_preset(Preset(
-    id=15, name="flux-tiny", latent="mbt2018-mean", generator="flux-tiny", latent_channels=320, steps=2,
+    id=7, name="flux-tiny", latent="mbt2018-mean", generator="flux-tiny", latent_channels=320, steps=2,
     latent_kwargs={"quality": 8, "random_init_seed": 0},
     description="tiny random-config FLUX + random-weight mbt2018-mean, for tests of the wiring only",
 ))

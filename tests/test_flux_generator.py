@@ -1,0 +1,168 @@
+"""The flux-tiny generator: determinism (in and across processes), any C and index set at any size,
+the condition reaching the image, adapter checkpoints, and refusal of mismatched requests."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("diffusers")
+
+from gsc.errors import GSCError, StreamError  # noqa: E402
+from gsc.generate import GENERATORS, GenerationRequest  # noqa: E402
+import gsc.generate.flux  # noqa: E402,F401  (registers flux and flux-tiny)
+
+N = 320
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return GENERATORS.create("flux-tiny")
+
+
+def request(c=2, height=40, width=56, seed=0, steps=2, caption="a red door in a stone wall", index_seed=0,
+            value_seed=0):
+    h, w = -(-height // 16), -(-width // 16)
+    idx = sorted(torch.randperm(N, generator=torch.Generator().manual_seed(index_seed))[:c].tolist())
+    values = torch.randint(-6, 7, (c, h, w), generator=torch.Generator().manual_seed(value_seed)).float()
+    return GenerationRequest(caption=caption, channels=values, indices=idx, latent_channels=N, height=height,
+                             width=width, seed=seed, steps=steps)
+
+
+def test_flux_generator_same_seed_same_image_other_seed_other_image(generator):
+    a = generator.generate(request(seed=7))
+    b = generator.generate(request(seed=7))
+    c = generator.generate(request(seed=8))
+    assert torch.equal(a, b)
+    assert (a - c).abs().mean() > 1e-3
+
+
+@pytest.mark.parametrize("c", [0, 1, 16])
+@pytest.mark.parametrize("size", [(40, 56), (17, 33)])
+def test_flux_generator_decodes_any_c_and_index_set_at_any_size(generator, c, size):
+    height, width = size
+    steps_seen = []
+    for index_seed in (0, 1):
+        image = generator.generate(request(c=c, height=height, width=width, index_seed=index_seed),
+                                   progress=steps_seen.append)
+        assert image.shape == (3, height, width)
+        assert image.dtype == torch.float32 and torch.isfinite(image).all()
+        assert image.min() >= 0 and image.max() <= 1
+    assert steps_seen == [0, 1, 0, 1]
+
+
+def test_flux_generator_channels_reach_the_image(generator):
+    # C = 0 runs the base alone; sent channels go through the adapter, so their values and their
+    # indices both change the image.
+    base_only = generator.generate(request(c=0))
+    one = generator.generate(request(c=1))
+    other_values = generator.generate(request(c=1, value_seed=5))
+    other_index = generator.generate(request(c=1, index_seed=9))
+    for x in (one, other_values, other_index):
+        assert (x - base_only).abs().mean() > 1e-4
+    assert (one - other_values).abs().mean() > 1e-4
+    assert (one - other_index).abs().mean() > 1e-4
+
+
+def test_flux_generator_caption_reaches_the_image(generator):
+    a = generator.generate(request(c=0, caption="a red door"))
+    b = generator.generate(request(c=0, caption="a green field under a blue sky"))
+    assert (a - b).abs().mean() > 1e-4
+
+
+def test_flux_tiny_is_the_same_model_in_a_separate_process(generator, tmp_path):
+    # An encoder process and a decoder process must build the same tiny model from the seed.
+    req = request(c=3, seed=5)
+    spec = {"caption": req.caption, "channels": req.channels.tolist(), "indices": req.indices,
+            "height": req.height, "width": req.width, "seed": req.seed, "steps": req.steps}
+    (tmp_path / "req.json").write_text(json.dumps(spec))
+    code = (
+        "import json, sys, torch\n"
+        "torch.set_num_threads(1)\n"
+        "import gsc.generate.flux\n"
+        "from gsc.generate import GENERATORS, GenerationRequest\n"
+        "s = json.load(open(sys.argv[1]))\n"
+        "r = GenerationRequest(s['caption'], torch.tensor(s['channels']), s['indices'], 320, s['height'],"
+        " s['width'], s['seed'], s['steps'])\n"
+        "torch.save(GENERATORS.create('flux-tiny').generate(r), sys.argv[2])\n")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "req.json"), str(tmp_path / "out.pt")], check=True,
+                   env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"}, capture_output=True, timeout=120)
+    assert torch.equal(torch.load(tmp_path / "out.pt"), generator.generate(req))
+
+
+def test_flux_tiny_loads_an_adapter_checkpoint(tmp_path):
+    from gsc.generate.flux_adapter import FluxChannelAdapter
+    from gsc.generate.flux_tiny import randomize_zero_layers, tiny_components
+
+    adapter = FluxChannelAdapter.from_transformer(tiny_components(0)["transformer"], N, condition_dim=16)
+    randomize_zero_layers(adapter, seed=11)
+    adapter.save_pretrained(str(tmp_path / "adapter"))
+    g1 = GENERATORS.create("flux-tiny", adapter=str(tmp_path / "adapter"))
+    g2 = GENERATORS.create("flux-tiny", adapter=str(tmp_path / "adapter"))
+    assert g1.pipe.adapter.config.condition_dim == 16
+    assert torch.equal(g1.generate(request(c=2)), g2.generate(request(c=2)))
+    with pytest.raises(GSCError, match="no FLUX adapter"):
+        GENERATORS.create("flux-tiny", adapter=str(tmp_path / "missing"))
+
+
+def test_flux_generator_refuses_mismatched_requests(generator):
+    bad_grid = request(c=2, height=40, width=56)
+    bad_grid.channels = bad_grid.channels[:, :2, :2]
+    with pytest.raises(StreamError, match="does not match"):
+        generator.generate(bad_grid)
+    other_n = request(c=1)
+    other_n.latent_channels = 32
+    with pytest.raises(StreamError, match="latent channels"):
+        generator.generate(other_n)
+    with pytest.raises(GSCError, match="steps"):
+        generator.generate(request(steps=0))
+
+
+def test_flux_generator_memory_options(generator):
+    # Offload moves models, not numbers: on the same device it must give the same image. Tiling (the tiny
+    # VAE tiles above 64 px) and bf16 must still give a valid image of the right size.
+    offloaded = GENERATORS.create("flux-tiny", cpu_offload=True)
+    assert offloaded.pipe._all_hooks  # accelerate's hooks are in place
+    req = request(c=2, height=96, width=80)
+    assert torch.equal(offloaded.generate(req), generator.generate(req))
+    for kwargs in ({"vae_tiling": True}, {"dtype": "bfloat16"}):
+        g = GENERATORS.create("flux-tiny", **kwargs)
+        image = g.generate(req)
+        assert image.shape == (3, 96, 80) and image.dtype == torch.float32 and torch.isfinite(image).all()
+    assert GENERATORS.create("flux-tiny", vae_tiling=True).pipe.vae.use_tiling
+    with pytest.raises(GSCError, match="dtype"):
+        GENERATORS.create("flux-tiny", dtype="float8")
+
+
+def test_flux_generator_loads_a_local_base_folder(generator, tmp_path):
+    # The `flux` generator's real loading path (FluxPipeline.from_pretrained + adapter folder), fed the
+    # tiny components saved to disk, must reproduce flux-tiny exactly; a missing base is one clear error.
+    from diffusers import FluxPipeline
+
+    from gsc.generate.flux_tiny import tiny_components
+
+    FluxPipeline(**tiny_components(0)).save_pretrained(str(tmp_path / "base"))
+    generator.pipe.adapter.save_pretrained(str(tmp_path / "adapter"))
+    real = GENERATORS.create("flux", model=str(tmp_path / "base"), adapter=str(tmp_path / "adapter"),
+                             dtype="float32", guidance=3.5, max_sequence_length=32)
+    req = request(c=3, seed=2)
+    assert torch.equal(real.generate(req), generator.generate(req))
+    with pytest.raises(GSCError, match="cannot load the FLUX base"):
+        GENERATORS.create("flux", model=str(tmp_path / "missing"), dtype="float32")
+    caption_only = GENERATORS.create("flux", model=str(tmp_path / "base"), dtype="float32",
+                                     max_sequence_length=32)
+    assert caption_only.generate(request(c=0)).shape == (3, 40, 56)
+    with pytest.raises(GSCError, match="no adapter is loaded"):
+        caption_only.generate(request(c=1))
