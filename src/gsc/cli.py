@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Generative semantic coding: images below 0.01 bpp from a caption and a few latent channels.")
 
 # Modules that add their own commands with ``register(app)``.
-COMMAND_MODULES: list[str] = ["gsc.train.adapter_cli"]
+COMMAND_MODULES: list[str] = ["gsc.train.adapter_cli", "gsc.eval.commands"]
 
 
 def _echo_err(message: str) -> None:

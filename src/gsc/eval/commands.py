@@ -1,0 +1,110 @@
+"""CLI commands of the evaluation: ``eval``, ``bench-classical``, ``eval-task`` and ``plot``.
+
+Heavy imports (torch, transformers, imagecodecs) happen inside the command bodies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_cmd(
+        dataset: Path = typer.Argument(..., help="folder of images"),
+        output: Path = typer.Option(..., "-o", "--output", help="results JSON (CompressAI format); the table "
+                                    "(.md), plot (.png) and per-image cache (.cache/) go beside it"),
+        preset: str = typer.Option("lite", help="codec preset"),
+        channels: str = typer.Option("1,2,4", help="operating points: numbers of latent channels C"),
+        captions: Optional[Path] = typer.Option(None, help="JSON {file name: caption}; overrides the captioner"),
+        captioner: Optional[str] = typer.Option(None, help="captioner name (default: the preset's)"),
+        selection: str = typer.Option("ssim", help="channel selection method"),
+        step: float = typer.Option(1.0, help="latent quantization step"),
+        seed: Optional[int] = typer.Option(None, help="decoder seed (default: the preset's)"),
+        steps: Optional[int] = typer.Option(None, help="sampling steps (default: the preset's)"),
+        limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
+        resume: bool = typer.Option(False, "--resume", help="reuse records from the cache"),
+        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to DIR/c{C}/NAME.png"),
+        compare: List[Path] = typer.Option([], help="more results JSON files to draw on the plot"),
+        doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
+        learned: bool = typer.Option(True, help="try LPIPS/DISTS/FID/KID (left out where they cannot load)"),
+    ):
+        """Encode + decode every image at each C; bpp, PSNR, MS-SSIM (and learned metrics where they load)."""
+        from .evaluate import EvalSettings, eval_table, load_captions, parse_channels, run_eval
+
+        settings = EvalSettings(preset=preset, channels=parse_channels(channels), selection=selection,
+                                captioner=captioner, step=step, seed=seed, steps=steps, learned=learned)
+        if captions is not None:
+            settings.captions = load_captions(captions)
+            settings.captions_label = captions.name
+        result = run_eval(dataset, settings, output, resume=resume, limit=limit, save_recon=save_recon,
+                          compare=[str(c) for c in compare], doc=doc, echo=typer.echo)
+        if result is not None:
+            typer.echo(eval_table(result))
+
+    @app.command("bench-classical")
+    def bench_classical_cmd(
+        dataset: Path = typer.Argument(..., help="folder of images"),
+        output: Path = typer.Option(..., "-o", "--output", help="bundle JSON; one CompressAI JSON per codec, "
+                                    "the table (.md) and plot (.png) go beside it"),
+        target_bpp: str = typer.Option("0.01", help="one or more targets, comma-separated (whole-file bpp)"),
+        codecs: str = typer.Option("webp,jxl,avif,jpeg", help="comma-separated: webp, jxl, avif, jpeg"),
+        max_downscale: float = typer.Option(32.0, help="smallest size tried: 1/N of the original"),
+        steps_per_octave: int = typer.Option(16, help="downscaled sizes per halving of the width"),
+        workers: int = typer.Option(1, help="processes (use more only on an idle machine)"),
+        limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
+        resume: bool = typer.Option(False, "--resume", help="reuse records from the cache"),
+        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to DIR/{codec}_{target}/"),
+        doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
+    ):
+        """Classical codecs at a byte budget: best PSNR over downscale × quality, bicubic upscale."""
+        from ..errors import GSCError
+        from .classical import SearchGrid, classical_table, parse_codecs, parse_targets, run_bench
+
+        if max_downscale < 1 or steps_per_octave < 1:
+            raise GSCError(f"--max-downscale must be ≥ 1 and --steps-per-octave ≥ 1, got "
+                           f"{max_downscale} and {steps_per_octave}")
+        bundle = run_bench(dataset, parse_codecs(codecs), parse_targets(target_bpp), output,
+                           grid=SearchGrid(max_downscale, steps_per_octave), workers=workers, resume=resume,
+                           limit=limit, save_recon=save_recon, doc=doc)
+        typer.echo(classical_table(bundle))
+
+    @app.command("eval-task")
+    def eval_task_cmd(
+        originals: Path = typer.Argument(..., help="folder of original images"),
+        recons: Path = typer.Argument(..., help="folder of reconstructions (same file stems)"),
+        output: Path = typer.Option(..., "-o", "--output", help="results JSON"),
+        tasks: str = typer.Option("depth,segmentation,detection", help="comma-separated tasks"),
+        depth_model: str = typer.Option("depth-anything/Depth-Anything-V2-Small-hf", help="HF id or folder"),
+        segmentation_model: str = typer.Option("nvidia/segformer-b0-finetuned-ade-512-512", help="HF id or folder"),
+        detection_model: str = typer.Option("facebook/detr-resnet-50", help="HF id or folder"),
+        det_threshold: float = typer.Option(0.5, help="score a detection on the original needs to count"),
+        limit: Optional[int] = typer.Option(None, help="only the first N images"),
+    ):
+        """Depth (δ1, AbsRel), segmentation (mIoU), detection (mAP) on reconstructions vs originals."""
+        from ..errors import GSCError
+        from .tasks import TASKS, run_tasks, tasks_table
+
+        models = {"depth": depth_model, "segmentation": segmentation_model, "detection": detection_model}
+        names = [t.strip() for t in tasks.split(",") if t.strip()]
+        for n in names:
+            if n not in TASKS:
+                raise GSCError(f"unknown task {n!r}; choose from {', '.join(TASKS)}")
+        obj = run_tasks(originals, recons, {n: models[n] for n in names}, output, det_threshold=det_threshold,
+                        limit=limit)
+        typer.echo(tasks_table(obj))
+
+    @app.command("plot")
+    def plot_cmd(
+        files: List[Path] = typer.Argument(..., help="results JSON files (CompressAI format or bundles)"),
+        output: Path = typer.Option(..., "-o", "--output", help="PNG file"),
+        title: Optional[str] = typer.Option(None, help="plot title"),
+    ):
+        """Draw rate–distortion curves (PSNR and MS-SSIM vs bpp) of several results files in one PNG."""
+        from .plot import plot_files
+
+        curves = plot_files(files, output, title)
+        typer.echo(f"{output}: {len(curves)} curves")
