@@ -23,7 +23,7 @@ def test_header_round_trip(size, decoder):
 
 @pytest.mark.parametrize("size", [(768, 512), (512, 768)])
 def test_kodak_header_fits_six_bytes(size):
-    # Kodak captions code to 33–63 bytes; the container must stay within 6 bytes for them.
+    # Kodak captions code to 22–44 bytes; the container must stay within 6 bytes up to 63.
     for caption_len in (0, 33, 45, 63):
         data = fmt.pack(fmt.Header(0, *size), b"x" * caption_len, b"y" * 200)
         assert fmt.unpack(data).header_bytes <= 6, caption_len
