@@ -14,12 +14,7 @@ if importlib.util.find_spec("compressai") is None:  # imported through gsc's tor
 from typer.testing import CliRunner  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_flux_tiny_cli_encode_then_decode(tmp_path):

@@ -19,12 +19,7 @@ from gsc.train.adapter import CaptionedImages, draw_condition, read_captions  # 
 from gsc.train.adapter_cli import register  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()
