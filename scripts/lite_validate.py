@@ -21,6 +21,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/bsds500/test")
     ap.add_argument("--limit", type=int, default=50)
     ap.add_argument("--channels", default="1,2,3")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/lite_bsds_test.json")
     args = ap.parse_args(argv)
 
@@ -32,7 +33,7 @@ def main(argv=None) -> int:
     from gsc.eval.metrics import ms_ssim, psnr
     from gsc.image import load_image, to_uint8
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     codec = Codec()
     paths = sorted(args.data.glob("*.jpg"))[: args.limit]
     out = {}

@@ -23,7 +23,12 @@ from ..nn import ConfigMixin, ResBlock, timestep_embedding, zero_module
 
 
 class LiteFlowUNet(nn.Module, ConfigMixin):
-    """Velocity model v(x_t, t) on pixels, working on 4×4 patches for speed on CPU."""
+    """Velocity model v(x_t, t) on pixels, working on 4×4 patches for speed on CPU.
+
+    The network's raw output is the image estimate x̂_0 (``predict_x0``); the velocity is derived from
+    it, v̂ = (x_t − x̂_0) / t. A small network cannot afford to copy the noise through itself, which a
+    raw velocity output at t ≈ 1 (v = ε − x_0) would demand.
+    """
 
     def __init__(self, channels: tuple[int, ...] = (64, 128, 192), patch: int = 4, t_dim: int = 128):
         super().__init__()
@@ -57,6 +62,10 @@ class LiteFlowUNet(nn.Module, ConfigMixin):
         return self.t_mlp(timestep_embedding(t, self.t_dim))
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, residuals: dict | None = None) -> torch.Tensor:
+        x0 = self.predict_x0(x_t, t, residuals)
+        return (x_t - x0) / t.clamp_min(1e-3).view(-1, 1, 1, 1)
+
+    def predict_x0(self, x_t: torch.Tensor, t: torch.Tensor, residuals: dict | None = None) -> torch.Tensor:
         t_emb = self.embed_t(t)
         h = self.conv_in(F.pixel_unshuffle(x_t, self.patch))
         skips = []

@@ -21,6 +21,12 @@ def flow_matching_loss(v_pred: torch.Tensor, x0: torch.Tensor, noise: torch.Tens
     return torch.mean((v_pred - (noise - x0)) ** 2)
 
 
+def flow_matching_loss_x0(x0_pred: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+    """The flow-matching loss of a model that predicts x̂_0 (v̂ = (x_t − x̂_0)/t), weighted by t²:
+    t²·‖v̂ − v‖² = ‖x̂_0 − x_0‖². The weight keeps t → 0 from dominating a small model's training."""
+    return torch.mean((x0_pred - x0) ** 2)
+
+
 def sample_timesteps(n: int, shift: float = 3.0, p_one: float = 0.0, generator=None) -> torch.Tensor:
     """FLUX-style timesteps: logit-normal, then shifted towards noise by ``shift``.
 
