@@ -20,9 +20,10 @@ from gsc.image import load_image, to_uint8
 KODAK = Path(__file__).resolve().parents[2] / "shared/data/kodak"
 needs_kodak = pytest.mark.skipif(not KODAK.is_dir(), reason="../shared/data/kodak not present")
 
-# Floors: BSDS500-test means (C = 2) minus a margin, see docs/models.md.
-PSNR_FLOOR = 17.0
-MS_SSIM_FLOOR = 0.60
+# Floors: the per-image minima at C = 2 on 50 BSDS500 test images (scripts/lite_validate.py: 13.07 dB,
+# MS-SSIM 0.348), rounded down. Noise-like output (a broken adapter) scores about 11 dB / 0.16.
+PSNR_FLOOR = 13.0
+MS_SSIM_FLOOR = 0.34
 
 
 def eight_bit(image):
@@ -43,7 +44,7 @@ def test_committed_weights_load():
     total = sum(p.numel() for m in (enc.model, gen.base, gen.adapter) for p in m.parameters())
     assert 1e6 < total < 10e6
     # The adapter was trained: its zero-initialised output layers have moved.
-    assert float(gen.adapter.zero_mid.weight.abs().sum()) > 0
+    assert float(gen.adapter.zero_mid.weight.detach().abs().sum()) > 0
 
 
 @needs_kodak
