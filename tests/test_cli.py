@@ -71,3 +71,10 @@ def test_bad_streams_and_options_give_one_line(tmp_path):
     one_line_error(gsc("encode", img, "-o", tmp_path / "o.gsc", "--channels", "40"), "--channels must be 0..16")
     one_line_error(gsc("encode", img, "-o", tmp_path / "o.gsc", "--selection", "best"), "unknown selection 'best'")
     assert not (tmp_path / "o.gsc").exists()
+
+
+def test_usage_errors_exit_non_zero_without_traceback(tmp_path):
+    out = gsc("encode")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "Missing argument" in out.stderr
+    out = gsc("encode", tmp_path / "x.png", "-o", tmp_path / "y.gsc", "--channels", "two")
+    assert out.returncode == 2 and "Traceback" not in out.stderr

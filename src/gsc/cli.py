@@ -186,20 +186,27 @@ def _register_modules() -> None:
 _register_modules()
 
 
-def main(argv: list[str] | None = None) -> int:
-    import click
+def _click_exceptions():
+    try:  # typer ≥ 0.25 vendors click as typer._click
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
 
+
+def main(argv: list[str] | None = None) -> int:
+    ex = _click_exceptions()
     try:
         app(args=argv, standalone_mode=False)
     except GSCError as e:
         _echo_err(str(e))
         return 1
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         _echo_err("aborted")
         return 130
-    except click.ClickException as e:
+    except ex.ClickException as e:
         e.show()
         return e.exit_code
     except KeyboardInterrupt:
