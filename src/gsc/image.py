@@ -118,6 +118,9 @@ def write_atomic(path: str | Path, writer) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             writer(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
