@@ -16,7 +16,8 @@ from ablation_common import by_channels, captions_path, delta, command_line, fin
 
 def main(argv=None) -> int:
     args = parser(__doc__.splitlines()[0], channels="0").parse_args(argv)
-    from gsc.eval.evaluate import list_dataset, load_captions
+    from gsc.caption.captioners import load_captions
+    from gsc.eval.evaluate import list_dataset
     from gsc.eval.results import markdown_table
 
     cap_file = captions_path(args)

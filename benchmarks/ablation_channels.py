@@ -22,7 +22,8 @@ def main(argv=None) -> int:
     if args.compare is None:
         found = [ROOT / f"benchmarks/results/classical_{args.dataset.name}{s}.json" for s in ("", "_0.01")]
         args.compare = [f for f in found if f.is_file()][:1]
-    from gsc.eval.evaluate import eval_table, load_captions
+    from gsc.caption.captioners import load_captions
+    from gsc.eval.evaluate import eval_table
     from gsc.eval.results import load_curves
 
     cap_file = captions_path(args)

@@ -20,7 +20,7 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=METHODS)
     args = ap.parse_args(argv)
     from gsc.errors import GSCError
-    from gsc.eval.evaluate import load_captions
+    from gsc.caption.captioners import load_captions
     from gsc.eval.results import markdown_table
     from gsc.latent.selection import SELECTORS
 

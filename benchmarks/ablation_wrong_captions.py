@@ -21,7 +21,8 @@ def swapped(captions: dict[str, str], names: list[str]) -> dict[str, str]:
 def main(argv=None) -> int:
     args = parser(__doc__.splitlines()[0], channels="0,1,2").parse_args(argv)
     from gsc.errors import GSCError
-    from gsc.eval.evaluate import list_dataset, load_captions
+    from gsc.caption.captioners import load_captions
+    from gsc.eval.evaluate import list_dataset
     from gsc.eval.results import markdown_table
 
     cap_file = captions_path(args)

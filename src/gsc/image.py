@@ -11,6 +11,7 @@ import torch
 
 from .errors import GSCError
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}  # what folders are read for
 MIN_SIZE = 16  # the latent grid is 1/16 of the image: smaller images have no latent position
 
 

@@ -35,6 +35,24 @@ class NoCaptioner(Captioner):
         return ""
 
 
+def load_captions(path: str | Path) -> dict[str, str]:
+    """A JSON object {image file name: caption}; keys starting with "_" are notes and are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise GSCError(f"captions file not found: {path}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise GSCError(f"captions file {path} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise GSCError(f"captions file {path} must hold a JSON object {{image name: caption}}")
+    table = {k: v for k, v in data.items() if not k.startswith("_")}
+    bad = [k for k, v in table.items() if not isinstance(v, str)]
+    if bad:
+        raise GSCError(f"captions file {path}: the caption of {bad[0]!r} is not a string")
+    return table
+
+
 @CAPTIONERS.register("given")
 class GivenCaptioner(Captioner):
     """``caption=TEXT`` for every image, or ``captions=FILE.json`` looked up by the image's file name."""
@@ -46,23 +64,7 @@ class GivenCaptioner(Captioner):
         self.path = Path(captions) if captions is not None else None
         self.table: dict[str, str] = {}
         if self.path is not None:
-            self.table = self._read(self.path)
-
-    @staticmethod
-    def _read(path: Path) -> dict[str, str]:
-        if not path.is_file():
-            raise GSCError(f"captions file not found: {path}")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise GSCError(f"captions file {path} is not valid JSON ({e})") from None
-        if not isinstance(data, dict):
-            raise GSCError(f"captions file {path} must hold a JSON object {{image name: caption}}")
-        table = {k: v for k, v in data.items() if not k.startswith("_")}
-        bad = [k for k, v in table.items() if not isinstance(v, str)]
-        if bad:
-            raise GSCError(f"captions file {path}: the caption of {bad[0]!r} is not a string")
-        return table
+            self.table = load_captions(self.path)
 
     def caption(self, image, image_name=None) -> str:
         if self.text is not None:

@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
         learned: bool = typer.Option(True, help="try LPIPS/DISTS/FID/KID (left out where they cannot load)"),
     ):
         """Encode + decode every image at each C; bpp, PSNR, MS-SSIM (and learned metrics where they load)."""
-        from .evaluate import EvalSettings, eval_table, load_captions, parse_channels, run_eval
+        from ..caption.captioners import load_captions
+        from .evaluate import EvalSettings, eval_table, parse_channels, run_eval
 
         settings = EvalSettings(preset=preset, channels=parse_channels(channels), selection=selection,
                                 captioner=captioner, step=step, seed=seed, steps=steps, learned=learned)

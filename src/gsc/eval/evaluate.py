@@ -14,16 +14,15 @@ records, computes the set-level metrics (FID/KID, when they load) and writes JSO
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GSCError
+from ..image import IMAGE_SUFFIXES
 from .results import (RecordCache, curve, file_digest, markdown_table, mean, output_paths, update_section,
                       write_json)
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
 @dataclass
@@ -61,20 +60,6 @@ def list_dataset(folder: str | Path, limit: int | None = None) -> list[Path]:
     if not paths:
         raise GSCError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
     return paths[:limit] if limit else paths
-
-
-def load_captions(path: str | Path) -> dict[str, str]:
-    """A JSON object {file name: caption}; keys starting with '_' are notes and are skipped."""
-    path = Path(path)
-    if not path.is_file():
-        raise GSCError(f"captions file not found: {path}")
-    try:
-        obj = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise GSCError(f"captions file {path} is not valid JSON ({e.msg})") from None
-    if not isinstance(obj, dict) or not all(isinstance(v, str) for k, v in obj.items() if not k.startswith("_")):
-        raise GSCError(f"captions file {path} must be an object of file name → caption string")
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
 
 
 def parse_channels(text: str) -> list[int]:

@@ -232,7 +232,8 @@ def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: f
     """``tasks`` maps task name → model id/folder. Reconstructions are matched to originals by stem."""
     from tqdm.auto import tqdm
 
-    from .evaluate import IMAGE_SUFFIXES, list_dataset
+    from ..image import IMAGE_SUFFIXES
+    from .evaluate import list_dataset
     from .results import output_paths, write_json
 
     paths = output_paths(out)

@@ -72,13 +72,9 @@ class AdapterTrainConfig:
 # --- data -----------------------------------------------------------------------------------------
 
 def read_captions(path: str | Path | None) -> dict[str, str]:
-    if path is None:
-        return {}
-    try:
-        captions = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise GSCError(f"cannot read captions {path} ({type(e).__name__})") from None
-    return {k: v for k, v in captions.items() if isinstance(v, str) and not k.startswith("_")}
+    from ..caption.captioners import load_captions
+
+    return {} if path is None else load_captions(path)
 
 
 class CaptionedImages(torch.utils.data.Dataset):

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from ..image import IMAGE_SUFFIXES
 
 
 def list_images(folder: str | Path) -> list[Path]:
