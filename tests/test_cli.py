@@ -60,7 +60,7 @@ def test_bad_inputs_give_one_line_and_leave_nothing(tmp_path):
 
 def test_bad_streams_and_options_give_one_line(tmp_path):
     bad = tmp_path / "bad.gsc"
-    bad.write_bytes(b"\xb1\x00\x00garbage")
+    bad.write_bytes(b"\xb2\x00\x00garbage")
     one_line_error(gsc("info", bad), "checksum")
     one_line_error(gsc("decode", bad, "-o", tmp_path / "x.png"), "checksum")
     assert not (tmp_path / "x.png").exists()

@@ -93,3 +93,28 @@ def test_mutated_latent_sections_raise_stream_error_or_decode_in_range():
         except StreamError:
             continue
         assert q2.shape[1:] == (8, 8) and all(0 <= i < 32 for i in idx2)
+
+
+def test_training_rate_term_uses_the_coders_predictor():
+    """gsc.latent.lite.med_residual (the codec stage's rate term) sees the residuals the stream codes."""
+    import torch
+
+    from gsc.latent.coding import AdaptiveContextModel
+    from gsc.latent.lite import med_residual
+
+    q = np.random.default_rng(3).integers(-6, 7, (2, 5, 8))
+    residual = med_residual(torch.from_numpy(q).float()[None])[0].numpy()
+    model = AdaptiveContextModel(6)
+    expected = np.array([[[q[k, y, x] - model.predict(q[k], y, x)[0] for x in range(8)] for y in range(5)]
+                         for k in range(2)])
+    np.testing.assert_array_equal(residual, expected)
+
+
+def test_smooth_ramp_costs_far_less_than_its_marginal_entropy():
+    """Predictive coding: a wide-range but smooth channel is cheap (what lite's g_a is trained for)."""
+    yy, xx = np.mgrid[0:32, 0:48]
+    q = ((xx + yy) // 3 - 13)[None]  # values −13..12, every one about equally common
+    _, counts = np.unique(q, return_counts=True)
+    marginal_bits = -(counts * np.log2(counts / counts.sum())).sum()
+    coded_bits = 8 * len(encode_latent(q, [0], 32))
+    assert coded_bits < 0.25 * marginal_bits

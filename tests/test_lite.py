@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from gsc.codec import Codec
+from gsc.errors import GSCError
 from gsc.eval.metrics import ms_ssim, psnr
 from gsc.image import load_image, to_uint8
 
@@ -80,3 +81,18 @@ def test_cli_round_trip_exact_size_and_deterministic(tmp_path):
         assert Image.open(out).size == (250, 187)
         hashes.append(hashlib.sha256(out.read_bytes()).hexdigest())
     assert hashes[0] == hashes[1]
+
+
+@needs_kodak
+def test_max_bpp_coarsens_the_step_until_the_stream_fits(codec):
+    x = load_image(KODAK / "kodim05.png")
+    kw = dict(channels=4, caption="")
+    fine, coarse = codec.encode(x, **kw), codec.encode(x, step=2.5, **kw)
+    assert len(coarse) < len(fine)
+    pixels = x.shape[-1] * x.shape[-2]
+    budget = (len(fine) + len(coarse)) / 2 * 8 / pixels  # between the finest and the coarsest step
+    data = codec.encode(x, max_bpp=budget, **kw)
+    assert len(data) * 8 / pixels <= budget and codec.read(data).step > 1.0
+    assert codec.encode(x, max_bpp=1.0, **kw) == fine  # a loose budget keeps the finest step
+    with pytest.raises(GSCError, match="does not fit"):
+        codec.encode(x, max_bpp=(len(coarse) - 2) * 8 / pixels, **kw)

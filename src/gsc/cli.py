@@ -69,6 +69,8 @@ def encode(
     preset: str = typer.Option("lite", "--preset", help="lite | flux-dev | flux-schnell | flux-tiny."),
     selection: str = typer.Option("ssim", "--selection", help="ssim | ssim-abs | ssim-full | energy | random."),
     step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ: 1.0, 1.5, 2.0 or 2.5."),
+    max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget: coarsen Δ (from --step up) "
+                                            "until the whole stream fits, or fail."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Decoder seed to write in the stream."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Decoder sampling steps to write in the stream."),
     latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",
@@ -79,12 +81,13 @@ def encode(
 
     x = load_image(image)
     codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint)
-    data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps)
+    data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
+                        max_bpp=max_bpp)
     write_atomic(output, lambda f: f.write(data))
     info = codec.info(data)
     typer.echo(f"{output}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
                f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
-               f"C={info['channels']} {info['indices']})")
+               f"C={info['channels']} {info['indices']}, step {info['step']})")
 
 
 @app.command()
@@ -145,6 +148,8 @@ def train_lite(
     stages: str = typer.Option("codec,base,adapter", "--stages", help="Comma list of codec, base, adapter."),
     minutes: str = typer.Option("codec=25,base=25,adapter=70", "--minutes", help="Wall-clock budget per stage."),
     steps: str = typer.Option("codec=4000,base=4000,adapter=8000", "--steps", help="Step budget per stage."),
+    init: str = typer.Option("", "--init", help="Warm starts, stage=checkpoint,… (weights only; new schedule)."),
+    target_bits: float = typer.Option(1.1, "--target-bits", help="codec: bits per kept latent position."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch threads."),
 ):
@@ -164,8 +169,13 @@ def train_lite(
     chosen = [s.strip() for s in stages.split(",") if s.strip()]
     if not chosen or any(s not in STAGES for s in chosen):
         raise GSCError(f"--stages must list some of {', '.join(STAGES)}, got {stages!r}")
-    cfg = LiteTrainConfig(data=str(data), out=str(out), weights=str(weights), seed=seed, threads=threads)
+    cfg = LiteTrainConfig(data=str(data), out=str(out), weights=str(weights), seed=seed, threads=threads,
+                          target_bits=target_bits)
     cfg.minutes.update(parse(minutes, float))
+    cfg.init.update(parse(init, str))
+    for stage, path in cfg.init.items():
+        if not Path(path).is_file():
+            raise GSCError(f"--init {stage}={path}: no such checkpoint")
     cfg.steps.update(parse(steps, int))
     try:
         run(cfg, chosen)

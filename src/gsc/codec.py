@@ -99,8 +99,13 @@ class Codec:
 
     # -- sender ---------------------------------------------------------------------------------
     def encode(self, image, channels: int = 1, caption: str | None = None, image_name: str | None = None,
-               step: float = 1.0, seed: int | None = None, steps: int | None = None) -> bytes:
-        """Compress ``image`` to a stream carrying its caption and ``channels`` selected latent channels."""
+               step: float = 1.0, seed: int | None = None, steps: int | None = None,
+               max_bpp: float | None = None) -> bytes:
+        """Compress ``image`` to a stream carrying its caption and ``channels`` selected latent channels.
+
+        With ``max_bpp``, ``step`` is the finest quantization step tried: the coarsest needed of the
+        steps from there up is used so that the whole stream fits the budget (or GSCError).
+        """
         import torch
 
         from .image import as_image_tensor, pad_to_multiple
@@ -125,15 +130,22 @@ class Codec:
             image_name = Path(image).name
         # 1. caption
         text = caption if caption is not None else self.captioner.caption(x, image_name)
-        # 2. latent: analysis transform on the padded image, quantized with step Δ
-        y = self.latent_encoder.analyse(pad_to_multiple(x, 16))
-        q = torch.round(y / step)
-        # 3. selection of C channels, scored on the dequantized latent
-        indices = select_channels(q * step, x, channels, self.selection)
-        # 4. entropy coding of caption and channels into one stream
-        latent = encode_latent(q[indices].numpy().astype(np.int64), indices, self.preset.latent_channels, step)
+        caption_data = encode_caption(text)
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
-        return fmt.pack(header, encode_caption(text), latent)
+        # 2. latent: analysis transform on the padded image
+        y = self.latent_encoder.analyse(pad_to_multiple(x, 16))
+        data = b""
+        for delta in [s for s in STEPS if s >= step] if max_bpp is not None else [step]:
+            # quantized with step Δ; 3. selection of C channels, scored on the dequantized latent
+            q = torch.round(y / delta)
+            indices = select_channels(q * delta, x, channels, self.selection)
+            # 4. entropy coding of caption and channels into one stream
+            latent = encode_latent(q[indices].numpy().astype(np.int64), indices, self.preset.latent_channels, delta)
+            data = fmt.pack(header, caption_data, latent)
+            if max_bpp is None or len(data) * 8 / (width * height) <= max_bpp:
+                return data
+        raise GSCError(f"C={channels} does not fit in {max_bpp} bpp even at step {STEPS[-1]} "
+                       f"({len(data) * 8 / (width * height):.5f} bpp); send fewer channels")
 
     # -- receiver -------------------------------------------------------------------------------
     def read(self, data: bytes) -> Payload:

@@ -6,13 +6,22 @@ Latent section layout (``gsc.stream`` carries it as the rest of the stream; empt
     | per channel: m_c = max |ŷ_c| as Exp-Golomb order 1 | zero bits to the byte boundary
     | range-coder words (little-endian u32), trailing zero bytes dropped
 
-Model. Channel c's symbols ŷ ∈ [−m_c, m_c] are coded in raster order. The context is
-(min(|left|, 2), min(|up|, 2)), 9 contexts per channel, each an integer frequency table that starts
-from a fixed integer prior peaked at 0 and adds ``INCREMENT`` to the coded symbol, halving when the
-total passes ``LIMIT``. The coder gets ``counts / total`` as float64; both are integers below 2^53, so
-the division is exact IEEE arithmetic and constriction's fixed-point quantization of it (Rust, single
-threaded) sees the same input everywhere. Encoder and decoder therefore compute bit-identical models
-on any machine and with any thread count; no float from a neural network touches the probabilities.
+Model. Channel c's symbols ŷ ∈ [−m_c, m_c] are coded in raster order, predictively (LOCO-I): the
+prediction p is the median edge detector of the decoded neighbours (left a, up b, up-left c):
+min(a, b) if c ≥ max(a, b), max(a, b) if c ≤ min(a, b), a + b − c otherwise (first row: a; first
+column: b; origin: 0). The context is the local activity |a − c| + |b − c| in 4 buckets (0, 1, 2–3,
+≥ 4). Each context holds an integer frequency table over residuals r = ŷ − p ∈ [−2m, 2m] that starts
+from a fixed integer prior peaked at 0, adds ``INCREMENT`` to the coded residual and halves when its
+total passes ``LIMIT``. The symbol is coded with the table's slice for ŷ ∈ [−m, m] (residuals
+[−m − p, m − p]), so the alphabet stays 2m + 1. The coder gets ``counts / total`` as float64; both
+are integers below 2^53, so the division is exact IEEE arithmetic and constriction's fixed-point
+quantization of it (Rust, single threaded) sees the same input everywhere. Encoder and decoder
+therefore compute bit-identical models on any machine and with any thread count; no float from a
+neural network touches the probabilities.
+
+Why predictive: the lite analysis transform is trained against this predictor's residuals
+(``gsc.latent.lite.med_residual``), so its channels may be smooth, wide-range maps (thumbnail-like),
+which carry far more of the image per bit than sparse ones.
 """
 
 from __future__ import annotations
@@ -42,29 +51,47 @@ def step_code(step: float) -> int:
     raise ValueError(f"quantization step {step} is not one of {STEPS}")
 
 
+N_CONTEXTS = 4
+
+
+def med_predict(a: int, b: int, c: int) -> int:
+    """LOCO-I's median edge detector (a = left, b = up, c = up-left)."""
+    if c >= max(a, b):
+        return min(a, b)
+    if c <= min(a, b):
+        return max(a, b)
+    return a + b - c
+
+
 class AdaptiveContextModel:
-    """Integer frequency tables for one channel with alphabet [−m, m]."""
+    """Integer residual frequency tables for one channel with alphabet [−m, m]."""
 
     def __init__(self, m: int):
         self.m = m
-        size = 2 * m + 1
-        prior = np.array([max(1, 16 >> min(abs(v), 4)) for v in range(-m, m + 1)], dtype=np.int64)
-        self.tables = np.tile(prior, (9, 1))
-        assert self.tables.shape == (9, size)
+        prior = np.array([max(1, 16 >> min(abs(v), 4)) for v in range(-2 * m, 2 * m + 1)], dtype=np.int64)
+        self.tables = np.tile(prior, (N_CONTEXTS, 1))
 
     @staticmethod
-    def context(q: np.ndarray, y: int, x: int) -> int:
-        left = min(abs(int(q[y, x - 1])), 2) if x > 0 else 0
-        up = min(abs(int(q[y - 1, x])), 2) if y > 0 else 0
-        return left + 3 * up
+    def predict(q: np.ndarray, y: int, x: int) -> tuple[int, int]:
+        """(prediction, context) for position (y, x) from the already coded neighbours."""
+        if y == 0:
+            return (int(q[0, x - 1]) if x > 0 else 0), 0
+        if x == 0:
+            return int(q[y - 1, 0]), 0
+        a, b, c = int(q[y, x - 1]), int(q[y - 1, x]), int(q[y - 1, x - 1])
+        activity = abs(a - c) + abs(b - c)
+        ctx = 0 if activity == 0 else 1 if activity == 1 else 2 if activity <= 3 else 3
+        return med_predict(a, b, c), ctx
 
-    def probabilities(self, ctx: int) -> np.ndarray:
-        t = self.tables[ctx]
+    def probabilities(self, ctx: int, pred: int) -> np.ndarray:
+        """P(ŷ = v) for v in [−m, m], i.e. residual table entries v − pred + 2m."""
+        lo = self.m - pred
+        t = self.tables[ctx, lo: lo + 2 * self.m + 1]
         return t.astype(np.float64) / float(t.sum())
 
-    def update(self, ctx: int, symbol: int) -> None:
+    def update(self, ctx: int, pred: int, value: int) -> None:
         t = self.tables[ctx]
-        t[symbol] += INCREMENT
+        t[value - pred + 2 * self.m] += INCREMENT
         if t.sum() > LIMIT:
             self.tables[ctx] = (t + 1) // 2
 
@@ -104,10 +131,10 @@ def encode_latent(q: np.ndarray, indices: list[int], n_channels: int, step: floa
         h, wd = ch.shape
         for y in range(h):
             for x in range(wd):
-                ctx = model.context(ch, y, x)
-                s = int(ch[y, x]) + m
-                enc.encode(s, cat(model.probabilities(ctx), perfect=False))
-                model.update(ctx, s)
+                pred, ctx = model.predict(ch, y, x)
+                v = int(ch[y, x])
+                enc.encode(v + m, cat(model.probabilities(ctx, pred), perfect=False))
+                model.update(ctx, pred, v)
     words = enc.get_compressed().astype("<u4").tobytes()
     return w.to_bytes() + words.rstrip(b"\x00")
 
@@ -152,8 +179,8 @@ def _decode_symbols(dec, mags: list[int], h: int, w: int) -> np.ndarray:
         ch = q[k]
         for y in range(h):
             for x in range(w):
-                ctx = model.context(ch, y, x)
-                s = int(dec.decode(cat(model.probabilities(ctx), perfect=False)))
-                ch[y, x] = s - m
-                model.update(ctx, s)
+                pred, ctx = model.predict(ch, y, x)
+                v = int(dec.decode(cat(model.probabilities(ctx, pred), perfect=False))) - m
+                ch[y, x] = v
+                model.update(ctx, pred, v)
     return q

@@ -73,6 +73,23 @@ def quantize(y: torch.Tensor, mode: str) -> torch.Tensor:
     return torch.round(y)
 
 
+def med_residual(q: torch.Tensor) -> torch.Tensor:
+    """Residuals of (B, N, h, w) integer maps against the entropy coder's predictor (vectorised).
+
+    Same predictor as ``gsc.latent.coding`` (LOCO-I median edge detector; first row: left, first
+    column: up, origin: 0), so that the training rate term prices what the stream really codes.
+    """
+    a = F.pad(q, (1, 0, 0, 0))[..., :, :-1]          # left
+    b = F.pad(q, (0, 0, 1, 0))[..., :-1, :]          # up
+    c = F.pad(q, (1, 0, 1, 0))[..., :-1, :-1]        # up-left
+    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
+    pred = torch.where(c >= hi, lo, torch.where(c <= lo, hi, a + b - c))
+    pred = pred.clone()
+    pred[..., 1:, 0] = q[..., :-1, 0]
+    pred[..., 0, :] = a[..., 0, :]
+    return q - pred
+
+
 def random_channel_mask(batch: int, channels: int, max_kept: int, generator=None) -> torch.Tensor:
     """(B, N, 1, 1) masks keeping a random subset of 1..max_kept channels per sample."""
     kept = torch.randint(1, max_kept + 1, (batch,), generator=generator)

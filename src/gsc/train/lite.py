@@ -26,7 +26,7 @@ import torch
 
 from ..generate.lite_unet import LiteAdapter, LiteFlowUNet
 from ..generate.rectified_flow import flow_matching_loss_x0, interpolate, sample_timesteps
-from ..latent.lite import LiteAnalysis, LiteSynthesis, quantize, random_channel_mask
+from ..latent.lite import LiteAnalysis, LiteSynthesis, med_residual, quantize, random_channel_mask
 from ..latent.selection import select_channels
 from ..nn import load_model, save_model
 from .data import CropDataset, list_images, load_rgb
@@ -48,13 +48,14 @@ class LiteTrainConfig:
     minutes: dict = field(default_factory=lambda: {"codec": 30.0, "base": 30.0, "adapter": 60.0})
     latent_channels: int = 32
     max_kept: int = 6
-    target_bits: float = 1.4  # discrete bits per kept latent position
+    target_bits: float = 1.1  # discrete bits per kept latent position (predictive coding, as in the stream)
     max_step: float = 2.5  # adapter sees latents quantized with steps in [1, max_step] (a rate knob)
     ema: float = 0.999
     p_one: float = 0.5  # share of adapter samples at t = 1: the one-step decode is the default
     adapter_max_kept: int = 8
     save_every: int = 200
     val_images: int = 16
+    init: dict = field(default_factory=dict)  # stage -> checkpoint to warm-start a fresh run from
 
 
 def lr_at(progress: float, base_lr: float, warmup: float = 0.02) -> float:
@@ -106,6 +107,12 @@ class StageRunner:
             self.rng.bit_generator.state = state["rng"]
             torch.set_rng_state(state["torch_rng"])
             print(f"[{stage}] resumed at step {self.step} ({self.elapsed / 60:.1f} min)")
+        elif stage in cfg.init:
+            # Warm start: the modules' weights only; optimizer, schedule and counters start afresh.
+            state = torch.load(cfg.init[stage], weights_only=False)
+            for name, m in modules.items():
+                m.load_state_dict(state["modules"][name])
+            print(f"[{stage}] warm start from {cfg.init[stage]} (its step {state['step']})")
 
     def save(self) -> None:
         state = {"modules": {n: m.state_dict() for n, m in self.modules.items()}, "opt": self.opt.state_dict(),
@@ -198,14 +205,18 @@ def train_codec(cfg: LiteTrainConfig, data: CropDataset) -> dict:
         x = data.batch(cfg.batch, runner.rng)
         y = g_a(x)
         mask = random_channel_mask(x.shape[0], cfg.latent_channels, cfg.max_kept)
-        # The entropy model learns the density of y on its own (unweighted) likelihood; the encoder
-        # feels the rate only through β, on the channels that would be sent.
-        _, lik_density = eb(y.detach())
+        # The stream codes each channel's residual against the coder's spatial predictor, so the rate
+        # term prices those residuals: smooth, wide-range channels are cheap, as they are in the stream.
+        # The entropy model learns the residuals' density on its own (unweighted) likelihood; the
+        # encoder feels the rate only through β, on the channels that would be sent.
+        y_hat = quantize(y, "ste")
+        residual = med_residual(y_hat)
+        _, lik_density = eb(residual.detach())
         density_bits = -torch.log2(lik_density.clamp_min(1e-9)).mean()
-        bits = -torch.log2(discrete_likelihood(eb, quantize(y, "ste")).clamp_min(1e-9))
+        bits = -torch.log2(discrete_likelihood(eb, residual).clamp_min(1e-9))
         kept = mask.expand_as(bits)
         bits_per_symbol = (bits * kept).sum() / kept.sum()
-        x_hat = g_s(quantize(y, "ste") * mask, mask)
+        x_hat = g_s(y_hat * mask, mask)
         mse = torch.mean((x_hat - x) ** 2)
         beta = math.exp(log_beta)
         loss = mse + beta * bits_per_symbol + 1e-3 * density_bits + eb.loss() * 1e-4
