@@ -83,8 +83,8 @@ def finish(args, ablation: str, title: str, curves: list[dict], body: str, how: 
                      "curves": slim})
     plot_rd(slim, out.with_suffix(".png"), title=title)
     text = f"`{how}`\n\n{body}"
-    unavailable = {k: v for c in curves for k, v in c.get("unavailable", {}).items()}
-    if unavailable:
+    unavailable = {k: v for c in curves for k, v in c.get("unavailable", {}).items() if v not in body}
+    if unavailable:  # (eval_table bodies already list them)
         text += "\n" + "\n".join(f"- {line}" for line in unavailable.values()) + "\n"
     doc = doc_path(args)
     if doc is not None:

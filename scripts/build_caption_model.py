@@ -15,7 +15,6 @@ k − 1 folds, measure the ideal code length on the held-out fold. Kodak is only
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import sys
 from collections import Counter, defaultdict

@@ -5,7 +5,6 @@ import importlib.util
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("diffusers")
 if importlib.util.find_spec("compressai") is None:  # imported through gsc's torchvision-free shim

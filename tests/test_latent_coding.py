@@ -41,7 +41,7 @@ def test_zero_channels_and_all_zero_channel():
 
 
 def test_context_model_beats_iid_entropy_on_clustered_symbols():
-    # Non-zero values cluster in blobs, as in a latent; the (left, up) context should exploit that.
+    # Non-zero values cluster in blobs, as in a latent; prediction and activity contexts should exploit that.
     rng = np.random.default_rng(1)
     blobs = np.kron(rng.random((8, 12)) < 0.3, np.ones((4, 4), dtype=bool))
     q = (blobs * rng.integers(1, 3, (32, 48)) * rng.choice([-1, 1], (32, 48)))[None].astype(np.int64)

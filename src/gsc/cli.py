@@ -148,7 +148,8 @@ def train_lite(
     stages: str = typer.Option("codec,base,adapter", "--stages", help="Comma list of codec, base, adapter."),
     minutes: str = typer.Option("codec=25,base=25,adapter=70", "--minutes", help="Wall-clock budget per stage."),
     steps: str = typer.Option("codec=4000,base=4000,adapter=8000", "--steps", help="Step budget per stage."),
-    init: str = typer.Option("", "--init", help="Warm starts, stage=checkpoint,… (weights only; new schedule)."),
+    init: str = typer.Option("", "--init", help="Warm starts, stage=checkpoint,… (weights and stage state; "
+                             "a new optimizer and schedule)."),
     target_bits: float = typer.Option(1.1, "--target-bits", help="codec: bits per kept latent position."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch threads."),

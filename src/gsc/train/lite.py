@@ -48,10 +48,11 @@ class LiteTrainConfig:
     minutes: dict = field(default_factory=lambda: {"codec": 30.0, "base": 30.0, "adapter": 60.0})
     latent_channels: int = 32
     max_kept: int = 6
+    ssim_masks: float = 0.5  # codec: share of samples that keep the SSIM-selected channels (as the sender does)
     target_bits: float = 1.1  # discrete bits per kept latent position (predictive coding, as in the stream)
     max_step: float = 2.5  # adapter sees latents quantized with steps in [1, max_step] (a rate knob)
     ema: float = 0.999
-    p_one: float = 0.5  # share of adapter samples at t = 1: the one-step decode is the default
+    p_one: float = 0.75  # share of adapter samples at t = 1: the one-step decode is the default
     adapter_max_kept: int = 8
     save_every: int = 200
     val_images: int = 16
@@ -108,10 +109,11 @@ class StageRunner:
             torch.set_rng_state(state["torch_rng"])
             print(f"[{stage}] resumed at step {self.step} ({self.elapsed / 60:.1f} min)")
         elif stage in cfg.init:
-            # Warm start: the modules' weights only; optimizer, schedule and counters start afresh.
+            # Warm start: weights and stage state; optimizer, schedule and counters start afresh.
             state = torch.load(cfg.init[stage], weights_only=False)
             for name, m in modules.items():
                 m.load_state_dict(state["modules"][name])
+            self.extra = state.get("extra", {})  # e.g. the codec's β, so the rate does not overshoot
             print(f"[{stage}] warm start from {cfg.init[stage]} (its step {state['step']})")
 
     def save(self) -> None:
@@ -204,7 +206,14 @@ def train_codec(cfg: LiteTrainConfig, data: CropDataset) -> dict:
         nonlocal log_beta
         x = data.batch(cfg.batch, runner.rng)
         y = g_a(x)
+        # Random subsets make every channel useful alone; SSIM-selected ones train the channels the
+        # sender will really pick to work together.
         mask = random_channel_mask(x.shape[0], cfg.latent_channels, cfg.max_kept)
+        with torch.no_grad():
+            for i in np.flatnonzero(runner.rng.random(x.shape[0]) < cfg.ssim_masks):
+                c = int(mask[i].sum())
+                mask[i] = 0
+                mask[i, select_channels(torch.round(y[i]), x[i], c, "ssim")] = 1
         # The stream codes each channel's residual against the coder's spatial predictor, so the rate
         # term prices those residuals: smooth, wide-range channels are cheap, as they are in the stream.
         # The entropy model learns the residuals' density on its own (unweighted) likelihood; the
