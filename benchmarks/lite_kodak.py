@@ -2,12 +2,13 @@
 
     python benchmarks/lite_kodak.py [--points 1:1.0,2:1.0,2@0.01] [--steps 1,2,4,8] [--limit N]
 
-For every operating point (C channels and either a quantization step Δ, ``C:Δ``, or a bit budget,
-``C@B``: the encoder's ``max_bpp``, which coarsens Δ per image until the stream fits): bpp from the real stream bytes (caption from
-``--captions``, header included), PSNR and MS-SSIM of the decoded 8-bit image. Each image is compared
-with WebP's best PSNR at ≤ 0.01 bpp (a bpp the same or higher than gsc's at every point ≤ 0.01): MS-SSIM
-must be above it and PSNR no more than 1.5 dB below it. Then quality against sampling steps at one point,
-the CLI round-trip time and peak RSS on two images, and a determinism check (same stream → same PNG bytes).
+For every operating point (C channels and either a quantization step Δ, ``C:Δ``, or a bit budget, ``C@B``:
+the encoder's ``max_bpp``, which coarsens Δ per image until the stream fits): bpp from the real stream bytes
+(caption from ``--captions``, header included), PSNR and MS-SSIM of the decoded 8-bit image. Each image is
+compared with WebP's best PSNR at ≤ 0.01 bpp (a bpp the same or higher than gsc's at every point ≤ 0.01):
+MS-SSIM must be above it and PSNR no more than 1.5 dB below it. Then quality against sampling steps at one
+point, the CLI round-trip time and peak RSS on two images, and a determinism check (same stream → same PNG
+bytes).
 
 Writes ``benchmarks/results/lite_kodak.json`` (CompressAI format + per-image records) and
 ``docs/lite-kodak.md``.
@@ -124,10 +125,11 @@ def main(argv=None) -> int:
             except GSCError:  # C channels do not fit the budget at any step: this point has no stream
                 records.append({"image": p.name, "point": pt["label"], "fit": False})
                 continue
+            encode_s = time.perf_counter() - t0
+            info = codec.info(data)
             rec = {"image": p.name, "point": pt["label"], "fit": True, "channels": pt["channels"],
-                   "step": codec.read(data).step, "encode_s": time.perf_counter() - t0,
-                   **measure(x, data), **{k: v for k, v in codec.info(data).items()
-                                         if k in ("header_bytes", "caption_bytes", "latent_bytes")}}
+                   "step": info["step"], "encode_s": encode_s, **measure(x, data),
+                   **{k: info[k] for k in ("header_bytes", "caption_bytes", "latent_bytes")}}
             w = webp[p.name]
             rec["webp_psnr"], rec["webp_ms_ssim"], rec["webp_bpp"] = w.get("psnr"), w.get("ms_ssim"), w.get("bpp")
             records.append(rec)

@@ -84,7 +84,6 @@ def med_residual(q: torch.Tensor) -> torch.Tensor:
     c = F.pad(q, (1, 0, 1, 0))[..., :-1, :-1]        # up-left
     lo, hi = torch.minimum(a, b), torch.maximum(a, b)
     pred = torch.where(c >= hi, lo, torch.where(c <= lo, hi, a + b - c))
-    pred = pred.clone()
     pred[..., 1:, 0] = q[..., :-1, 0]
     pred[..., 0, :] = a[..., 0, :]
     return q - pred

@@ -94,27 +94,29 @@ class StageRunner:
         self.rng = np.random.default_rng(cfg.seed + STAGES.index(stage))
         torch.manual_seed(cfg.seed + 100 * STAGES.index(stage))
         self.ckpt = self.out / f"{stage}.ckpt"
-        if self.ckpt.exists():
-            state = torch.load(self.ckpt, weights_only=False)
-            for name, m in modules.items():
-                m.load_state_dict(state["modules"][name])
-            try:
-                self.opt.load_state_dict(state["opt"])
-            except ValueError:  # parameter groups changed between versions of this script
-                print(f"[{stage}] optimizer state reset (parameter groups changed)")
-            if self.ema is not None:
-                self.ema.shadow = state["ema"]
-            self.step, self.elapsed, self.extra = state["step"], state["elapsed"], state.get("extra", {})
-            self.rng.bit_generator.state = state["rng"]
-            torch.set_rng_state(state["torch_rng"])
-            print(f"[{stage}] resumed at step {self.step} ({self.elapsed / 60:.1f} min)")
-        elif stage in cfg.init:
-            # Warm start: weights and stage state; optimizer, schedule and counters start afresh.
-            state = torch.load(cfg.init[stage], weights_only=False)
-            for name, m in modules.items():
-                m.load_state_dict(state["modules"][name])
-            self.extra = state.get("extra", {})  # e.g. the codec's β, so the rate does not overshoot
-            print(f"[{stage}] warm start from {cfg.init[stage]} (its step {state['step']})")
+        # Resume from this run's checkpoint, or warm-start from another run's (--init): weights and
+        # stage state such as the codec's β, with a fresh optimizer, schedule and counters.
+        resume = self.ckpt.exists()
+        source = self.ckpt if resume else cfg.init.get(stage)
+        if source is None:
+            return
+        state = torch.load(source, weights_only=False)
+        for name, m in modules.items():
+            m.load_state_dict(state["modules"][name])
+        self.extra = state.get("extra", {})
+        if not resume:
+            print(f"[{stage}] warm start from {source} (its step {state['step']})")
+            return
+        try:
+            self.opt.load_state_dict(state["opt"])
+        except ValueError:  # parameter groups changed between versions of this script
+            print(f"[{stage}] optimizer state reset (parameter groups changed)")
+        if self.ema is not None:
+            self.ema.shadow = state["ema"]
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        print(f"[{stage}] resumed at step {self.step} ({self.elapsed / 60:.1f} min)")
 
     def save(self) -> None:
         state = {"modules": {n: m.state_dict() for n, m in self.modules.items()}, "opt": self.opt.state_dict(),
@@ -206,6 +208,7 @@ def train_codec(cfg: LiteTrainConfig, data: CropDataset) -> dict:
         nonlocal log_beta
         x = data.batch(cfg.batch, runner.rng)
         y = g_a(x)
+        y_hat = quantize(y, "ste")
         # Random subsets make every channel useful alone; SSIM-selected ones train the channels the
         # sender will really pick to work together.
         mask = random_channel_mask(x.shape[0], cfg.latent_channels, cfg.max_kept)
@@ -213,12 +216,11 @@ def train_codec(cfg: LiteTrainConfig, data: CropDataset) -> dict:
             for i in np.flatnonzero(runner.rng.random(x.shape[0]) < cfg.ssim_masks):
                 c = int(mask[i].sum())
                 mask[i] = 0
-                mask[i, select_channels(torch.round(y[i]), x[i], c, "ssim")] = 1
+                mask[i, select_channels(y_hat[i], x[i], c, "ssim")] = 1
         # The stream codes each channel's residual against the coder's spatial predictor, so the rate
         # term prices those residuals: smooth, wide-range channels are cheap, as they are in the stream.
         # The entropy model learns the residuals' density on its own (unweighted) likelihood; the
         # encoder feels the rate only through β, on the channels that would be sent.
-        y_hat = quantize(y, "ste")
         residual = med_residual(y_hat)
         _, lik_density = eb(residual.detach())
         density_bits = -torch.log2(lik_density.clamp_min(1e-9)).mean()
