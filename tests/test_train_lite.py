@@ -44,3 +44,16 @@ def test_codec_stage_resumes_and_warm_starts(tmp_path, one_thread):
     assert started["extra"]["log_beta"] == pytest.approx(math.log(0.05), abs=0.02)
     for k, v in marked["modules"]["g_a"].items():
         assert torch.allclose(started["modules"]["g_a"][k], v, atol=1e-2), k
+
+
+def test_warm_start_ema_starts_from_the_loaded_weights(tmp_path):
+    from gsc.train.lite import StageRunner
+
+    source = torch.nn.Linear(3, 2)
+    torch.nn.init.constant_(source.weight, 7.0)
+    torch.save({"modules": {"adapter": source.state_dict()}, "step": 5, "extra": {}}, tmp_path / "src.ckpt")
+    fresh = torch.nn.Linear(3, 2)
+    cfg = LiteTrainConfig(out=str(tmp_path / "run"), init={"adapter": str(tmp_path / "src.ckpt")})
+    runner = StageRunner(cfg, "adapter", {"adapter": fresh}, list(fresh.parameters()), ema_module=fresh)
+    assert torch.equal(fresh.weight, source.weight)
+    assert torch.equal(runner.ema.shadow["weight"], source.weight)

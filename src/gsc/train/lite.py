@@ -105,6 +105,8 @@ class StageRunner:
             m.load_state_dict(state["modules"][name])
         self.extra = state.get("extra", {})
         if not resume:
+            if self.ema is not None:  # the average starts from the loaded weights, not the fresh ones
+                self.ema = EMA(ema_module, cfg.ema)
             print(f"[{stage}] warm start from {source} (its step {state['step']})")
             return
         try:
