@@ -1,17 +1,18 @@
-"""The lite preset on all 24 Kodak images, against the best classical codec (WebP + downscale search).
+"""The lite preset against WebP at the same bytes, per image, at the operating points users run.
 
-    python benchmarks/lite_kodak.py [--points 1:1.0,2:1.0,2@0.01] [--steps 1,2,4,8] [--limit N]
+    python benchmarks/lite_kodak.py [--data ../shared/data/kodak] [--budgets 0.005,0.0075,0.01,0.015,0.02]
+                                    [--limit N] [--doc docs/lite-kodak.md]
 
-For every operating point (C channels and either a quantization step Δ, ``C:Δ``, or a bit budget, ``C@B``:
-the encoder's ``max_bpp``, which coarsens Δ per image until the stream fits): bpp from the real stream bytes
-(caption from ``--captions``, header included), PSNR and MS-SSIM of the decoded 8-bit image. Each image is
-compared with WebP's best PSNR at ≤ 0.01 bpp (a bpp the same or higher than gsc's at every point ≤ 0.01):
-MS-SSIM must be above it and PSNR no more than 1.5 dB below it. Then quality against sampling steps at one
-point, the CLI round-trip time and peak RSS on two images, and a determinism check (same stream → same PNG
-bytes).
+For every image and budget B: ``gsc encode --max-bpp B`` (the sender picks C and Δ), the decoded 8-bit PNG
+scored by PSNR, MS-SSIM, chroma PSNR (Cb, Cr; BT.601), ST-LPIPS (alex), FLIP, HaarPSI and MS-GMSD; and WebP's
+best downscale × quality at ≤ the stream's own bytes, chosen separately on each axis it is compared on
+(best PSNR for PSNR, MS-SSIM and chroma; best ST-LPIPS for ST-LPIPS; best FLIP for FLIP), so that gsc meets
+the strongest classical setting on every axis. Then: C = 1 at the smallest budget with the right caption
+against another image's caption (the next image's, a derangement), encode/decode time and peak RSS of the
+CLI, and a determinism check (same stream → same PNG bytes). bpp is always the stream's real bytes.
 
-Writes ``benchmarks/results/lite_kodak.json`` (CompressAI format + per-image records) and
-``docs/lite-kodak.md``.
+Per-image records are cached (``--cache``), so an interrupted run resumes. Writes the JSON (CompressAI
+format + records) and the markdown section between ``<!-- gsc:lite-<name> -->`` markers of ``--doc``.
 """
 
 from __future__ import annotations
@@ -26,189 +27,247 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+METRICS = ("psnr", "ms_ssim", "psnr_chroma", "st_lpips_alex", "flip", "haarpsi", "ms_gmsd")
+# Which WebP pick each metric is compared with: the best one on that metric (PSNR's for the rest).
+WEBP_PICK = {"st_lpips_alex": "st_lpips_alex", "flip": "flip"}
 
 
-def parse_points(text: str) -> list[dict]:
-    """"2:1.5" → C = 2 at Δ = 1.5; "2@0.01" → C = 2 under 0.01 bpp (Δ chosen per image)."""
-    out = []
-    for item in text.split(","):
-        if "@" in item:
-            c, _, budget = item.partition("@")
-            out.append({"label": item, "channels": int(c), "step": 1.0, "max_bpp": float(budget)})
-        else:
-            c, _, step = item.partition(":")
-            out.append({"label": item, "channels": int(c), "step": float(step or 1.0), "max_bpp": None})
+def eight_bit(image):
+    import torch
+
+    from gsc.image import to_uint8
+
+    return torch.from_numpy(to_uint8(image)).permute(2, 0, 1).float() / 255
+
+
+def webp_at(x, nbytes: int) -> dict:
+    """WebP's best setting on each selecting metric at ≤ ``nbytes``, scored on every metric."""
+    import numpy as np
+
+    from gsc.eval import classical
+    from gsc.eval.metrics import Reference, score
+
+    image = np.ascontiguousarray((x * 255 + 0.5).floor().byte().permute(1, 2, 0).numpy())
+    ref = Reference(classical.as_tensor(image))
+    out = {}
+    for select in ("psnr", *sorted(set(WEBP_PICK.values()))):
+        c = classical.search(classical.get_codec("webp"), image, nbytes, select=select, reference=ref)
+        if c is None:
+            return {}
+        recon = classical.as_tensor(c.recon)
+        out[select] = {"bytes": c.nbytes, "size": list(c.size), "quality": c.quality,
+                       **score(recon, x, [m for m in METRICS if WEBP_PICK.get(m, "psnr") == select])}
     return out
 
 
-def webp_reference(images: list[Path], bench: Path) -> dict:
-    """Per-image WebP downscale × quality search at ≤ 0.01 bpp: read from `gsc bench-classical`'s results
-    when present, searched here (minutes) for any image they lack."""
-    from tqdm import tqdm
+def measure_gsc(codec, x, data: bytes) -> dict:
+    from gsc.eval.metrics import score
 
-    from gsc.eval.classical import measure
-
-    done = {}
-    if bench.exists():
-        for r in json.loads(bench.read_text()).get("per_image", []):
-            if r["codec"] == "webp" and abs(r["target_bpp"] - 0.01) < 1e-12 and r.get("fit"):
-                done[r["image"]] = r
-    for p in tqdm([p for p in images if p.name not in done], desc="webp search ≤ 0.01 bpp"):
-        done[p.name] = measure(p, "webp", 0.01)
-    return done
-
-
-def cli_round_trip(image: Path, captions: Path, work: Path) -> dict:
-    """Wall time and peak RSS of `gsc encode` + `gsc decode` as separate processes (what a user runs)."""
-    stream, out = work / f"{image.stem}.gsc", work / f"{image.stem}.png"
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "gsc", "encode", str(image), "-o", str(stream), "--channels", "2",
-                    "--captions", str(captions)], check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "gsc", "decode", str(stream), "-o", str(out), "-q"], check=True,
-                   capture_output=True)
-    seconds = time.perf_counter() - t0
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    y = eight_bit(codec.decode(data))
+    decode_s = time.perf_counter() - t0
+    info = codec.info(data)
+    return {"bytes": len(data), "bpp": len(data) * 8 / (x.shape[1] * x.shape[2]), "decode_s": decode_s,
+            "channels": info["channels"], "step": info["step"], "indices": info["indices"],
+            **{k: info[k] for k in ("header_bytes", "caption_bytes", "latent_bytes")}, **score(y, x, list(METRICS))}
+
+
+def cli_round_trip(image: Path, caption: str, budget: float, work: Path) -> dict:
+    """Wall time and peak RSS of `gsc encode` and `gsc decode` as separate processes (what a user runs)."""
+    stream, out = work / f"{image.stem}.gsc", work / f"{image.stem}.png"
+
+    def run(*a) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gsc", *map(str, a)], check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    enc = run("encode", image, "-o", stream, "--max-bpp", budget, "--caption", caption)
+    dec = run("decode", stream, "-o", out, "-q")
     first = hashlib.sha256(out.read_bytes()).hexdigest()
-    subprocess.run([sys.executable, "-m", "gsc", "decode", str(stream), "-o", str(out), "-q"], check=True,
-                   capture_output=True)
-    return {"image": image.name, "seconds_encode_plus_decode": round(seconds, 2),
-            "peak_rss_mb": round(peak_kib / 1024, 1),
+    run("decode", stream, "-o", out, "-q")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {"image": image.name, "encode_s": round(enc, 2), "decode_s": round(dec, 2), "peak_rss_mb": round(peak),
             "same_png_twice": first == hashlib.sha256(out.read_bytes()).hexdigest()}
+
+
+def summarize(records: list[dict], budgets: list[float]) -> list[dict]:
+    import numpy as np
+
+    rows = []
+    for b in budgets:
+        rs = [r for r in records if r["budget"] == b and r.get("gsc") and r.get("webp")]
+        if not rs:
+            continue
+
+        def m(side, key):
+            vals = [(r[side] if side == "gsc" else r["webp"][WEBP_PICK.get(key, "psnr")])[key] for r in rs]
+            return float(np.mean([v for v in vals if v is not None]))
+
+        g = {k: m("gsc", k) for k in METRICS}
+        w = {k: m("webp", k) for k in METRICS}
+        rows.append({
+            "budget": b, "images": len(rs), "bpp": float(np.mean([r["gsc"]["bpp"] for r in rs])),
+            "max_bpp": max(r["gsc"]["bpp"] for r in rs),
+            "channels": float(np.mean([r["gsc"]["channels"] for r in rs])),
+            "step": float(np.mean([r["gsc"]["step"] for r in rs])),
+            "webp_bpp": float(np.mean([r["webp"]["psnr"]["bytes"] * 8 / r["pixels"] for r in rs])),
+            "gsc": g, "webp": w,
+            "st_lpips_wins": sum(r["gsc"]["st_lpips_alex"] < r["webp"]["st_lpips_alex"]["st_lpips_alex"] for r in rs),
+            "flip_wins": sum(r["gsc"]["flip"] < r["webp"]["flip"]["flip"] for r in rs),
+            "encode_s": float(np.mean([r["encode_s"] for r in rs])),
+            "decode_s": float(np.mean([r["gsc"]["decode_s"] for r in rs])),
+        })
+    return rows
+
+
+def markdown(name: str, rows: list[dict], captions_row: dict | None, timing: list[dict], n_images: int,
+             command: str) -> str:
+    ok = lambda c: "✓" if c else "✗"  # noqa: E731
+    lines = [f"`{command}`", "",
+             f"{n_images} images, reference captions; bpp from the stream's bytes (header and caption included). "
+             "WebP: best downscale × quality at ≤ gsc's bytes per image, picked on the metric compared "
+             "(PSNR pick for PSNR, MS-SSIM and chroma PSNR). Arrows: ↑ higher is better, ↓ lower.", "",
+             "| --max-bpp | bpp (max) | C | Δ | PSNR ↑ gsc / WebP | MS-SSIM ↑ | chroma PSNR ↑ | ST-LPIPS ↓ | "
+             "ST-LPIPS wins | FLIP ↓ | HaarPSI ↑ | MS-GMSD ↓ | enc s | dec s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        g, w = r["gsc"], r["webp"]
+        lines.append(
+            f"| {r['budget']} | {r['bpp']:.4f} ({r['max_bpp']:.4f}) | {r['channels']:.1f} | {r['step']:.2f} | "
+            f"{g['psnr']:.2f} / {w['psnr']:.2f} | {g['ms_ssim']:.3f} / {w['ms_ssim']:.3f} | "
+            f"{g['psnr_chroma']:.2f} / {w['psnr_chroma']:.2f} | {g['st_lpips_alex']:.3f} / {w['st_lpips_alex']:.3f} | "
+            f"{r['st_lpips_wins']}/{r['images']} | {g['flip']:.3f} / {w['flip']:.3f} | "
+            f"{g['haarpsi']:.3f} / {w['haarpsi']:.3f} | {g['ms_gmsd']:.3f} / {w['ms_gmsd']:.3f} | "
+            f"{r['encode_s']:.2f} | {r['decode_s']:.2f} |")
+    lines += ["", "Targets (issue 9):", "",
+              "| --max-bpp | PSNR +≥ 0.3 dB over the previous point | ST-LPIPS < WebP on ≥ 20/24 (5/6 of images) | "
+              "FLIP mean < WebP | PSNR ≥ WebP − 1.0 | MS-SSIM ≥ WebP − 0.02 | chroma ≥ WebP − 1.5 |",
+              "|---|---|---|---|---|---|---|"]
+    prev = None
+    for r in rows:
+        g, w = r["gsc"], r["webp"]
+        rise = "–" if prev is None else f"{ok(g['psnr'] - prev >= 0.3)} {g['psnr'] - prev:+.2f}"
+        lines.append(f"| {r['budget']} | {rise} | {ok(r['st_lpips_wins'] * 6 >= 5 * r['images'])} "
+                     f"{r['st_lpips_wins']}/{r['images']} | {ok(g['flip'] < w['flip'])} | "
+                     f"{ok(g['psnr'] >= w['psnr'] - 1)} {g['psnr'] - w['psnr']:+.2f} | "
+                     f"{ok(g['ms_ssim'] >= w['ms_ssim'] - 0.02)} {g['ms_ssim'] - w['ms_ssim']:+.3f} | "
+                     f"{ok(g['psnr_chroma'] >= w['psnr_chroma'] - 1.5)} {g['psnr_chroma'] - w['psnr_chroma']:+.2f} |")
+        prev = g["psnr"]
+    if captions_row:
+        c = captions_row
+        lines += ["", f"Captions, C = 1 at --max-bpp {c['budget']}: the right caption against the next image's "
+                  f"(same channels). Right better on ST-LPIPS or chroma PSNR: **{c['either']}/{c['images']}** "
+                  f"(ST-LPIPS {c['st_lpips']}/{c['images']}, chroma {c['chroma']}/{c['images']}); mean ST-LPIPS "
+                  f"{c['right_st_lpips']:.4f} right vs {c['swapped_st_lpips']:.4f} swapped, chroma PSNR "
+                  f"{c['right_chroma']:.2f} vs {c['swapped_chroma']:.2f} dB."]
+    if timing:
+        lines += ["", "CLI (`gsc encode --max-bpp 0.01`, `gsc decode`; separate processes, model loading included):",
+                  "", "| image | encode s | decode s | peak RSS MB | same PNG twice |", "|---|---|---|---|---|"]
+        lines += [f"| {t['image']} | {t['encode_s']} | {t['decode_s']} | {t['peak_rss_mb']} | {t['same_png_twice']} |"
+                  for t in timing]
+    return "\n".join(lines)
+
+
+def caption_check(codec, images, captions, budget: float) -> tuple[dict, list[dict]]:
+    from gsc.eval.metrics import psnr_chroma, st_lpips
+    from gsc.image import load_image
+
+    recs = []
+    for i, p in enumerate(images):
+        x = load_image(p)
+        other = captions[images[(i + 1) % len(images)].name]
+        ys = {k: eight_bit(codec.decode(codec.encode(x, channels=1, caption=c, max_bpp=budget)))
+              for k, c in (("right", captions[p.name]), ("swapped", other))}
+        recs.append({"image": p.name, **{f"{k}_st_lpips": st_lpips(y, x) for k, y in ys.items()},
+                     **{f"{k}_chroma": psnr_chroma(y, x) for k, y in ys.items()}})
+    n = len(recs)
+    st = sum(r["right_st_lpips"] < r["swapped_st_lpips"] for r in recs)
+    ch = sum(r["right_chroma"] > r["swapped_chroma"] for r in recs)
+    either = sum(r["right_st_lpips"] < r["swapped_st_lpips"] or r["right_chroma"] > r["swapped_chroma"] for r in recs)
+    mean = lambda k: sum(r[k] for r in recs) / n  # noqa: E731
+    row = {"budget": budget, "images": n, "st_lpips": st, "chroma": ch, "either": either,
+           **{k: mean(k) for k in ("right_st_lpips", "swapped_st_lpips", "right_chroma", "swapped_chroma")}}
+    return row, recs
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kodak", type=Path, default=ROOT.parent / "shared/data/kodak")
-    ap.add_argument("--captions", type=Path, default=None)
-    ap.add_argument("--points", default="1:1.0,2:1.0,2@0.01,3@0.01,4@0.01")
-    ap.add_argument("--steps", default="1,2,4,8", help="step counts for the quality-vs-steps sweep")
-    ap.add_argument("--sweep-point", default="2:1.0")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kodak")
+    ap.add_argument("--captions", type=Path, default=None, help="default: DATA/captions.json")
+    ap.add_argument("--name", default=None, help="results name (default: lite_<folder>)")
+    ap.add_argument("--budgets", default="0.005,0.0075,0.01,0.015,0.02")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/lite_kodak.json")
+    ap.add_argument("--no-captions-check", action="store_true")
+    ap.add_argument("--cli", type=int, default=2, help="images for the CLI timing and determinism check")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs/lite-kodak.md")
     args = ap.parse_args(argv)
-    captions_path = args.captions or args.kodak / "captions.json"
 
     import torch
     from tqdm import tqdm
 
+    from gsc.caption.captioners import load_captions
     from gsc.codec import Codec
-    from gsc.errors import GSCError
-    from gsc.eval.metrics import ms_ssim, psnr
-    from gsc.image import load_image, to_uint8
+    from gsc.eval.results import replace_section
+    from gsc.image import load_image
 
     torch.set_num_threads(args.threads)
-    images = sorted(args.kodak.glob("*.png"))[: args.limit]
-    captions = {k: v for k, v in json.loads(captions_path.read_text()).items() if not k.startswith("_")}
+    name = args.name or f"lite_{args.data.name}"
+    out = ROOT / f"benchmarks/results/{name}.json"
+    cache = ROOT / f"benchmarks/results/{name}.cache.jsonl"
+    captions = load_captions(args.captions or args.data / "captions.json")
+    images = sorted(p for p in args.data.iterdir() if p.suffix.lower() in (".png", ".jpg") and p.name in captions)
+    images = images[: args.limit]
+    budgets = [float(b) for b in args.budgets.split(",")]
     codec = Codec()
-    points = parse_points(args.points)
-    webp = webp_reference(images, ROOT / "benchmarks/results/classical_kodak_0.01.json")
 
-    def measure(x, data):
-        t0 = time.perf_counter()
-        y = codec.decode(data)
-        t_dec = time.perf_counter() - t0
-        # Measure the PNG a user gets: 8-bit, as written by `gsc decode`.
-        y8 = torch.from_numpy(to_uint8(y)).permute(2, 0, 1).float() / 255
-        return {"bpp": len(data) * 8 / (x.shape[1] * x.shape[2]), "bytes": len(data),
-                "psnr": psnr(y8, x), "ms_ssim": ms_ssim(y8, x), "decode_s": t_dec}
-
-    records = []
-    for p in tqdm(images, desc="lite on Kodak"):
-        x = load_image(p)
-        for pt in points:
-            t0 = time.perf_counter()
-            try:
-                data = codec.encode(x, channels=pt["channels"], caption=captions[p.name], step=pt["step"],
-                                    max_bpp=pt["max_bpp"])
-            except GSCError:  # C channels do not fit the budget at any step: this point has no stream
-                records.append({"image": p.name, "point": pt["label"], "fit": False})
+    done = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["image"], r["budget"])] = r
+    for p in tqdm(images, desc=f"lite on {args.data.name}"):
+        x = None
+        for b in budgets:
+            if (p.name, b) in done:
                 continue
-            encode_s = time.perf_counter() - t0
-            info = codec.info(data)
-            rec = {"image": p.name, "point": pt["label"], "fit": True, "channels": pt["channels"],
-                   "step": info["step"], "encode_s": encode_s, **measure(x, data),
-                   **{k: info[k] for k in ("header_bytes", "caption_bytes", "latent_bytes")}}
-            w = webp[p.name]
-            rec["webp_psnr"], rec["webp_ms_ssim"], rec["webp_bpp"] = w.get("psnr"), w.get("ms_ssim"), w.get("bpp")
-            records.append(rec)
+            x = load_image(p) if x is None else x
+            t0 = time.perf_counter()
+            data = codec.encode(x, caption=captions[p.name], max_bpp=b)
+            rec = {"image": p.name, "budget": b, "pixels": x.shape[1] * x.shape[2],
+                   "encode_s": time.perf_counter() - t0}
+            rec["gsc"] = measure_gsc(codec, x, data)
+            rec["webp"] = webp_at(x, len(data))
+            done[(p.name, b)] = rec
+            with open(cache, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+    records = [done[(p.name, b)] for p in images for b in budgets]
+    rows = summarize(records, budgets)
 
-    sweep_pt = parse_points(args.sweep_point)[0]
-    sweep_c, sweep_step = sweep_pt["channels"], sweep_pt["step"]
-    sweep = []
-    for s in [int(v) for v in args.steps.split(",")]:
-        vals = []
-        for p in tqdm(images, desc=f"steps={s}"):
-            x = load_image(p)
-            data = codec.encode(x, channels=sweep_c, caption=captions[p.name], step=sweep_step, seed=0, steps=s)
-            vals.append(measure(x, data))
-        sweep.append({"steps": s, "psnr": sum(v["psnr"] for v in vals) / len(vals),
-                      "ms_ssim": sum(v["ms_ssim"] for v in vals) / len(vals),
-                      "decode_s": sum(v["decode_s"] for v in vals) / len(vals)})
+    captions_row, caption_recs = (None, [])
+    if not args.no_captions_check:
+        captions_row, caption_recs = caption_check(codec, images, captions, budgets[0])
+    timing = []
+    if args.cli:
+        import tempfile
 
-    import tempfile
+        with tempfile.TemporaryDirectory() as work:
+            timing = [cli_round_trip(p, captions[p.name], 0.01, Path(work)) for p in images[: args.cli]]
 
-    with tempfile.TemporaryDirectory() as work:
-        timing = [cli_round_trip(p, captions_path, Path(work)) for p in images[:2]]
-
-    def mean(key, rs):
-        vals = [r[key] for r in rs if r[key] is not None]
-        return sum(vals) / len(vals) if vals else None
-
-    summary = []
-    for pt in points:
-        rs = [r for r in records if r["point"] == pt["label"] and r["fit"]]
-        if not rs:
-            continue
-        under = [r for r in rs if r["webp_ms_ssim"] is not None]
-        summary.append({
-            "point": pt["label"], "channels": pt["channels"], "max_bpp_budget": pt["max_bpp"],
-            "step": mean("step", rs), "fit": len(rs), "bpp": mean("bpp", rs), "max_bpp": max(r["bpp"] for r in rs),
-            "psnr": mean("psnr", rs), "ms_ssim": mean("ms_ssim", rs),
-            "caption_bytes": mean("caption_bytes", rs), "latent_bytes": mean("latent_bytes", rs),
-            "header_bytes": mean("header_bytes", rs),
-            "ms_ssim_above_webp": sum(r["ms_ssim"] > r["webp_ms_ssim"] for r in under),
-            "psnr_within_1.5dB": sum(r["psnr"] >= r["webp_psnr"] - 1.5 for r in under),
-            "images": len([r for r in records if r["point"] == pt["label"]]),
-            "encode_s": mean("encode_s", rs), "decode_s": mean("decode_s", rs)})
     result = {
-        "name": "gsc-lite",
-        "description": f"gsc lite preset on Kodak ({len(images)} images), captions from {captions_path.name}, "
-                       "1-step decoding unless stated; bpp from real stream bytes",
-        "results": {"bpp": [s["bpp"] for s in summary], "psnr-rgb": [s["psnr"] for s in summary],
-                    "ms-ssim-rgb": [s["ms_ssim"] for s in summary]},
-        "points": summary, "steps_sweep": sweep, "cli_round_trip": timing,
-        "webp_reference": {k: mean(k, [webp[p.name] for p in images]) for k in ("psnr", "ms_ssim", "bpp")},
+        "name": f"gsc-{name}",
+        "description": f"gsc lite, --max-bpp per point (sender picks C and Δ), {len(images)} images of "
+                       f"{args.data.name}, reference captions; bpp from the whole stream",
+        "results": {"bpp": [r["bpp"] for r in rows], **{k.replace("_", "-"): [r["gsc"][k] for r in rows] for k in METRICS}},
+        "webp": {"bpp": [r["webp_bpp"] for r in rows], **{k.replace("_", "-"): [r["webp"][k] for r in rows] for k in METRICS}},
+        "points": rows, "captions": captions_row, "captions_per_image": caption_recs, "cli": timing,
         "per_image": records,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-
-    lines = ["# lite preset on Kodak", "",
-             f"Generated by `python benchmarks/lite_kodak.py` ({len(images)} images, captions from "
-             f"`{captions_path.name}`). bpp counts every byte of the stream. WebP reference: best PSNR of a "
-             f"downscale × quality search at ≤ 0.01 bpp per image, mean {result['webp_reference']['psnr']:.2f} dB / "
-             f"MS-SSIM {result['webp_reference']['ms_ssim']:.3f} at {result['webp_reference']['bpp']:.4f} bpp.", "",
-             "Points: `C:Δ` is C channels at quantization step Δ; `C@B` is C channels under a budget of B bpp "
-             "(`gsc encode --max-bpp B`: Δ coarsened per image until the stream fits; images where C channels "
-             "fit at no step are counted out of the fit column).", "",
-             "| point | fit | mean Δ | mean bpp | max bpp | PSNR dB | MS-SSIM | header B | caption B | latent B | MS-SSIM > WebP | PSNR ≥ WebP − 1.5 | enc s | dec s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for s in summary:
-        lines.append(f"| `{s['point']}` | {s['fit']}/{s['images']} | {s['step']:.2f} | {s['bpp']:.5f} | {s['max_bpp']:.5f} | {s['psnr']:.2f} | "
-                     f"{s['ms_ssim']:.4f} | {s['header_bytes']:.1f} | {s['caption_bytes']:.1f} | "
-                     f"{s['latent_bytes']:.1f} | {s['ms_ssim_above_webp']}/{s['images']} | "
-                     f"{s['psnr_within_1.5dB']}/{s['fit']} | {s['encode_s']:.2f} | {s['decode_s']:.2f} |")
-    lines += ["", f"Quality against sampling steps (C = {sweep_c}, Δ = {sweep_step}):", "",
-              "| steps | PSNR dB | MS-SSIM | decode s |", "|---|---|---|---|"]
-    lines += [f"| {s['steps']} | {s['psnr']:.2f} | {s['ms_ssim']:.4f} | {s['decode_s']:.2f} |" for s in sweep]
-    lines += ["", "CLI round trip (`gsc encode --channels 2` then `gsc decode`, separate processes, 2 cores):", "",
-              "| image | encode + decode s | peak RSS MB | same PNG bytes twice |", "|---|---|---|---|"]
-    lines += [f"| {t['image']} | {t['seconds_encode_plus_decode']} | {t['peak_rss_mb']} | {t['same_png_twice']} |"
-              for t in timing]
-    args.doc.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    command = "python benchmarks/lite_kodak.py" + ("" if args.data.name == "kodak" else f" --data {args.data}")
+    text = markdown(name, rows, captions_row, timing, len(images), command)
+    replace_section(args.doc, f"lite-{name}", text)
+    print(text)
     return 0
 
 

@@ -146,11 +146,13 @@ def train_lite(
     out: Path = typer.Option(Path("runs/lite"), "--out", help="Checkpoints and logs."),
     weights: Path = typer.Option(Path("src/gsc/weights"), "--weights", help="Where the final safetensors go."),
     stages: str = typer.Option("codec,base,adapter", "--stages", help="Comma list of codec, base, adapter."),
-    minutes: str = typer.Option("codec=25,base=25,adapter=70", "--minutes", help="Wall-clock budget per stage."),
-    steps: str = typer.Option("codec=4000,base=4000,adapter=8000", "--steps", help="Step budget per stage."),
+    minutes: str = typer.Option("", "--minutes", help="Wall-clock budget per stage, stage=minutes,… "
+                                "(default: the config's, docs/models.md)."),
+    steps: str = typer.Option("", "--steps", help="Step budget per stage, stage=steps,…"),
     init: str = typer.Option("", "--init", help="Warm starts, stage=checkpoint,… (weights and stage state; "
                              "a new optimizer and schedule)."),
-    target_bits: float = typer.Option(1.1, "--target-bits", help="codec: bits per kept latent position."),
+    lam: float = typer.Option(0.16, "--lambda", help="codec: rate weight λ (MSE per bit per pixel)."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch threads."),
 ):
@@ -171,7 +173,7 @@ def train_lite(
     if not chosen or any(s not in STAGES for s in chosen):
         raise GSCError(f"--stages must list some of {', '.join(STAGES)}, got {stages!r}")
     cfg = LiteTrainConfig(data=str(data), out=str(out), weights=str(weights), seed=seed, threads=threads,
-                          target_bits=target_bits)
+                          lam=lam, device=device)
     cfg.minutes.update(parse(minutes, float))
     cfg.init.update(parse(init, str))
     for stage, path in cfg.init.items():

@@ -98,28 +98,32 @@ class Codec:
         return self._generators[preset.name]
 
     # -- sender ---------------------------------------------------------------------------------
-    def encode(self, image, channels: int = 1, caption: str | None = None, image_name: str | None = None,
+    def encode(self, image, channels: int | None = None, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None,
                max_bpp: float | None = None) -> bytes:
-        """Compress ``image`` to a stream carrying its caption and ``channels`` selected latent channels.
+        """Compress ``image`` to a stream carrying its caption and C selected latent channels.
 
-        With ``max_bpp``, ``step`` is the finest quantization step tried: the coarsest needed of the
-        steps from there up is used so that the whole stream fits the budget (or GSCError).
+        - ``channels`` alone: C channels at quantization step ``step``.
+        - ``channels`` and ``max_bpp``: ``step`` is the finest step tried; the finest of the steps from
+          there up whose whole stream fits the budget is used (or GSCError).
+        - ``max_bpp`` alone (rate control): every C from 1 to ``MAX_AUTO_CHANNELS`` at the finest step that
+          fits, and the one the sender measures best (the latent encoder's synthesis, ``LatentEncoder.
+          distortion``) is sent. Neither: C = 1 at ``step``.
         """
-        import torch
-
         from .image import as_image_tensor, pad_to_multiple
         from .caption.coding import encode_caption
-        from .latent.coding import MAX_CHANNELS_SENT, STEPS, encode_latent
-        from .latent.selection import SELECTORS, select_channels
+        from .latent.coding import MAX_CHANNELS_SENT, STEPS
+        from .latent.selection import SELECTORS
 
         if self.selection not in SELECTORS:
             raise GSCError(f"unknown selection {self.selection!r}; choose from {', '.join(sorted(SELECTORS))}")
-        if not 0 <= channels <= min(MAX_CHANNELS_SENT, self.preset.latent_channels):
-            raise GSCError(f"--channels must be 0..{min(MAX_CHANNELS_SENT, self.preset.latent_channels)}, "
-                           f"got {channels}")
+        max_c = min(MAX_CHANNELS_SENT, self.preset.latent_channels)
+        if channels is not None and not 0 <= channels <= max_c:
+            raise GSCError(f"--channels must be 0..{max_c}, got {channels}")
         if step not in STEPS:
             raise GSCError(f"--step must be one of {', '.join(map(str, STEPS))}, got {step}")
+        if max_bpp is not None and not max_bpp > 0:
+            raise GSCError(f"--max-bpp must be positive, got {max_bpp}")
         if (seed is None) != (steps is None):
             seed = self.preset.seed if seed is None else seed
             steps = self.preset.steps if steps is None else steps
@@ -133,19 +137,64 @@ class Codec:
         caption_data = encode_caption(text)
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
         # 2. latent: analysis transform on the padded image
-        y = self.latent_encoder.analyse(pad_to_multiple(x, 16))
+        padded = pad_to_multiple(x, 16)
+        y = self.latent_encoder.analyse(padded)
+
+        # 3. selection of C channels at step Δ and 4. entropy coding of caption and channels
+        def stream(c: int, delta: float) -> tuple[bytes, list[int], "np.ndarray"]:
+            return self._stream(header, caption_data, y, padded, c, delta)
+
+        def fits(data: bytes) -> bool:
+            return max_bpp is None or len(data) * 8 / (width * height) <= max_bpp
+
+        finer = [s for s in STEPS if s >= step]
+        if channels is None and max_bpp is not None:
+            return self._rate_control(stream, fits, y, padded, finer, max_bpp, width * height)
+        c = 1 if channels is None else channels
         data = b""
-        for delta in [s for s in STEPS if s >= step] if max_bpp is not None else [step]:
-            # quantized with step Δ; 3. selection of C channels, scored on the dequantized latent
-            q = torch.round(y / delta)
-            indices = select_channels(q * delta, x, channels, self.selection)
-            # 4. entropy coding of caption and channels into one stream
-            latent = encode_latent(q[indices].numpy().astype(np.int64), indices, self.preset.latent_channels, delta)
-            data = fmt.pack(header, caption_data, latent)
-            if max_bpp is None or len(data) * 8 / (width * height) <= max_bpp:
+        for delta in finer if max_bpp is not None else [step]:
+            data = stream(c, delta)[0]
+            if fits(data):
                 return data
-        raise GSCError(f"C={channels} does not fit in {max_bpp} bpp even at step {STEPS[-1]} "
+        raise GSCError(f"C={c} does not fit in {max_bpp} bpp even at step {STEPS[-1]} "
                        f"({len(data) * 8 / (width * height):.5f} bpp); send fewer channels")
+
+    MAX_AUTO_CHANNELS = 8
+
+    def _stream(self, header, caption_data: bytes, y, padded, c: int, delta: float):
+        import torch
+
+        from .latent.coding import encode_latent
+        from .latent.selection import select_channels
+
+        q = torch.round(y / delta)
+        indices = select_channels(q * delta, padded, c, self.selection)  # scored on the dequantized latent
+        symbols = q[indices].numpy().astype(np.int64)
+        latent = encode_latent(symbols, indices, self.preset.latent_channels, delta)
+        return fmt.pack(header, caption_data, latent), indices, symbols
+
+    def _rate_control(self, stream, fits, y, padded, steps: list[float], max_bpp: float, pixels: int) -> bytes:
+        """The best (C, Δ) that fits: for each C the finest fitting Δ (it only grows with C), then the
+        candidate whose reconstruction by the latent encoder's synthesis is closest to the image."""
+        if not hasattr(self.latent_encoder, "distortion"):
+            raise GSCError(f"--max-bpp without --channels needs a sender that can measure its reconstructions; "
+                           f"the {self.preset.name} preset cannot: give --channels too")
+        best, k = None, 0
+        for c in range(1, self.MAX_AUTO_CHANNELS + 1):
+            while k < len(steps):
+                data, indices, symbols = stream(c, steps[k])
+                if fits(data):
+                    break
+                k += 1
+            if k == len(steps):
+                break
+            d = self.latent_encoder.distortion(padded, symbols, indices, steps[k])
+            if best is None or d < best[0]:
+                best = (d, data)
+        if best is None:
+            raise GSCError(f"nothing fits in {max_bpp} bpp ({max_bpp * pixels / 8:.0f} bytes) even with one channel "
+                           f"at step {steps[-1]}; raise --max-bpp")
+        return best[1]
 
     # -- receiver -------------------------------------------------------------------------------
     def read(self, data: bytes) -> Payload:

@@ -11,6 +11,7 @@ step · ŷ. ``step`` (the quantization step) is carried in the stream.
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -37,11 +38,14 @@ def weights_dir() -> Path:
 
 @LATENT_ENCODERS.register("lite")
 class LiteLatentEncoder(LatentEncoder):
-    def __init__(self, path: str | Path | None = None):
+    """gsc's g_a; its g_s (the receiver's low band) lets the sender measure what a choice of C and Δ gives."""
+
+    def __init__(self, path: str | Path | None = None, synthesis: str | Path | None = None):
         from ..nn import load_model
         from .lite import LiteAnalysis
 
         path = Path(path) if path else weights_dir() / "lite_analysis.safetensors"
+        self.synthesis_path = Path(synthesis) if synthesis else path.with_name("lite_synthesis.safetensors")
         if not path.exists():
             raise GSCError(f"lite analysis weights not found at {path}; run `gsc train-lite` or reinstall gsc")
         self.model = load_model(LiteAnalysis, path)
@@ -50,6 +54,24 @@ class LiteLatentEncoder(LatentEncoder):
     @torch.no_grad()
     def analyse(self, image: torch.Tensor) -> torch.Tensor:
         return self.model(image[None].float())[0]
+
+    @cached_property
+    def g_s(self):
+        from ..nn import load_model
+        from .lite import LiteSynthesis
+
+        if not self.synthesis_path.exists():
+            raise GSCError(f"lite synthesis weights not found at {self.synthesis_path}")
+        return load_model(LiteSynthesis, self.synthesis_path)
+
+    @torch.no_grad()
+    def distortion(self, image: torch.Tensor, symbols, indices: list[int], step: float) -> float:
+        """MSE of g_s's reconstruction from the sent channels (no caption: the sender's quick proxy)."""
+        grid = torch.zeros(1, self.latent_channels, image.shape[-2] // 16, image.shape[-1] // 16)
+        mask = torch.zeros(1, self.latent_channels, 1, 1)
+        grid[0, indices] = torch.from_numpy(symbols).float() * step
+        mask[0, indices] = 1
+        return float(torch.mean((self.g_s(grid, mask).clamp(0, 1) - image[None]) ** 2))
 
 
 MBT2018_MEAN_URL = "https://compressai.s3.amazonaws.com/models/v1/mbt2018-mean-{quality}-{hash}.pth.tar"

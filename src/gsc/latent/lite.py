@@ -1,13 +1,16 @@
-"""The lite sender's learned analysis transform g_a (and the synthesis g_s used only to train it).
+"""The lite codec: analysis g_a (sender) and synthesis g_s (receiver's low band), a thumbnail at heart.
 
 ::
 
-    x (3, H, W) ──g_a──► y (N, H/16, W/16) ──round──► ŷ      (sender: N ≥ 32 channels)
-    ŷ ⊙ mask ──g_s──► x̂                                       (training only)
+    x (3, H, W) ──g_a──► y (N, H/16, W/16) ──round(y / Δ)──► ŷ        sender, N = 32 channels
+    ŷ ⊙ mask, mask, caption embedding ──g_s──► x̂ (3, H, W)          receiver: the image's low band
 
-It is trained like a learned image codec (Ballé et al.), with a rate term on the *kept* channels and
-random channel subsets, so that each channel alone describes the image and costs about a bit per
-position. The receiver never uses g_s: the rectified-flow generator and its adapter rebuild the image.
+Both start where a hand-made thumbnail codec is: at initialisation channels 0, 1, 2 of y are the
+image's Y, Cb, Cr (BT.601) area-averaged to 1/16 and scaled by ``scale`` (Δ = 1 is then 1/16 of the
+range), the other channels are 0, and g_s is the bicubic upsampling of that thumbnail. A learned
+residual (zero-init last layer) is added on each side, so training only ever improves on the thumbnail.
+g_s reads the caption (all-MiniLM-L6-v2, FiLM) so that colour can come from words when few channels
+are sent; a zero embedding means no caption.
 """
 
 from __future__ import annotations
@@ -16,52 +19,116 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..nn import ConfigMixin
+from ..nn import ConfigMixin, zero_module
+
+STRIDE = 16
+TEXT_DIM = 384  # all-MiniLM-L6-v2
+
+# BT.601 full range (JPEG): rows Y, Cb, Cr.
+_RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
+                              [-0.168736, -0.331264, 0.5],
+                              [0.5, -0.418688, -0.081312]])
+_YCBCR_TO_RGB = torch.linalg.inv(_RGB_TO_YCBCR)
+
+
+def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1] → Y in [0, 1], Cb and Cr in [−0.5, 0.5]."""
+    return torch.einsum("kc,bchw->bkhw", _RGB_TO_YCBCR.to(x), x)
+
+
+def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("kc,bchw->bkhw", _YCBCR_TO_RGB.to(x), x)
 
 
 def conv(c_in: int, c_out: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2)
 
 
-class LiteAnalysis(nn.Module, ConfigMixin):
-    """g_a: four stride-2 stages, image in [0, 1] → latent at 1/16 resolution."""
-
-    stride = 16
-
-    def __init__(self, latent_channels: int = 32, width: int = 96):
+class ResBlock(nn.Module):
+    def __init__(self, c: int):
         super().__init__()
-        self.register_config(latent_channels=latent_channels, width=width)
+        self.body = nn.Sequential(nn.GELU(), nn.Conv2d(c, c, 3, padding=1), nn.GELU(), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Up(nn.Sequential):
+    """×2 bilinear upsampling, then a 3×3 conv: no transposed conv, so no checkerboard or block grid."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                         nn.Conv2d(c_in, c_out, 3, padding=1), nn.GELU())
+
+
+class LiteAnalysis(nn.Module, ConfigMixin):
+    """g_a: the YCbCr thumbnail at 1/16 (channels 0–2, times ``scale``) + a learned residual."""
+
+    stride = STRIDE
+
+    def __init__(self, latent_channels: int = 32, width: int = 64, scale: float = 16.0):
+        super().__init__()
+        self.register_config(latent_channels=latent_channels, width=width, scale=scale)
+        self.scale = scale
         self.g_a = nn.Sequential(
             conv(3, width), nn.GELU(),
             conv(width, width), nn.GELU(),
             conv(width, width), nn.GELU(),
-            conv(width, latent_channels),
+            zero_module(conv(width, latent_channels)),
         )
 
     @property
     def latent_channels(self) -> int:
         return self.config["latent_channels"]
 
+    def thumbnail(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) → (B, 3, H/16, W/16): Y − 0.5, Cb, Cr block means, times ``scale``."""
+        ycc = F.avg_pool2d(rgb_to_ycbcr(x), STRIDE)
+        return (ycc - torch.tensor([0.5, 0.0, 0.0]).to(x).view(1, 3, 1, 1)) * self.scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.g_a(x * 2 - 1)
+        y = self.g_a(x * 2 - 1)
+        return torch.cat([y[:, :3] + self.thumbnail(x), y[:, 3:]], 1)
 
 
 class LiteSynthesis(nn.Module, ConfigMixin):
-    """g_s: mirror of g_a, takes the masked latent and the mask (training aid only)."""
+    """g_s: the bicubic thumbnail from channels 0–2 + a learned residual from every sent channel.
 
-    def __init__(self, latent_channels: int = 32, width: int = 96):
+    Input: ŷ ⊙ mask ⊕ mask at 1/16 (unsent channels are 0 and flagged so), caption embedding (FiLM).
+    """
+
+    def __init__(self, latent_channels: int = 32, width: int = 128, scale: float = 16.0,
+                 text_dim: int = TEXT_DIM, up_widths: tuple[int, ...] = (96, 64, 32)):
         super().__init__()
-        self.register_config(latent_channels=latent_channels, width=width)
-        up = lambda a, b: nn.ConvTranspose2d(a, b, 5, stride=2, padding=2, output_padding=1)  # noqa: E731
-        self.g_s = nn.Sequential(
-            up(2 * latent_channels, width), nn.GELU(),
-            up(width, width), nn.GELU(),
-            up(width, width), nn.GELU(),
-            up(width, 3),
-        )
+        up_widths = tuple(up_widths)
+        self.register_config(latent_channels=latent_channels, width=width, scale=scale, text_dim=text_dim,
+                             up_widths=list(up_widths))
+        self.scale = scale
+        self.stem = nn.Conv2d(2 * latent_channels, width, 3, padding=1)
+        self.film = zero_module(nn.Linear(text_dim, 2 * width))  # zero: no caption effect at init
+        self.body = nn.Sequential(ResBlock(width), ResBlock(width))
+        widths = (width,) + up_widths
+        self.up = nn.Sequential(*[Up(a, b) for a, b in zip(widths[:-1], widths[1:])])
+        # The residual stops at 1/2 resolution and is upsampled bicubically: the low band needs no more,
+        # and full-resolution convolutions would dominate the training cost.
+        self.out = zero_module(nn.Conv2d(widths[-1], 3, 3, padding=1))
 
-    def forward(self, y_masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.g_s(torch.cat([y_masked, mask.expand_as(y_masked)], 1)) * 0.5 + 0.5
+    def thumbnail(self, y_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        ycc = y_hat[:, :3] / self.scale + torch.tensor([0.5, 0.0, 0.0]).to(y_hat).view(1, 3, 1, 1)
+        return ycbcr_to_rgb(F.interpolate(ycc, size=size, mode="bicubic", align_corners=False))
+
+    def forward(self, y_hat: torch.Tensor, mask: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
+        """y_hat: (B, N, h, w) dequantized latent; mask: (B, N, 1, 1) 0/1; text: (B, 384) or None.
+        Returns (B, 3, 16h, 16w), not clamped (the loss sees the overshoot)."""
+        mask = mask.expand_as(y_hat)
+        y_hat = y_hat * mask
+        h = self.stem(torch.cat([y_hat, mask], 1))
+        if text is not None:
+            gamma, beta = self.film(text).chunk(2, dim=1)
+            h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+        h = self.out(self.up(self.body(h)))
+        size = (STRIDE * y_hat.shape[-2], STRIDE * y_hat.shape[-1])
+        return self.thumbnail(y_hat, size) + F.interpolate(h, size=size, mode="bicubic", align_corners=False)
 
 
 def quantize(y: torch.Tensor, mode: str) -> torch.Tensor:
@@ -95,4 +162,3 @@ def random_channel_mask(batch: int, channels: int, max_kept: int, generator=None
     scores = torch.rand(batch, channels, generator=generator)
     rank = scores.argsort(dim=1).argsort(dim=1)
     return (rank < kept[:, None]).float()[:, :, None, None]
-

@@ -96,6 +96,29 @@ def ssim_full_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> torch.Te
     return ssim_map_score(_minmax(up), y, window=11)
 
 
+@register("ssim-color")
+def ssim_color_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> torch.Tensor:
+    """Colour structure: the best SSIM (either sign) of the channel against Y, Cb or Cr, each plane
+    weighted by its contrast relative to the most contrasted one, so that a grey image ranks by luma
+    and a colourful one lets a chroma-carrying channel in at small C.
+
+    Batched too: latent (B, N, h, w) with image (B, 3, H, W) gives (B, N)."""
+    from .lite import rgb_to_ycbcr
+
+    batched = latent.dim() == 4
+    latent, image = (latent, image) if batched else (latent[None], image[None])
+    planes = F.adaptive_avg_pool2d(rgb_to_ycbcr(image.float()), latent.shape[-2:])        # (B, 3, h, w)
+    contrast = planes.flatten(2).std(dim=2, unbiased=False)
+    weight = contrast / contrast.amax(dim=1, keepdim=True).clamp_min(1e-12)                # (B, 3)
+    m = _minmax(latent.float())[:, :, None, None]                                         # (B, N, 1, 1, h, w)
+    p = _minmax(planes)[:, None, :, None]                                                  # (B, 1, 3, 1, h, w)
+    shape = (m.shape[0], m.shape[1], 3, 1, *m.shape[-2:])
+    both = torch.maximum(ssim_map_score(m.expand(shape), p.expand(shape)),
+                         ssim_map_score((1 - m).expand(shape), p.expand(shape)))           # (B, N, 3)
+    scores = (both * weight[:, None]).amax(dim=2)                                          # (B, N)
+    return scores if batched else scores[0]
+
+
 @register("energy")
 def energy_scores(latent: torch.Tensor, image: torch.Tensor | None = None, **_) -> torch.Tensor:
     return latent.float().pow(2).mean(dim=(-2, -1))
