@@ -72,7 +72,7 @@ class AdapterTrainConfig:
     log_every: int = 10
     seed: int = 0
     resume: bool = True
-    max_sequence_length: int = 512
+    max_sequence_length: int | None = None  # T5 tokens; None: the preset's (512, flux-tiny 32)
 
 
 def read_captions(path: str | Path | None) -> dict[str, str]:
@@ -119,7 +119,8 @@ class FluxSetup:
         tiny = p.generator == "flux-tiny"
         return cls(preset=p.name, generator=p.generator, model=None if tiny else cfg.model or kw.get("model"),
                    seed=kw.get("seed", 0), guidance=cfg.guidance if cfg.guidance is not None else kw.get("guidance", 3.5),
-                   steps=p.steps, max_sequence_length=TINY_MAX_SEQUENCE_LENGTH if tiny else cfg.max_sequence_length,
+                   steps=p.steps, max_sequence_length=cfg.max_sequence_length or kw.get(
+                       "max_sequence_length", TINY_MAX_SEQUENCE_LENGTH if tiny else 512),
                    latent=p.latent, latent_kwargs=latent_kwargs, latent_channels=p.latent_channels)
 
     def components(self, dtype: torch.dtype) -> dict:

@@ -45,7 +45,8 @@ def register(app: typer.Typer) -> None:
                                                      help="Sampling steps of the validation images (preset's)."),
         trackers: str = typer.Option("jsonl,tensorboard", "--trackers", help="Comma list: jsonl (OUT/log.jsonl) "
                                      "and accelerate's trackers (tensorboard, wandb, …)."),
-        max_sequence_length: int = typer.Option(512, "--max-sequence-length", help="T5 tokens (flux presets)."),
+        max_sequence_length: Optional[int] = typer.Option(None, "--max-sequence-length",
+                                                          help="T5 tokens (default: the preset's, 512)."),
         adapter_layers: int = typer.Option(4, "--adapter-layers", help="M: double-stream blocks in the adapter."),
         adapter_single_layers: int = typer.Option(2, "--adapter-single-layers", help="S: single-stream blocks."),
         condition_dim: int = typer.Option(256, "--condition-dim", help="Width of the condition embedder."),

@@ -153,7 +153,6 @@ class AdapterTrainer:
             adapter = FluxChannelAdapter.from_transformer(self.transformer, self.setup.latent_channels,
                                                           cfg.adapter_layers, cfg.adapter_single_layers,
                                                           cfg.condition_dim).float().train()
-        self.transformer.to(device)
         if cfg.gradient_checkpointing:
             self.transformer.enable_gradient_checkpointing()
             adapter.controlnet.enable_gradient_checkpointing()
@@ -171,8 +170,9 @@ class AdapterTrainer:
         if self.parts:
             prepare_cache(self.cache, self.setup.cache_settings(cfg, captions), acc)
             precompute(self.cache, self.parts, centred, self.encoders, acc, cfg.precompute_batch, cfg.workers)
-        self.validation = self._validation_batch(centred) if cfg.validate_every and acc.is_main_process else None
         self._free_encoders()
+        self.transformer.to(device)  # after the encoders that a step does not need have left
+        self.validation = self._validation_batch(centred) if cfg.validate_every and acc.is_main_process else None
 
         # 4. Optimizer, warm-up schedule, EMA; accelerate wraps the adapter for data parallelism.
         optimizer = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
@@ -284,6 +284,7 @@ class AdapterTrainer:
                 self.save_checkpoint()
             if n >= cfg.steps:
                 break
+        del batches  # stops the DataLoader's workers
         bar.close()
         final = self.save_adapter()
         acc.end_training()
@@ -300,7 +301,7 @@ class AdapterTrainer:
         keys = [it["key"] for it in items]
         batch = {"image": torch.stack([it["image"] for it in items]), "key": keys,
                  "caption": [it["caption"] for it in items]}
-        for part in ("text",) if "text" in self.parts else ():
+        for part in self.parts:  # cached encodings first: the encoders that made them may be gone
             cached = [self.cache.read(part, k) for k in keys]
             batch.update({k: torch.stack([c[k] for c in cached]) for k in cached[0]})
         v = self.encode(batch)
