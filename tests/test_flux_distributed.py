@@ -108,7 +108,8 @@ def test_two_processes_precompute_and_train_as_one_with_the_same_global_batch(da
     mine = {k: v.detach() for k, v in one.unwrapped.state_dict().items()}
     with torch.random.fork_rng():
         torch.manual_seed(cfg.seed)
-        init = FluxChannelAdapter.from_transformer(tiny_components(0)["transformer"], 320, condition_dim=16).state_dict()
+        base = tiny_components(0)["transformer"]
+        init = FluxChannelAdapter.from_transformer(base, 320, condition_dim=16).state_dict()
     moved = (flat(mine) - flat(init)).norm()
     assert moved > 0.1
     assert (flat(r0) - flat(mine)).norm() < 1e-3 * moved
@@ -116,7 +117,8 @@ def test_two_processes_precompute_and_train_as_one_with_the_same_global_batch(da
     ema = [load_file(str(tmp_path / run / "adapter" / "diffusion_pytorch_model.safetensors")) for run in ("two", "one")]
     assert (flat(ema[0]) - flat(ema[1])).norm() < 1e-3 * moved
     # The same cache, file by file.
-    files = sorted(p.relative_to(tmp_path / "one" / "cache") for p in (tmp_path / "one" / "cache").rglob("*.safetensors"))
+    cache = tmp_path / "one" / "cache"
+    files = sorted(p.relative_to(cache) for p in cache.rglob("*.safetensors"))
     assert len(files) == 8
     for f in files:
         a, b = load_file(str(tmp_path / "one" / "cache" / f)), load_file(str(tmp_path / "two" / "cache" / f))

@@ -93,7 +93,8 @@ def test_flux_train_adapter_cli_logs_validates_checkpoints_and_resumes(folder):
     for step in ("step-0000000", "step-0000002"):
         assert sorted(p.name for p in (out / "validation" / step).iterdir()) == ["a.jpg.png", "a.png.png"]
     # The caption cache is keyed by relative path: a.png and a.jpg do not collide, sub/ is kept.
-    cached = sorted(p.relative_to(out / "cache" / "text").as_posix() for p in (out / "cache" / "text").rglob("*.safetensors"))
+    text = out / "cache" / "text"
+    cached = sorted(p.relative_to(text).as_posix() for p in text.rglob("*.safetensors"))
     assert cached == ["a.jpg.safetensors", "a.png.safetensors", "c.png.safetensors", "sub/b.png.safetensors"]
 
     first = load_file(str(out / "adapter-raw" / WEIGHTS))

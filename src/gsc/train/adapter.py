@@ -117,8 +117,9 @@ class FluxSetup:
         from ..generate.flux_tiny import TINY_MAX_SEQUENCE_LENGTH
 
         tiny = p.generator == "flux-tiny"
+        guidance = cfg.guidance if cfg.guidance is not None else kw.get("guidance", 3.5)
         return cls(preset=p.name, generator=p.generator, model=None if tiny else cfg.model or kw.get("model"),
-                   seed=kw.get("seed", 0), guidance=cfg.guidance if cfg.guidance is not None else kw.get("guidance", 3.5),
+                   seed=kw.get("seed", 0), guidance=guidance,
                    steps=p.steps, max_sequence_length=cfg.max_sequence_length or kw.get(
                        "max_sequence_length", TINY_MAX_SEQUENCE_LENGTH if tiny else 512),
                    latent=p.latent, latent_kwargs=latent_kwargs, latent_channels=p.latent_channels)
@@ -193,7 +194,10 @@ def latent_encoder_to(encoder, device) -> None:
 
 def draw_condition(y: torch.Tensor, small: torch.Tensor, max_channels: int, p_ssim: float, p_coarse: float,
                    rngs: Sequence[random.Random]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sample, with its own rng: Δ, C and an index set → (B, N, h, w) grid of ŷ_sel (zeros elsewhere), (B, N) mask."""
+    """Per sample, with its own rng: Δ, C and an index set.
+
+    Returns the (B, N, h, w) grid of ŷ_sel (zeros elsewhere) and the (B, N) mask.
+    """
     b, n = y.shape[:2]
     grid, mask = torch.zeros_like(y), torch.zeros(b, n, device=y.device)
     for i, rng in zip(range(b), rngs, strict=True):
