@@ -12,7 +12,8 @@ pytest.importorskip("diffusers")
 from diffusers import FluxPipeline  # noqa: E402
 
 from gsc.generate.flux import load_adapter  # noqa: E402
-from gsc.generate.flux_adapter import FluxChannelAdapter, pack_condition  # noqa: E402
+from gsc.generate.flux_adapter import (FluxChannelAdapter, latent_image_ids, pack_condition, pack_latents,  # noqa: E402
+                                       unpack_latents)
 from gsc.generate.flux_tiny import randomize_zero_layers, tiny_components  # noqa: E402
 from gsc.train.adapter import adapter_loss  # noqa: E402
 
@@ -38,7 +39,7 @@ def inputs(h=2, w=3, batch=1, seed=0):
         hidden_states=torch.randn(batch, h * w, 64, generator=g), grid=grid, mask=mask,
         encoder_hidden_states=torch.randn(batch, 7, 32, generator=g),
         pooled_projections=torch.randn(batch, 32, generator=g), timestep=torch.full((batch,), 0.6),
-        img_ids=FluxPipeline._prepare_latent_image_ids(batch, h, w, "cpu", torch.float32),
+        img_ids=latent_image_ids(h, w),
         txt_ids=torch.zeros(7, 3), guidance=torch.full((batch,), 3.5))
 
 
@@ -90,6 +91,17 @@ def test_flux_adapter_token_mapping_matches_flux_packing():
     assert torch.equal(packed[0, :, 0], tokens[0, :, 0])
 
 
+def test_flux_adapter_packing_helpers_equal_diffusers_own():
+    # gsc packs with its own public helpers; diffusers' (private) ones are the reference.
+    h, w = 3, 5
+    lat = torch.randn(2, 16, 2 * h, 2 * w, generator=torch.Generator().manual_seed(0))
+    packed = pack_latents(lat)
+    assert torch.equal(packed, FluxPipeline._pack_latents(lat, 2, 16, 2 * h, 2 * w))
+    assert torch.equal(unpack_latents(packed, h, w), FluxPipeline._unpack_latents(packed, 16 * h, 16 * w, 8))
+    assert torch.equal(unpack_latents(packed, h, w), lat)
+    assert torch.equal(latent_image_ids(h, w), FluxPipeline._prepare_latent_image_ids(1, h, w, "cpu", torch.float32))
+
+
 def test_flux_adapter_training_step_changes_only_the_adapter(base):
     base = copy.deepcopy(base)
     before = {k: v.clone() for k, v in base.state_dict().items()}
@@ -121,7 +133,7 @@ def test_flux_adapter_overfits_one_image(base):
         "mbt2018-mean", quality=8, random_init_seed=0), torch.device("cpu"), 32)
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     b = encoders(image, ["a red door in a stone wall"])
-    grid, mask = draw_condition(b["y"], b["small"], 4, 1.0, 0.0, random.Random(0))
+    grid, mask = draw_condition(b["y"], b["small"], 4, 1.0, 0.0, [random.Random(0)])
     torch.manual_seed(0)
     adapter = FluxChannelAdapter.from_transformer(components["transformer"], N, condition_dim=32)
     opt = torch.optim.Adam(adapter.parameters(), lr=2e-3)

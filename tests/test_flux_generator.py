@@ -126,19 +126,71 @@ def test_flux_generator_refuses_mismatched_requests(generator):
 
 
 def test_flux_generator_memory_options(generator):
-    # Offload moves models, not numbers: on the same device it must give the same image. Tiling (the tiny
-    # VAE tiles above 64 px) and bf16 must still give a valid image of the right size.
-    offloaded = GENERATORS.create("flux-tiny", cpu_offload=True)
-    assert offloaded.pipe._all_hooks  # accelerate's hooks are in place
+    # Offload moves weights, not numbers: model and group offload (diffusers' own) give the same image on the
+    # same device, with their hooks in place. fp8 storage changes the numbers a little; tiling and bf16
+    # still give a valid image of the right size.
     req = request(c=2, height=96, width=80)
-    assert torch.equal(offloaded.generate(req), generator.generate(req))
-    for kwargs in ({"vae_tiling": True}, {"dtype": "bfloat16"}):
+    plain = generator.generate(req)
+    model = GENERATORS.create("flux-tiny", offload="model")
+    assert model.pipe._all_hooks  # accelerate's hooks are in place
+    assert torch.equal(model.generate(req), plain)
+    group = GENERATORS.create("flux-tiny", offload="group")
+    assert group.pipe.transformer.transformer_blocks[0]._diffusers_hook.get_hook("group_offloading") is not None
+    assert group.pipe.adapter.controlnet.transformer_blocks[0]._diffusers_hook.get_hook("group_offloading")
+    assert torch.equal(group.generate(req), plain)
+    fp8 = GENERATORS.create("flux-tiny", fp8=True)
+    for net in (fp8.pipe.transformer, fp8.pipe.adapter.controlnet):
+        assert net.transformer_blocks[0].attn.to_q.weight.dtype == torch.float8_e4m3fn
+    assert fp8.pipe.adapter.condition_embedder[0].weight.dtype == torch.float32
+    stored = fp8.generate(req)
+    assert 0 < (stored - plain).abs().mean() < 0.05
+    for kwargs in ({"vae_tiling": True}, {"dtype": "bf16"}):
         g = GENERATORS.create("flux-tiny", **kwargs)
         image = g.generate(req)
         assert image.shape == (3, 96, 80) and image.dtype == torch.float32 and torch.isfinite(image).all()
+    assert GENERATORS.create("flux-tiny", dtype="bf16").pipe.transformer.dtype == torch.bfloat16
     assert GENERATORS.create("flux-tiny", vae_tiling=True).pipe.vae.use_tiling
-    with pytest.raises(GSCError, match="dtype"):
-        GENERATORS.create("flux-tiny", dtype="float8")
+
+
+def test_flux_generator_sequential_offload_reaches_diffusers(monkeypatch):
+    # Per-layer offload only makes sense towards an accelerator (and accelerate's hooks break on "cpu:0"):
+    # on the CPU it is one clear error; elsewhere the pipeline's enable_sequential_cpu_offload gets the device.
+    from gsc.generate.flux import apply_memory_options
+    from gsc.generate.flux_pipeline import FluxChannelPipeline
+
+    with pytest.raises(GSCError, match="offload=sequential .* the device is the CPU"):
+        GENERATORS.create("flux-tiny", offload="sequential")
+    calls = []
+    monkeypatch.setattr(FluxChannelPipeline, "enable_sequential_cpu_offload",
+                        lambda self, device=None: calls.append(device))
+    pipe = GENERATORS.create("flux-tiny").pipe
+    apply_memory_options(pipe, "meta", offload="sequential")  # any non-CPU device that exists here
+    assert calls == [torch.device("meta")]
+
+
+def test_flux_generator_refuses_bad_memory_options():
+    for kwargs, match in (({"dtype": "fp16"}, "FLUX overflows in float16"), ({"dtype": "float8"}, "unknown dtype"),
+                          ({"offload": "disk"}, "unknown offload"), ({"device": "cuda:3"}, "not usable here")):
+        with pytest.raises(GSCError, match=match):
+            GENERATORS.create("flux-tiny", **kwargs)
+
+
+def test_flux_generator_guidance_reaches_the_model(generator):
+    # flux-tiny embeds guidance as FLUX.1-dev does, so the value changes the image; a base without a
+    # guidance embedding (FLUX.1-schnell) refuses a non-zero value.
+    req = request(c=1)
+    other = GENERATORS.create("flux-tiny", guidance=7.0)
+    assert other.guidance == 7.0
+    assert (other.generate(req) - generator.generate(req)).abs().mean() > 1e-4
+    from gsc.generate.flux import FluxGenerator
+
+    generator.pipe.transformer.config.guidance_embeds = False  # as FLUX.1-schnell's config says
+    try:
+        with pytest.raises(GSCError, match="no guidance embedding"):
+            FluxGenerator(generator.pipe, guidance=3.5)
+        assert FluxGenerator(generator.pipe, guidance=0.0).guidance == 0.0
+    finally:
+        generator.pipe.transformer.config.guidance_embeds = True
 
 
 def test_flux_generator_loads_a_local_base_folder(generator, tmp_path):

@@ -30,8 +30,9 @@ def _echo_err(message: str) -> None:
 
 
 def _codec(preset: str, captioner: Optional[str], caption: Optional[str], captions: Optional[Path], selection: str,
-           latent_checkpoint: Optional[Path] = None):
+           latent_checkpoint: Optional[Path] = None, qwen_options: Optional[dict] = None):
     from .codec import Codec
+    from .presets import get_preset
 
     captioner_kwargs = {}
     if caption is not None and captions is not None:
@@ -41,6 +42,13 @@ def _codec(preset: str, captioner: Optional[str], caption: Optional[str], captio
             raise GSCError(f"--caption/--captions use the 'given' captioner, not {captioner!r}")
         captioner = "given"
         captioner_kwargs = {"caption": caption} if caption is not None else {"captions": str(captions)}
+    qwen_options = {k: v for k, v in (qwen_options or {}).items() if v is not None}
+    if qwen_options:
+        name = captioner or get_preset(preset).captioner
+        if name != "qwen2.5-vl":
+            raise GSCError(f"--captioner-model, --device and --caption-tokens apply to the qwen2.5-vl captioner, "
+                           f"not {name!r}")
+        captioner_kwargs = qwen_options
     latent_kwargs = {"checkpoint": str(latent_checkpoint)} if latent_checkpoint else None
     return Codec(preset=preset, captioner=captioner, selection=selection, captioner_kwargs=captioner_kwargs,
                  latent_kwargs=latent_kwargs)
@@ -75,12 +83,19 @@ def encode(
     steps: Optional[int] = typer.Option(None, "--steps", help="Decoder sampling steps to write in the stream."),
     latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",
                                                      help="Local CompressAI checkpoint (flux presets)."),
+    captioner_model: Optional[str] = typer.Option(None, "--captioner-model",
+                                                  help="Qwen2.5-VL: HF id or local folder (qwen2.5-vl captioner)."),
+    device: Optional[str] = typer.Option(None, "--device", help="Captioner device, e.g. cuda:1 (qwen2.5-vl; "
+                                         "default: cuda when present)."),
+    caption_tokens: Optional[int] = typer.Option(None, "--caption-tokens",
+                                                 help="Most tokens the captioner writes (qwen2.5-vl; default 60)."),
 ):
     """Compress IMAGE into a .gsc stream."""
     from .image import load_image, write_atomic
 
     x = load_image(image)
-    codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint)
+    codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint,
+                   {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
                         max_bpp=max_bpp)
     write_atomic(output, lambda f: f.write(data))
@@ -97,7 +112,13 @@ def decode(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="Trained FLUX adapter folder (flux presets)."),
     model: Optional[str] = typer.Option(None, "--model", help="FLUX base: HF id or local folder (flux presets)."),
-    cpu_offload: bool = typer.Option(False, "--cpu-offload", help="Model CPU offload (flux presets)."),
+    device: Optional[str] = typer.Option(None, "--device", help="e.g. cuda:1 (flux presets; default: cuda when "
+                                         "present)."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="bf16 | fp32 (flux presets; default bf16)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance embedding (flux-dev; default 3.5)."),
+    offload: Optional[str] = typer.Option(None, "--offload", help="none | model | sequential | group: diffusers' "
+                                          "CPU offloading (flux presets; docs/flux.md has the memory table)."),
+    fp8: bool = typer.Option(False, "--fp8", help="Store transformer and adapter weights in fp8 (flux presets)."),
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="VAE tiling (flux presets)."),
 ):
     """Rebuild an image from a .gsc stream (the generator named by the stream's preset)."""
@@ -107,8 +128,8 @@ def decode(
     from .image import save_image
 
     data = _read_stream(stream)
-    options = {"adapter": str(adapter) if adapter else None, "model": model,
-               "cpu_offload": cpu_offload or None, "vae_tiling": vae_tiling or None}
+    options = {"adapter": str(adapter) if adapter else None, "model": model, "device": device, "dtype": dtype,
+               "guidance": guidance, "offload": offload, "fp8": fp8 or None, "vae_tiling": vae_tiling or None}
     codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None})
     payload = codec.read(data)
     with Progress(transient=True, disable=quiet) as bar:

@@ -116,6 +116,8 @@ class QwenCaptioner(Captioner):
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path_or_id), dtype=dtype).to(device)
         except (OSError, ValueError) as e:
             raise GSCError(f"cannot load Qwen2.5-VL from {str(path_or_id)!r}: {str(e).splitlines()[0]}") from None
+        except (RuntimeError, AssertionError) as e:  # e.g. a CUDA device on a machine without one
+            raise GSCError(f"device {device!r} is not usable here ({str(e).splitlines()[0]})") from None
         return cls(model, tokenizer, image_processor, **kwargs)
 
     def chat_text(self) -> str:

@@ -4,7 +4,8 @@ Token mapping. FLUX works on packed tokens: the VAE maps an H×W image to 16 cha
 and the pipeline packs 2×2 patches of that into one token, so the image tokens form an
 (H/16) × (W/16) grid in row-major order (token k = row i·(W/16) + column j, position id (0, i, j)).
 The sender's latent ŷ is at 1/16 too, so latent position (i, j) is exactly token k: no resampling.
-``pack_condition`` does that flattening, in the same order as ``FluxPipeline._pack_latents``.
+``pack_latents`` / ``unpack_latents`` / ``latent_image_ids`` are that mapping for the VAE latent and
+``pack_condition`` for the condition grid (the tests check them against diffusers' own packing).
 
 Design (one adapter for every C and every index set)::
 
@@ -35,6 +36,27 @@ from diffusers.models.modeling_utils import ModelMixin
 _COPIED = ("pos_embed", "time_text_embed", "context_embedder", "x_embedder")
 
 
+def pack_latents(latents: torch.Tensor) -> torch.Tensor:
+    """(B, 16, 2h, 2w) VAE latent → (B, h·w, 64) tokens: 2×2 patches, row-major (FLUX's packing)."""
+    b, c, h2, w2 = latents.shape
+    x = latents.reshape(b, c, h2 // 2, 2, w2 // 2, 2).permute(0, 2, 4, 1, 3, 5)
+    return x.reshape(b, (h2 // 2) * (w2 // 2), c * 4)
+
+
+def unpack_latents(tokens: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """(B, h·w, 64) tokens of an (h, w) token grid → (B, 16, 2h, 2w) VAE latent; inverse of ``pack_latents``."""
+    b, _, d = tokens.shape
+    x = tokens.reshape(b, h, w, d // 4, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    return x.reshape(b, d // 4, 2 * h, 2 * w)
+
+
+def latent_image_ids(h: int, w: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(h·w, 3) rotary position ids of the image tokens: (0, i, j) for token i·w + j."""
+    i, j = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    ids = torch.stack([torch.zeros_like(i), i, j], dim=-1).reshape(h * w, 3)
+    return ids.to(device=device, dtype=dtype)
+
+
 def pack_condition(grid: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(B, N, h, w) channel grid and (B, N) mask → (B, h·w, 2N) token features, row-major.
 
@@ -47,6 +69,12 @@ def pack_condition(grid: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class FluxChannelAdapter(ModelMixin, ConfigMixin):
     """Zero-init FluxControlNetModel (M double-stream, S single-stream blocks) on the selected channels."""
+
+    # fp8 storage (enable_layerwise_casting) leaves these in the compute dtype, as FluxTransformer2DModel
+    # does: norms and position embeddings are small and sensitive, and the condition embedder reads raw ŷ.
+    _skip_layerwise_casting_patterns = ["pos_embed", "norm", "condition_embedder"]
+    # Group offloading moves a model's top-level ModuleLists block by block; the blocks sit one level down.
+    _group_offload_block_modules = ["controlnet"]
 
     @register_to_config
     def __init__(

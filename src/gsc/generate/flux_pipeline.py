@@ -8,6 +8,7 @@ and tiling machinery) plus one component, ``adapter`` (a :class:`FluxChannelAdap
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -18,7 +19,7 @@ from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_tim
 from diffusers.utils.torch_utils import get_module_execution_device
 
 from ..errors import GSCError
-from .flux_adapter import FluxChannelAdapter
+from .flux_adapter import FluxChannelAdapter, unpack_latents
 
 STRIDE = 16  # VAE 1/8, then 2×2 packing: one token per 16×16 pixels, one per latent position
 
@@ -28,6 +29,18 @@ def time_shift_mu(scheduler, image_seq_len: int) -> float:
     c = scheduler.config
     return calculate_shift(image_seq_len, c.get("base_image_seq_len", 256), c.get("max_image_seq_len", 4096),
                            c.get("base_shift", 0.5), c.get("max_shift", 1.15))
+
+
+def timestep_shift(scheduler, image_seq_len: int) -> float:
+    """The factor s in t' = s·t / (1 + (s − 1)·t) that the scheduler applies at this many tokens.
+
+    FLUX.1-dev's scheduler shifts by exp(μ(tokens)) (``use_dynamic_shifting``); FLUX.1-schnell's has
+    dynamic shifting off and a fixed ``shift`` (1.0). Training draws its t with the same factor.
+    """
+    c = scheduler.config
+    if c.get("use_dynamic_shifting", False):
+        return math.exp(time_shift_mu(scheduler, image_seq_len))
+    return float(c.get("shift", 1.0))
 
 
 class FluxChannelPipeline(FluxPipeline):
@@ -65,17 +78,28 @@ class FluxChannelPipeline(FluxPipeline):
     @torch.no_grad()
     def __call__(self, caption: str, grid: torch.Tensor, mask: torch.Tensor, height: int, width: int,
                  steps: int, guidance: float = 3.5, generator: torch.Generator | None = None,
-                 max_sequence_length: int = 512, progress: Callable[[int], None] | None = None) -> torch.Tensor:
-        """Returns the (3, height, width) image in [0, 1] (float32, on the CPU)."""
+                 max_sequence_length: int = 512, progress: Callable[[int], None] | None = None,
+                 prompt_embeds: torch.Tensor | None = None,
+                 pooled_prompt_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """Returns the (3, height, width) image in [0, 1] (float32, on the CPU).
+
+        ``prompt_embeds`` / ``pooled_prompt_embeds`` (T5 sequence, pooled CLIP) replace the caption when
+        given, as in FluxPipeline: training validates with its cached embeddings, the text encoders freed.
+        """
         # 1. Check inputs.
         self.check_condition(grid, mask, height, width, steps)
         use_adapter = bool(mask.sum() > 0)
         device = self._execution_device
         dtype = self.transformer.dtype
 
-        # 2. Encode the caption (T5 sequence + pooled CLIP).
+        # 2. Encode the caption (T5 sequence + pooled CLIP), unless its embeddings were given.
+        if prompt_embeds is not None:
+            prompt_embeds = prompt_embeds.to(device=device, dtype=dtype)
+            pooled_prompt_embeds = pooled_prompt_embeds.to(device=device, dtype=dtype)
         prompt_embeds, pooled, text_ids = self.encode_prompt(
-            caption, prompt_2=None, device=device, max_sequence_length=max_sequence_length)
+            None if prompt_embeds is not None else caption, prompt_2=None, device=device,
+            prompt_embeds=prompt_embeds, pooled_prompt_embeds=pooled_prompt_embeds,
+            max_sequence_length=max_sequence_length)
 
         # 3. Prepare latents: the noise comes from a CPU generator, so one seed gives one image anywhere.
         latents, img_ids = self.prepare_latents(1, self.transformer.config.in_channels // 4, height, width,
@@ -109,7 +133,7 @@ class FluxChannelPipeline(FluxPipeline):
                 progress(i)
 
         # 6. Decode: unpack the tokens, undo FLUX's latent normalisation, VAE decode.
-        latents = self._unpack_latents(latents, height, width, self.vae_scale_factor)
+        latents = unpack_latents(latents, height // STRIDE, width // STRIDE)
         latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
         image = self.vae.decode(latents.to(get_module_execution_device(self.vae), self.vae.dtype), return_dict=False)[0]
         self.maybe_free_model_hooks()

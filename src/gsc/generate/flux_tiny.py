@@ -4,7 +4,8 @@ Everything is built offline and deterministically from one seed, so that an enco
 separate decoding process build the same model: the tokenizers from fixed character vocabularies
 (no training, no files), the models in a fixed order under ``torch.manual_seed(seed)`` on the CPU in
 float32. The shapes follow FLUX.1 (16-channel VAE at 1/8, 2×2 packing, T5 sequence + pooled CLIP,
-guidance embedding as in FLUX.1-dev) with tiny widths.
+guidance embedding as in FLUX.1-dev) with tiny widths. The ``flux-tiny`` generator (preset id 7) runs
+them through the same pipeline and memory options as the ``flux`` generator.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import string
 
 import torch
+
+from . import GENERATORS
 
 # Printable ASCII without whitespace: the pieces both tokenizers are built from.
 _CHARS = [c for c in string.printable if not c.isspace()]
@@ -84,3 +87,25 @@ def randomize_zero_layers(adapter, seed: int = 1, std: float = 0.05) -> None:
     with torch.no_grad():
         for layer in layers:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=g) * std)
+
+
+@GENERATORS.register("flux-tiny")
+def flux_tiny_generator(adapter: str | None = None, guidance: float = 3.5, seed: int = 0, adapter_seed: int = 1,
+                        latent_channels: int = 320, dtype: str = "float32", offload: str = "none", fp8: bool = False,
+                        vae_tiling: bool = False, device: str | None = "cpu"):
+    """Seeded tiny FLUX; without ``adapter`` the adapter's zero layers get seeded random weights."""
+    from .flux import FluxGenerator, build_pipeline, load_adapter, torch_dtype
+    from .flux_adapter import FluxChannelAdapter
+
+    dt = torch_dtype(dtype)
+    components = tiny_components(seed)
+    if adapter:
+        net = load_adapter(adapter)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + adapter_seed)
+            net = FluxChannelAdapter.from_transformer(components["transformer"], latent_channels, condition_dim=32)
+        randomize_zero_layers(net, seed=seed + adapter_seed)
+        net.eval().requires_grad_(False)
+    pipe = build_pipeline(components, net, dt, device, offload, fp8, vae_tiling)
+    return FluxGenerator(pipe, guidance, TINY_MAX_SEQUENCE_LENGTH)

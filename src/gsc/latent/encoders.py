@@ -88,11 +88,7 @@ class CompressAILatentEncoder(LatentEncoder):
         import_compressai()
         from compressai.zoo import mbt2018_mean
 
-        if random_init_seed is not None:
-            with torch.random.fork_rng():
-                torch.manual_seed(random_init_seed)
-                self.net = mbt2018_mean(quality=quality, pretrained=False)
-        elif checkpoint is not None:
+        if checkpoint is not None:  # a given checkpoint wins over a preset's random_init_seed
             from compressai.zoo.image import model_architectures
 
             path = Path(checkpoint)
@@ -101,6 +97,10 @@ class CompressAILatentEncoder(LatentEncoder):
             state = torch.load(path, map_location="cpu", weights_only=True)
             state = state.get("state_dict", state)
             self.net = model_architectures["mbt2018-mean"].from_state_dict(state)
+        elif random_init_seed is not None:
+            with torch.random.fork_rng():
+                torch.manual_seed(random_init_seed)
+                self.net = mbt2018_mean(quality=quality, pretrained=False)
         else:
             try:  # the zoo downloads from CompressAI's URL (see compressai.zoo.image.model_urls)
                 self.net = mbt2018_mean(quality=quality, metric=metric, pretrained=True)

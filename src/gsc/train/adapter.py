@@ -1,50 +1,48 @@
-"""``gsc train-adapter``: train the FLUX adapter on captioned images, the base frozen (accelerate).
+"""``gsc train-adapter``, the algorithm's parts: train the FLUX adapter on captioned images, base frozen.
 
 Per sample: the sender's latent encoder gives y (N channels at 1/16); a quantization step Δ (1, or one
 of the stream's steps), C ~ U{1..max_channels} and an index set (the C best by SSIM with probability
 ``p_ssim``, else C random channels) give the condition ŷ_sel = Δ·round(y/Δ) on the selected channels.
 The target image goes through the FLUX VAE and is packed into tokens, x_0. Then, as FLUX:
 
-    t ~ logit-normal, shifted by exp(μ(tokens))       (gsc.generate.rectified_flow.sample_timesteps)
+    t ~ logit-normal, shifted as the scheduler shifts    (gsc.generate.rectified_flow.sample_timesteps)
     x_t = (1 − t)·x_0 + t·ε,  loss = ‖v̂(x_t, t, caption, adapter(ŷ_sel)) − (ε − x_0)‖²
 
 Only the adapter learns. C = 0 is never trained: the pipeline runs the base alone there.
 
-``precompute`` encodes every image once (center crop; VAE latent, y, caption embeddings) into
-``OUT/cache`` and frees the VAE, the text encoders and the latent encoder before training: T5-XXL alone
-is 9.5 GB in bf16. Checkpoints are ``accelerate`` states (adapter weights in safetensors) under
-``OUT/checkpoints/step-NNNNNNN``; the final adapter is ``OUT/adapter`` (``save_pretrained``), which
-``adapter=PATH`` loads. The loss goes to ``OUT/log.jsonl``.
+This module holds the settings (:class:`AdapterTrainConfig`), what the run takes from its preset
+(:class:`FluxSetup`, looked up once), the frozen encoders, the condition draw, the loss and the
+sharded precompute. :mod:`.trainer` runs them; :mod:`.data` reads the images and the cache.
 """
 
 from __future__ import annotations
 
-import gc
 import json
-import math
 import random
-import shutil
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import GSCError
-from ..generate.rectified_flow import flow_matching_loss, interpolate, sample_timesteps
+from ..generate.rectified_flow import flow_matching_loss, interpolate
 from ..latent.coding import STEPS
 from ..latent.selection import select_channels
-from .data import list_images, load_rgb
+
+PRECOMPUTE = ("none", "text", "all")
+CACHE_PARTS = {"none": (), "text": ("text",), "all": ("text", "image")}
 
 
 @dataclass
 class AdapterTrainConfig:
-    data: str                           # image folder
-    captions: str | None = None         # JSON {file name: caption}; missing names train with ""
+    data: str                           # image folder (subfolders too)
+    captions: str | None = None         # JSON {relative path or file name: caption}; missing ones train with ""
     out: str = "runs/flux-adapter"
     preset: str = "flux-dev"            # base model, latent encoder and guidance
-    model: str | None = None            # override the preset's base (HF id, local folder, "tiny")
+    model: str | None = None            # override the preset's base (HF id or local diffusers folder)
+    latent_checkpoint: str | None = None  # local CompressAI checkpoint instead of the zoo download
     resolution: int = 512               # square crops, a multiple of 16
     batch: int = 1                      # per process
     grad_accum: int = 1
@@ -55,9 +53,17 @@ class AdapterTrainConfig:
     p_ssim: float = 0.5
     p_coarse: float = 0.5               # share of samples at a coarser quantization step than 1
     guidance: float | None = None       # None: the preset's
-    mixed_precision: str = "bf16"       # "no", "fp16", "bf16"
+    mixed_precision: str = "bf16"       # "no" or "bf16" (FLUX overflows in fp16)
     gradient_checkpointing: bool = False
-    precompute: bool = False
+    precompute: str = "text"            # "none", "text" (caption embeddings) or "all" (+ centre-crop latents)
+    precompute_batch: int = 8
+    workers: int = 2                    # DataLoader worker processes
+    ema_decay: float = 0.999            # 0: no EMA
+    validate_every: int = 500           # 0: never
+    validate_images: int = 4
+    validate_channels: int = 4
+    validate_steps: int | None = None   # None: the preset's
+    trackers: str = "jsonl,tensorboard"
     adapter_layers: int = 4             # M double-stream blocks
     adapter_single_layers: int = 2      # S single-stream blocks
     condition_dim: int = 256
@@ -66,10 +72,8 @@ class AdapterTrainConfig:
     log_every: int = 10
     seed: int = 0
     resume: bool = True
-    max_sequence_length: int = 512
+    max_sequence_length: int | None = None  # T5 tokens; None: the preset's (512, flux-tiny 32)
 
-
-# --- data -----------------------------------------------------------------------------------------
 
 def read_captions(path: str | Path | None) -> dict[str, str]:
     from ..caption.captioners import load_captions
@@ -77,89 +81,126 @@ def read_captions(path: str | Path | None) -> dict[str, str]:
     return {} if path is None else load_captions(path)
 
 
-class CaptionedImages(torch.utils.data.Dataset):
-    """Image folder + captions: square crops at ``resolution`` (random with a flip, or centred)."""
+# --- what the run takes from its preset ---------------------------------------------------------------
 
-    def __init__(self, folder: str | Path, captions: dict[str, str], resolution: int, random_crop: bool = True):
-        if resolution % 16:
-            raise GSCError(f"resolution must be a multiple of 16, got {resolution}")
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise GSCError(f"no image folder at {folder}")
-        self.paths = list_images(folder)
-        if not self.paths:
-            raise GSCError(f"no images in {folder}")
-        self.captions, self.resolution, self.random_crop = captions, resolution, random_crop
+@dataclass
+class FluxSetup:
+    """Everything train-adapter takes from the preset, looked up once."""
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    preset: str
+    generator: str              # "flux" or "flux-tiny"
+    model: str | None           # base: HF id or folder (None for flux-tiny's seeded base)
+    seed: int                   # flux-tiny's base seed
+    guidance: float
+    steps: int                  # the preset's sampling steps (validation images)
+    max_sequence_length: int
+    latent: str                 # latent encoder name and options
+    latent_kwargs: dict
+    latent_channels: int
 
-    def __getitem__(self, i: int) -> dict:
-        image, r = load_rgb(self.paths[i]), self.resolution
-        h, w = image.shape[-2:]
-        if min(h, w) != r:  # shorter side to r, so a crop keeps most of the scene
-            s = r / min(h, w)
-            size = (max(r, round(h * s)), max(r, round(w * s)))
-            image = F.interpolate(image[None], size=size, mode="bilinear", antialias=s < 1, align_corners=False)[0]
-            h, w = size
-        if self.random_crop:
-            y, x = random.randint(0, h - r), random.randint(0, w - r)
-        else:
-            y, x = (h - r) // 2, (w - r) // 2
-        image = image[:, y:y + r, x:x + r].clamp(0, 1)
-        if self.random_crop and random.random() < 0.5:
-            image = image.flip(-1)
-        return {"image": image, "caption": self.captions.get(self.paths[i].name, ""), "name": self.paths[i].name}
+    @classmethod
+    def from_config(cls, cfg: AdapterTrainConfig) -> "FluxSetup":
+        from ..presets import get_preset
 
+        p = get_preset(cfg.preset)
+        if p.generator not in ("flux", "flux-tiny"):
+            raise GSCError(f"train-adapter trains the FLUX adapter; preset {cfg.preset!r} uses {p.generator!r}")
+        kw = p.generator_kwargs
+        if p.generator == "flux-tiny" and cfg.model:
+            raise GSCError("--model does not apply to flux-tiny: its base is built from a seed")
+        latent_kwargs = dict(p.latent_kwargs)
+        if cfg.latent_checkpoint and not Path(cfg.latent_checkpoint).is_file():
+            raise GSCError(f"CompressAI checkpoint not found: {cfg.latent_checkpoint}")
+        if cfg.latent_checkpoint:  # a checkpoint replaces the zoo download (and flux-tiny's random weights)
+            latent_kwargs.pop("random_init_seed", None)
+            latent_kwargs["checkpoint"] = cfg.latent_checkpoint
+        from ..generate.flux_tiny import TINY_MAX_SEQUENCE_LENGTH
 
-class CachedSamples(torch.utils.data.Dataset):
-    """The per-image tensors written by :func:`precompute`."""
+        tiny = p.generator == "flux-tiny"
+        guidance = cfg.guidance if cfg.guidance is not None else kw.get("guidance", 3.5)
+        return cls(preset=p.name, generator=p.generator, model=None if tiny else cfg.model or kw.get("model"),
+                   seed=kw.get("seed", 0), guidance=guidance,
+                   steps=p.steps, max_sequence_length=cfg.max_sequence_length or kw.get(
+                       "max_sequence_length", TINY_MAX_SEQUENCE_LENGTH if tiny else 512),
+                   latent=p.latent, latent_kwargs=latent_kwargs, latent_channels=p.latent_channels)
 
-    def __init__(self, files: list[Path]):
-        self.files = files
+    def components(self, dtype: torch.dtype) -> dict:
+        """The frozen base's FluxPipeline components on the CPU, in ``dtype``."""
+        if self.generator == "flux-tiny":
+            from ..generate.flux_tiny import tiny_components
 
-    def __len__(self) -> int:
-        return len(self.files)
+            return {k: v.to(dtype) if isinstance(v, torch.nn.Module) and v.dtype != dtype else v
+                    for k, v in tiny_components(self.seed).items()}
+        from ..generate.flux import load_base
 
-    def __getitem__(self, i: int) -> dict:
-        from safetensors.torch import load_file
+        return load_base(self.model, dtype)
 
-        return load_file(str(self.files[i]))
+    def latent_encoder(self):
+        from ..latent.encoders import LATENT_ENCODERS
+
+        return LATENT_ENCODERS.create(self.latent, **self.latent_kwargs)
+
+    def cache_settings(self, cfg: AdapterTrainConfig, captions: dict[str, str]) -> dict:
+        """What the cached encodings depend on: a cache made with other settings is rebuilt."""
+        import hashlib
+
+        digest = hashlib.sha256(json.dumps(captions, sort_keys=True).encode()).hexdigest()
+        return {"preset": self.preset, "model": self.model, "seed": self.seed, "latent": self.latent,
+                "latent_kwargs": self.latent_kwargs, "resolution": cfg.resolution,
+                "max_sequence_length": self.max_sequence_length, "data": str(Path(cfg.data).resolve()),
+                "captions_sha256": digest}
 
 
 # --- encoding: what the sender and the frozen base make of one image --------------------------------
 
 class Encoders:
-    """The frozen encoders: FLUX's VAE and text encoders (through the pipeline) and the latent encoder."""
+    """The frozen encoders: FLUX's VAE and text encoders (through the pipeline) and the sender's g_a."""
 
     def __init__(self, pipe, latent_encoder, device: torch.device, max_sequence_length: int):
         self.pipe, self.latent_encoder, self.device = pipe, latent_encoder, device
         self.max_sequence_length = max_sequence_length
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor, captions: list[str]) -> dict:
-        """(B, 3, R, R) in [0, 1] → x0 (B, L, 64), y (B, N, h, w), small (B, 3, h, w), text embeddings."""
-        pipe = self.pipe
+    def text(self, captions: Sequence[str]) -> dict:
+        """→ prompt_embeds (B, L, 4096) T5 sequence, pooled (B, 768) CLIP."""
+        prompt, pooled, _ = self.pipe.encode_prompt(list(captions), device=self.device,
+                                                    max_sequence_length=self.max_sequence_length)
+        return {"prompt_embeds": prompt, "pooled": pooled}
+
+    @torch.no_grad()
+    def image(self, images: torch.Tensor) -> dict:
+        """(B, 3, R, R) in [0, 1] → x0 (B, L, 64) packed VAE latent, y (B, N, h, w), small (B, 3, h, w)."""
+        from ..generate.flux_adapter import pack_latents
+
         images = images.to(self.device)
-        vae = pipe.vae
+        vae = self.pipe.vae
         lat = vae.encode((images * 2 - 1).to(vae.dtype)).latent_dist.mode()
-        lat = (lat - vae.config.shift_factor) * vae.config.scaling_factor
-        b, c, h8, w8 = lat.shape
-        x0 = pipe._pack_latents(lat, b, c, h8, w8)
+        x0 = pack_latents((lat - vae.config.shift_factor) * vae.config.scaling_factor)
         y = torch.stack([self.latent_encoder.analyse(img.float()) for img in images])
         # The SSIM selection only sees the image area-averaged to the latent grid: keep just that.
         small = F.adaptive_avg_pool2d(images.float(), y.shape[-2:])
-        prompt, pooled, _ = pipe.encode_prompt(list(captions), device=self.device,
-                                               max_sequence_length=self.max_sequence_length)
-        return {"x0": x0, "y": y, "small": small, "prompt_embeds": prompt, "pooled": pooled}
+        return {"x0": x0, "y": y, "small": small}
+
+    def __call__(self, images: torch.Tensor, captions: Sequence[str]) -> dict:
+        return {**self.image(images), **self.text(captions)}
+
+
+def latent_encoder_to(encoder, device) -> None:
+    """Move a latent encoder's network(s) (attributes that are modules) to ``device``."""
+    for value in vars(encoder).values():
+        if isinstance(value, torch.nn.Module):
+            value.to(device)
 
 
 def draw_condition(y: torch.Tensor, small: torch.Tensor, max_channels: int, p_ssim: float, p_coarse: float,
-                   rng: random.Random) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sample: Δ, C and an index set → (B, N, h, w) grid of ŷ_sel (zeros elsewhere), (B, N) mask."""
+                   rngs: Sequence[random.Random]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, with its own rng: Δ, C and an index set.
+
+    Returns the (B, N, h, w) grid of ŷ_sel (zeros elsewhere) and the (B, N) mask.
+    """
     b, n = y.shape[:2]
     grid, mask = torch.zeros_like(y), torch.zeros(b, n, device=y.device)
-    for i in range(b):
+    for i, rng in zip(range(b), rngs, strict=True):
         step = rng.choice(STEPS[1:]) if rng.random() < p_coarse else STEPS[0]
         y_hat = torch.round(y[i].float() / step) * step
         c = rng.randint(1, min(max_channels, n))
@@ -176,11 +217,11 @@ def adapter_loss(transformer, adapter, x0: torch.Tensor, grid: torch.Tensor, mas
                  prompt_embeds: torch.Tensor, pooled: torch.Tensor, t: torch.Tensor, noise: torch.Tensor,
                  guidance: float | None = None) -> torch.Tensor:
     """The rectified-flow loss of base + adapter on packed latents x0 (B, h·w, 64), grid (B, N, h, w)."""
-    from diffusers import FluxPipeline
+    from ..generate.flux_adapter import latent_image_ids
 
     b, _, h, w = grid.shape
     device, dtype = x0.device, transformer.dtype
-    img_ids = FluxPipeline._prepare_latent_image_ids(b, h, w, device, dtype)
+    img_ids = latent_image_ids(h, w, device, dtype)
     txt_ids = torch.zeros(prompt_embeds.shape[1], 3, device=device, dtype=dtype)
     g = torch.full((b,), guidance, device=device) if transformer.config.guidance_embeds else None
     x_t = interpolate(x0, noise, t)
@@ -192,196 +233,60 @@ def adapter_loss(transformer, adapter, x0: torch.Tensor, grid: torch.Tensor, mas
     return flow_matching_loss(v.float(), x0.float(), noise.float())
 
 
-# --- the run --------------------------------------------------------------------------------------
+# --- the cache: encode every image once, split between the processes ----------------------------------
 
-def _base_model(cfg: AdapterTrainConfig) -> tuple[str, float]:
-    from ..presets import get_preset
-
-    preset = get_preset(cfg.preset)
-    if preset.generator not in ("flux", "flux-tiny"):
-        raise GSCError(f"train-adapter trains the FLUX adapter; preset {cfg.preset!r} uses {preset.generator!r}")
-    kwargs = preset.generator_kwargs
-    model = cfg.model or kwargs.get("model") or f"tiny:{kwargs.get('seed', 0)}"
-    guidance = cfg.guidance if cfg.guidance is not None else kwargs.get("guidance", 3.5)
-    return model, guidance
+# Stored in bf16 (T5's sequence is 512 × 4096: 4 MB an image instead of 8), except y and the small image:
+# the condition rounds y/Δ exactly as the sender does, and bf16 would move values across rounding edges.
+STORED_DTYPE = {"x0": torch.bfloat16, "prompt_embeds": torch.bfloat16, "pooled": torch.bfloat16,
+                "y": torch.float32, "small": torch.float32}
+PART_TENSORS = {"text": ("prompt_embeds", "pooled"), "image": ("x0", "y", "small")}
 
 
-def _latent_encoder(cfg: AdapterTrainConfig, device):
-    from ..latent.encoders import LATENT_ENCODERS
-    from ..presets import get_preset
+def prepare_cache(cache, settings: dict, accelerator) -> None:
+    """Keep the cache if it was made with ``settings`` (a crashed run resumes), else start it afresh."""
+    import shutil
 
-    preset = get_preset(cfg.preset)
-    enc = LATENT_ENCODERS.create(preset.latent, **preset.latent_kwargs)
-    for value in vars(enc).values():  # its network(s) go where the images are
-        if isinstance(value, torch.nn.Module):
-            value.to(device)
-    return enc
-
-
-def precompute(cfg: AdapterTrainConfig, encoders: Encoders, model: str) -> list[Path]:
-    """Encode every image once (center crops) into OUT/cache; reuse a cache made with the same settings."""
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-
-    cache = Path(cfg.out) / "cache"
-    key = {"model": model, "preset": cfg.preset, "resolution": cfg.resolution, "data": str(Path(cfg.data).resolve()),
-           "captions": read_captions(cfg.captions), "max_sequence_length": cfg.max_sequence_length}
-    manifest = cache / "manifest.json"
-    data = CaptionedImages(cfg.data, key["captions"], cfg.resolution, random_crop=False)
-    files = [cache / f"{p.stem}.safetensors" for p in data.paths]
-    if manifest.exists() and json.loads(manifest.read_text()) == key and all(f.exists() for f in files):
-        return files
-    cache.mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(len(data)), desc="precompute", dynamic_ncols=True):
-        item = data[i]
-        enc = encoders(item["image"][None], [item["caption"]])
-        save_file({k: v[0].detach().float().cpu().contiguous() for k, v in enc.items()}, str(files[i]))
-    manifest.write_text(json.dumps(key, indent=1))
-    return files
-
-
-def _checkpoints(out: Path) -> list[Path]:
-    return sorted((out / "checkpoints").glob("step-*"))
-
-
-def train_adapter(cfg: AdapterTrainConfig) -> dict:
-    """Run (or resume) a training; returns {"steps", "first_loss", "last_loss", "adapter"}."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm import tqdm
-
-    from ..generate.flux import load_base
-    from ..generate.flux_adapter import FluxChannelAdapter
-    from ..generate.flux_pipeline import FluxChannelPipeline, time_shift_mu
-
-    # 0. Check the options before anything heavy starts.
-    if cfg.mixed_precision not in ("no", "fp16", "bf16"):
-        raise GSCError(f"mixed precision must be no, fp16 or bf16, got {cfg.mixed_precision!r}")
-    model, guidance = _base_model(cfg)
-    captions = read_captions(cfg.captions)
-    CaptionedImages(cfg.data, captions, cfg.resolution)
-    for name in ("batch", "grad_accum", "steps", "max_channels", "save_every", "log_every", "keep"):
-        if getattr(cfg, name) < 1:
-            raise GSCError(f"{name} must be at least 1, got {getattr(cfg, name)}")
-    out = Path(cfg.out)
-    accelerator = Accelerator(gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision)
-    set_seed(cfg.seed, device_specific=True)
-    rng = random.Random(cfg.seed * 1000 + accelerator.process_index)
-    weight_dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[cfg.mixed_precision]
-    device = accelerator.device
-
-    # 1. The frozen base, the sender's latent encoder, the data (optionally encoded once).
-    components = load_base(model, weight_dtype)
-    pipe = FluxChannelPipeline(**components).to(device)
-    encoders = Encoders(pipe, _latent_encoder(cfg, device), device, cfg.max_sequence_length)
-    if cfg.precompute:
-        with accelerator.main_process_first():  # the others then find the cache complete
-            files = precompute(cfg, encoders, model)
-        dataset = CachedSamples(files)
-        # Only the transformer is needed now: drop every reference to the encoders (T5-XXL is 9.5 GB).
-        for name in ("vae", "text_encoder", "text_encoder_2"):
-            components.pop(name)
-            setattr(pipe, name, None)
-        encoders = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    else:
-        dataset = CaptionedImages(cfg.data, captions, cfg.resolution)
-    transformer = components["transformer"]
-    if cfg.gradient_checkpointing:
-        transformer.enable_gradient_checkpointing()
-
-    # 2. The adapter (copies of the base's first blocks, zero-init projections), optimizer, schedule.
-    adapter = FluxChannelAdapter.from_transformer(transformer, _latent_channels(cfg), cfg.adapter_layers,
-                                                  cfg.adapter_single_layers, cfg.condition_dim).float().train()
-    if cfg.gradient_checkpointing:
-        adapter.controlnet.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup)))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=cfg.batch, shuffle=True,
-                                         drop_last=len(dataset) >= cfg.batch,
-                                         generator=torch.Generator().manual_seed(cfg.seed))
-    adapter, optimizer, loader = accelerator.prepare(adapter, optimizer, loader)
-    # Stepped by hand once per optimizer step (accelerate's wrapper would step it once per process).
-    accelerator.register_for_checkpointing(schedule)
-
-    # 3. Resume from the latest checkpoint.
-    step = 0
-    if cfg.resume and _checkpoints(out):
-        latest = _checkpoints(out)[-1]
-        accelerator.load_state(str(latest))
-        step = int(latest.name.split("-")[1])
-        accelerator.print(f"train-adapter: resumed from {latest}")
+    manifest = cache.root / "manifest.json"
     if accelerator.is_main_process:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        if manifest.exists() and json.loads(manifest.read_text()) != settings:
+            shutil.rmtree(cache.root)
+        cache.root.mkdir(parents=True, exist_ok=True)
+        if not manifest.exists():
+            manifest.write_text(json.dumps(settings, indent=1))
+    accelerator.wait_for_everyone()
 
-    # 4. The loop.
-    bar = tqdm(total=cfg.steps, initial=step, desc="train-adapter", dynamic_ncols=True,
+
+def precompute(cache, parts: Sequence[str], images, encoders: Encoders, accelerator, batch: int,
+               workers: int) -> int:
+    """Encode the centre crops (``parts`` ⊆ {"text", "image"}) of every image missing from the cache.
+
+    The missing images are split between the processes (process p takes every P-th) and encoded in
+    batches; each process writes its own files. Returns how many images this process encoded.
+    """
+    from tqdm import tqdm
+
+    missing = [i for i, key in enumerate(images.keys) if not all(cache.has(p, key) for p in parts)]
+    accelerator.wait_for_everyone()  # every process has listed the same files before any is written
+    mine = missing[accelerator.process_index::accelerator.num_processes]
+    if "image" in parts:
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(images, mine), batch_size=batch,
+                                             num_workers=workers)
+    else:  # captions only: no image is read
+        keys = [images.keys[i] for i in mine]
+        loader = [{"key": keys[j:j + batch], "caption": [images.caption(k) for k in keys[j:j + batch]]}
+                  for j in range(0, len(keys), batch)]
+    bar = tqdm(loader, desc=f"precompute ({'+'.join(parts)})", dynamic_ncols=True,
                disable=not accelerator.is_local_main_process)
-    first = last = None
-    window: list[float] = []
-    t0 = time.time()
-    while step < cfg.steps:
-        for batch in loader:
-            with accelerator.accumulate(adapter):
-                if encoders is not None:
-                    batch = {**batch, **encoders(batch["image"], batch["caption"])}
-                x0 = batch["x0"].to(device, weight_dtype)
-                grid, mask = draw_condition(batch["y"].to(device), batch["small"], cfg.max_channels, cfg.p_ssim,
-                                            cfg.p_coarse, rng)
-                shift = math.exp(time_shift_mu(pipe.scheduler, x0.shape[1]))
-                t = sample_timesteps(x0.shape[0], shift=shift).to(device)
-                noise = torch.randn_like(x0)
-                with accelerator.autocast():
-                    loss = adapter_loss(transformer, adapter, x0, grid.to(weight_dtype), mask,
-                                        batch["prompt_embeds"].to(device, weight_dtype),
-                                        batch["pooled"].to(device, weight_dtype), t, noise, guidance)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(adapter.parameters(), 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            window.append(accelerator.gather(loss.detach()[None]).mean().item())
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            schedule.step()
-            bar.update(1)
-            last = sum(window) / len(window)
-            first = last if first is None else first
-            bar.set_postfix(loss=f"{last:.4f}")
-            if accelerator.is_main_process and (step % cfg.log_every == 0 or step == 1 or step == cfg.steps):
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps({"step": step, "loss": last, "lr": schedule.get_last_lr()[0],
-                                        "seconds": round(time.time() - t0, 2)}) + "\n")
-            window = []
-            if step % cfg.save_every == 0 or step == cfg.steps:
-                _save_checkpoint(accelerator, out, step, cfg.keep)
-            if step >= cfg.steps:
-                break
-    bar.close()
-
-    # 5. The final adapter, in the folder format that adapter=PATH loads.
+    for item in bar:
+        enc = {}
+        if "image" in parts:
+            enc.update(encoders.image(item["image"]))
+        if "text" in parts:
+            enc.update(encoders.text(item["caption"]))
+        for i, key in enumerate(item["key"]):
+            for part in parts:
+                cache.write(part, key, {k: enc[k][i].to(STORED_DTYPE[k]) for k in PART_TENSORS[part]})
+    print(f"precompute: process {accelerator.process_index} of {accelerator.num_processes} encoded {len(mine)} "
+          f"of {len(images)} images ({'+'.join(parts)})", flush=True)
     accelerator.wait_for_everyone()
-    final = out / "adapter"
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(adapter).save_pretrained(str(final), safe_serialization=True)
-    accelerator.end_training()
-    return {"steps": step, "first_loss": first, "last_loss": last, "adapter": str(final)}
-
-
-def _latent_channels(cfg: AdapterTrainConfig) -> int:
-    from ..presets import get_preset
-
-    return get_preset(cfg.preset).latent_channels
-
-
-def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> None:
-    accelerator.wait_for_everyone()
-    path = out / "checkpoints" / f"step-{step:07d}"
-    accelerator.save_state(str(path), safe_serialization=True)
-    if accelerator.is_main_process:
-        for old in _checkpoints(out)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+    return len(mine)
