@@ -70,15 +70,19 @@ def _read_stream(path: Path) -> bytes:
 def encode(
     image: Path = typer.Argument(..., help="Image file (PNG, JPEG, …; any mode and size ≥ 16×16)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .gsc stream."),
-    channels: int = typer.Option(1, "-c", "--channels", help="C: latent channels to send (0 = caption only)."),
+    channels: Optional[int] = typer.Option(None, "-c", "--channels", help="C: latent channels to send (0 = caption "
+                                           "only). Default: chosen by the sender under --max-bpp, else 1."),
     caption: Optional[str] = typer.Option(None, "--caption", help="Caption text to send."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="JSON mapping image file name → caption."),
     captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
     preset: str = typer.Option("lite", "--preset", help="lite | flux-dev | flux-schnell | flux-tiny."),
-    selection: str = typer.Option("ssim", "--selection", help="ssim | ssim-abs | ssim-full | energy | random."),
-    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ: 1.0, 1.5, 2.0 or 2.5."),
-    max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget: coarsen Δ (from --step up) "
-                                            "until the whole stream fits, or fail."),
+    selection: Optional[str] = typer.Option(None, "--selection", help="ssim-color | ssim | ssim-abs | ssim-full | "
+                                            "energy | random (default: the preset's; lite: ssim-color)."),
+    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ (the finest tried under --max-bpp): "
+                               "0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0 or 6.0."),
+    max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream. Without "
+                                            "--channels the sender picks C and Δ (the best it measures that "
+                                            "fits); with --channels it coarsens Δ until the stream fits."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Decoder seed to write in the stream."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Decoder sampling steps to write in the stream."),
     latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",

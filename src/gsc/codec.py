@@ -54,17 +54,17 @@ class Codec:
     Args:
         preset: preset name (``gsc.presets.PRESETS``); decode follows the preset named in the stream.
         captioner: captioner name, or None for the preset's default. ``caption=`` in ``encode`` wins.
-        selection: channel selection method (``gsc.latent.selection.SELECTORS``).
+        selection: channel selection method (``gsc.latent.selection.SELECTORS``); None for the preset's.
         captioner_kwargs / latent_kwargs / generator_kwargs: override the preset's stage options
             (e.g. ``{"captions": "captions.json"}``, ``{"checkpoint": PATH}``, ``{"adapter": PATH}``).
     """
 
-    def __init__(self, preset: str = DEFAULT_PRESET, captioner: str | None = None, selection: str = "ssim",
+    def __init__(self, preset: str = DEFAULT_PRESET, captioner: str | None = None, selection: str | None = None,
                  captioner_kwargs: dict | None = None, latent_kwargs: dict | None = None,
                  generator_kwargs: dict | None = None):
         self.preset = get_preset(preset)
         self.captioner_name = captioner or self.preset.captioner
-        self.selection = selection  # checked by encode: reading streams needs no torch
+        self.selection = selection or self.preset.selection  # checked by encode: reading streams needs no torch
         self.captioner_kwargs = captioner_kwargs or {}
         self.latent_kwargs = {**self.preset.latent_kwargs, **(latent_kwargs or {})}
         self.generator_kwargs = generator_kwargs or {}

@@ -22,6 +22,7 @@ class Preset:
     steps: int                      # default sampling steps
     seed: int = 0                   # default decoder seed
     captioner: str = "none"         # default captioner when no caption source is given
+    selection: str = "ssim"         # default channel selection (gsc.latent.selection)
     latent_kwargs: dict = field(default_factory=dict)
     generator_kwargs: dict = field(default_factory=dict)
     description: str = ""
@@ -58,8 +59,8 @@ def preset_by_id(pid: int) -> Preset:
 DEFAULT_PRESET = "lite"
 
 register_preset(Preset(
-    id=0, name="lite", latent="lite", generator="lite", latent_channels=32, steps=1,
-    description="gsc's own small models (BSDS500-trained), offline on a CPU",
+    id=0, name="lite", latent="lite", generator="lite", latent_channels=32, steps=1, selection="ordered",
+    description="gsc's own small models (BSDS500-trained) in TAEF2's latent space, offline on a CPU",
 ))
 register_preset(Preset(
     id=1, name="flux-dev", latent="mbt2018-mean", generator="flux", latent_channels=320, steps=28,

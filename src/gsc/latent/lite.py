@@ -5,10 +5,11 @@
     x (3, H, W) ──g_a──► y (N, H/16, W/16) ──round(y / Δ)──► ŷ        sender, N = 32 channels
     ŷ ⊙ mask, mask, caption embedding ──g_s──► x̂ (3, H, W)          receiver: the image's low band
 
-Both start where a hand-made thumbnail codec is: at initialisation channels 0, 1, 2 of y are the
-image's Y, Cb, Cr (BT.601) area-averaged to 1/16 and scaled by ``scale`` (Δ = 1 is then 1/16 of the
-range), the other channels are 0, and g_s is the bicubic upsampling of that thumbnail. A learned
-residual (zero-init last layer) is added on each side, so training only ever improves on the thumbnail.
+Both start where a hand-made thumbnail codec is: channels 0, 1, 2 of y are the image's Y, Cb, Cr
+(BT.601) area-averaged to 1/16 and scaled by ``scale`` (Δ = 1 is then 1/16 of the range), channels
+3, 4, 5 the Haar details that lift Y to 1/8 (same scale: an orthonormal step). The learned channels
+6..N−1 start at 0 (zero-init last layer), and g_s starts as that thumbnail's bicubic decoder plus a
+zero-init learned residual, so training starts from the thumbnail codec and adds to it.
 g_s reads the caption (all-MiniLM-L6-v2, FiLM) so that colour can come from words when few channels
 are sent; a zero embedding means no caption.
 """
@@ -23,6 +24,7 @@ from ..nn import ConfigMixin, zero_module
 
 STRIDE = 16
 TEXT_DIM = 384  # all-MiniLM-L6-v2
+THUMBNAIL_CHANNELS = 6  # Y, Cb, Cr at 1/16 and Y's Haar details H, V, D (Y at 1/8)
 
 # BT.601 full range (JPEG): rows Y, Cb, Cr.
 _RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
@@ -62,7 +64,10 @@ class Up(nn.Sequential):
 
 
 class LiteAnalysis(nn.Module, ConfigMixin):
-    """g_a: the YCbCr thumbnail at 1/16 (channels 0–2, times ``scale``) + a learned residual."""
+    """g_a: a YCbCr thumbnail pyramid (channels 0–5, times ``scale``), then learned channels 6..N−1.
+
+    Channels 0–2 are Y, Cb, Cr at 1/16; 3–5 the Haar details (H, V, D) that lift Y to 1/8. They stay
+    exact: training only adds learned channels on top of what a thumbnail codec already sends."""
 
     stride = STRIDE
 
@@ -74,7 +79,7 @@ class LiteAnalysis(nn.Module, ConfigMixin):
             conv(3, width), nn.GELU(),
             conv(width, width), nn.GELU(),
             conv(width, width), nn.GELU(),
-            zero_module(conv(width, latent_channels)),
+            zero_module(conv(width, latent_channels - THUMBNAIL_CHANNELS)),
         )
 
     @property
@@ -82,13 +87,16 @@ class LiteAnalysis(nn.Module, ConfigMixin):
         return self.config["latent_channels"]
 
     def thumbnail(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) → (B, 3, H/16, W/16): Y − 0.5, Cb, Cr block means, times ``scale``."""
-        ycc = F.avg_pool2d(rgb_to_ycbcr(x), STRIDE)
-        return (ycc - torch.tensor([0.5, 0.0, 0.0]).to(x).view(1, 3, 1, 1)) * self.scale
+        """(B, 3, H, W) → (B, 6, H/16, W/16): Y − 0.5, Cb, Cr block means and Y's Haar details, × scale."""
+        ycc = rgb_to_ycbcr(x)
+        y16 = F.avg_pool2d(ycc, STRIDE) - torch.tensor([0.5, 0.0, 0.0]).to(x).view(1, 3, 1, 1)
+        y8 = F.avg_pool2d(ycc[:, :1], STRIDE // 2)
+        a, b, c, d = y8[..., 0::2, 0::2], y8[..., 0::2, 1::2], y8[..., 1::2, 0::2], y8[..., 1::2, 1::2]
+        haar = torch.cat([a - b + c - d, a + b - c - d, a - b - c + d], 1) / 4
+        return torch.cat([y16, haar], 1) * self.scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.g_a(x * 2 - 1)
-        return torch.cat([y[:, :3] + self.thumbnail(x), y[:, 3:]], 1)
+        return torch.cat([self.thumbnail(x), self.g_a(x * 2 - 1)], 1)
 
 
 class LiteSynthesis(nn.Module, ConfigMixin):
@@ -113,14 +121,28 @@ class LiteSynthesis(nn.Module, ConfigMixin):
         # and full-resolution convolutions would dominate the training cost.
         self.out = zero_module(nn.Conv2d(widths[-1], 3, 3, padding=1))
 
-    def thumbnail(self, y_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        ycc = y_hat[:, :3] / self.scale + torch.tensor([0.5, 0.0, 0.0]).to(y_hat).view(1, 3, 1, 1)
-        return ycbcr_to_rgb(F.interpolate(ycc, size=size, mode="bicubic", align_corners=False))
+    def thumbnail(self, y_hat: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The thumbnail codec's decoder: Y at 1/8 from Y16 and the sent Haar details, Cb and Cr at 1/16,
+        bicubic to ``size``. With all three details, the exact inverse Haar; otherwise the details are
+        added to a smooth ×2 upsampling, so that missing ones leave no 16-pixel blocks."""
+        v = y_hat[:, :THUMBNAIL_CHANNELS] / self.scale
+        y16 = v[:, :1] + 0.5
+        exact = mask[:, 3:THUMBNAIL_CHANNELS, :1, :1].prod(dim=1, keepdim=True)  # (B, 1, 1, 1)
+        base = exact * F.interpolate(y16, scale_factor=2, mode="nearest") + (1 - exact) * F.interpolate(
+            y16, scale_factor=2, mode="bicubic", align_corners=False)
+        h, v_, d = v[:, 3:4], v[:, 4:5], v[:, 5:6]
+        detail = torch.zeros_like(base)
+        detail[..., 0::2, 0::2] = h + v_ + d
+        detail[..., 0::2, 1::2] = -h + v_ - d
+        detail[..., 1::2, 0::2] = h - v_ - d
+        detail[..., 1::2, 1::2] = -h - v_ + d
+        up = lambda t: F.interpolate(t, size=size, mode="bicubic", align_corners=False)  # noqa: E731
+        return ycbcr_to_rgb(torch.cat([up(base + detail), up(v[:, 1:3])], 1))
 
     def forward(self, y_hat: torch.Tensor, mask: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         """y_hat: (B, N, h, w) dequantized latent; mask: (B, N, 1, 1) 0/1; text: (B, 384) or None.
         Returns (B, 3, 16h, 16w), not clamped (the loss sees the overshoot)."""
-        mask = mask.expand_as(y_hat)
+        mask = mask.expand(-1, -1, *y_hat.shape[-2:])
         y_hat = y_hat * mask
         h = self.stem(torch.cat([y_hat, mask], 1))
         if text is not None:
@@ -128,7 +150,7 @@ class LiteSynthesis(nn.Module, ConfigMixin):
             h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
         h = self.out(self.up(self.body(h)))
         size = (STRIDE * y_hat.shape[-2], STRIDE * y_hat.shape[-1])
-        return self.thumbnail(y_hat, size) + F.interpolate(h, size=size, mode="bicubic", align_corners=False)
+        return self.thumbnail(y_hat, mask, size) + F.interpolate(h, size=size, mode="bicubic", align_corners=False)
 
 
 def quantize(y: torch.Tensor, mode: str) -> torch.Tensor:

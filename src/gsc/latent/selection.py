@@ -119,6 +119,13 @@ def ssim_color_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> torch.T
     return scores if batched else scores[0]
 
 
+@register("ordered")
+def ordered_scores(latent: torch.Tensor, image: torch.Tensor | None = None, **_) -> torch.Tensor:
+    """The codec's own order: channel 0 first. The lite codec is trained on the first C channels (most
+    useful first), as a nested representation, so this keeps exactly the sets it was trained to send."""
+    return -torch.arange(latent.shape[-3], dtype=torch.float32).expand(latent.shape[:-2])
+
+
 @register("energy")
 def energy_scores(latent: torch.Tensor, image: torch.Tensor | None = None, **_) -> torch.Tensor:
     return latent.float().pow(2).mean(dim=(-2, -1))

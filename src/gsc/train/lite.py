@@ -199,22 +199,19 @@ def draw_steps(n: int, lo: float, hi: float, rng: np.random.Generator) -> torch.
 
 
 def condition_masks(y_hat: torch.Tensor, x: torch.Tensor, max_kept: int, rng: np.random.Generator,
-                    selection: str = "ssim-color", p_random: float = 0.25) -> torch.Tensor:
-    """(B, N, 1, 1) kept-channel masks, C in 1..max_kept per sample: mostly the C best channels by the
-    sender's selection (the sets really sent, so those channels learn to work together), and a share
-    ``p_random`` of random sets (so that every channel is useful, whatever a selection picks)."""
-    from ..latent.selection import SELECTORS
-
+                    p_random: float = 0.3) -> torch.Tensor:
+    """(B, N, 1, 1) kept-channel masks, C in 1..max_kept per sample: mostly the first C channels (the
+    codec learns an order, most useful first, as the ``ordered`` selection sends them), and a share
+    ``p_random`` of channel 0 with C − 1 random others (so that every channel stays useful, whatever
+    another selection picks)."""
     b, n = y_hat.shape[:2]
-    scores = SELECTORS[selection](y_hat, x).float()                      # (B, N), batched
-    random = torch.from_numpy(rng.random(b) < p_random)
-    scores[random] = torch.from_numpy(rng.random((int(random.sum()), n))).float()
     kept = rng.integers(1, max_kept + 1, b)
     mask = torch.zeros(b, n)
     for i in range(b):
-        # the sender's order: higher score first, ties to the lower index
-        order = sorted(range(n), key=lambda j: (-float(scores[i, j]), j))
-        mask[i, order[: kept[i]]] = 1
+        if rng.random() < p_random:
+            mask[i, [0, *(1 + rng.choice(n - 1, size=kept[i] - 1, replace=False))]] = 1
+        else:
+            mask[i, : kept[i]] = 1
     return mask[:, :, None, None]
 
 
@@ -283,7 +280,7 @@ def validate_codec(g_a, g_s, images, channels=(1, 2, 4), step: float = 1.0) -> d
         ps, nbytes, px = [], 0, 0
         for x, text in images:
             q = torch.round(g_a(x[None]) / step)
-            idx = select_channels(q[0] * step, x, c, "ssim-color")
+            idx = select_channels(q[0] * step, x, c, "ordered")
             mask = torch.zeros(1, q.shape[1], 1, 1)
             mask[0, idx] = 1
             ps.append(_psnr(g_s(q * step, mask, text[None]), x[None]))
