@@ -23,6 +23,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 COMMAND_MODULES: list[str] = ["gsc.train.adapter_cli", "gsc.eval.commands"]
 
 
+MAX_PIXELS_HELP = ("Decode budget: the largest image accepted, in pixels (default 16777216 = 2^24); also scales "
+                   "the entropy decoder's work limit. Lift it only for a trusted sender.")
+MAX_STEPS_HELP = "Decode budget: the most sampling steps accepted (default: the preset's, e.g. lite 32)."
+
+
 def _echo_err(message: str) -> None:
     from rich.console import Console
 
@@ -47,15 +52,10 @@ def _codec(preset: str, captioner: Optional[str], caption: Optional[str], captio
 
 
 def _read_stream(path: Path) -> bytes:
+    from .image import read_regular_file
     from .stream import MAX_STREAM_BYTES
 
-    if not path.exists():
-        raise GSCError(f"no such file: {path}")
-    if path.is_dir():
-        raise GSCError(f"{path} is a folder, not a .gsc stream")
-    if path.stat().st_size > MAX_STREAM_BYTES:
-        raise GSCError(f"{path} is {path.stat().st_size} bytes: larger than any gsc stream ({MAX_STREAM_BYTES})")
-    return path.read_bytes()
+    return read_regular_file(path, MAX_STREAM_BYTES, "a .gsc stream")
 
 
 @app.command()
@@ -68,7 +68,7 @@ def encode(
     captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
     preset: str = typer.Option("lite", "--preset", help="lite | flux-dev | flux-schnell | flux-tiny."),
     selection: str = typer.Option("ssim", "--selection", help="ssim | ssim-abs | ssim-full | energy | random."),
-    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ: 1.0, 1.5, 2.0 or 2.5."),
+    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ: 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0 or 6.0."),
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget: coarsen Δ (from --step up) "
                                             "until the whole stream fits, or fail."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Decoder seed to write in the stream."),
@@ -77,8 +77,9 @@ def encode(
                                                      help="Local CompressAI checkpoint (flux presets)."),
 ):
     """Compress IMAGE into a .gsc stream."""
-    from .image import load_image, write_atomic
+    from .image import check_output, load_image, write_atomic
 
+    check_output(output, image)
     x = load_image(image)
     codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint)
     data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
@@ -99,17 +100,22 @@ def decode(
     model: Optional[str] = typer.Option(None, "--model", help="FLUX base: HF id or local folder (flux presets)."),
     cpu_offload: bool = typer.Option(False, "--cpu-offload", help="Model CPU offload (flux presets)."),
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="VAE tiling (flux presets)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
 ):
     """Rebuild an image from a .gsc stream (the generator named by the stream's preset)."""
     from rich.progress import Progress
 
     from .codec import Codec
-    from .image import save_image
+    from .image import check_output, save_image
 
+    check_output(output, stream)
     data = _read_stream(stream)
     options = {"adapter": str(adapter) if adapter else None, "model": model,
                "cpu_offload": cpu_offload or None, "vae_tiling": vae_tiling or None}
-    codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None})
+    codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None},
+                  max_pixels=max_pixels, max_steps=max_steps)
+    codec.check_budget(data)   # from the header, before any decoding work
     payload = codec.read(data)
     with Progress(transient=True, disable=quiet) as bar:
         task = bar.add_task(f"decoding ({payload.preset}, {payload.steps} steps)", total=payload.steps)
@@ -122,12 +128,14 @@ def decode(
 def info(
     stream: Path = typer.Argument(..., help="Input .gsc stream."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
 ):
-    """Show what a stream carries and what each part costs."""
+    """Show what a stream carries, what each part costs, and whether decode would accept it (never generates)."""
     from .codec import Codec
 
     data = _read_stream(stream)
-    d = Codec().info(data)
+    d = Codec(max_pixels=max_pixels, max_steps=max_steps).info(data)
     if as_json:
         typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return

@@ -186,10 +186,10 @@ class Codec:
 
     def decode(self, data: bytes, progress=None):
         """Rebuild the image: (3, H, W) float in [0, 1] at the true size."""
+        self.check_budget(data)    # from the header, before torch is even imported
+        p = self.read(data)
         from .generate import GenerationRequest
 
-        self.check_budget(data)
-        p = self.read(data)
         preset = get_preset(p.preset)
         request = GenerationRequest(caption=p.caption, channels=p.channels, indices=p.indices,
                                     latent_channels=preset.latent_channels, height=p.height, width=p.width,

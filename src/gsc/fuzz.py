@@ -17,20 +17,51 @@ from dataclasses import dataclass, field
 from .errors import StreamError
 
 
-def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
-                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0) -> bytes:
-    """A realistic lite stream built without any model weights (synthetic latent symbols)."""
+def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0):
+    """Synthetic latent symbols (C, ⌈H/16⌉, ⌈W/16⌉) and ascending indices, as ``sample_stream`` codes them."""
     import numpy as np
-
-    from . import stream as fmt
-    from .caption.coding import encode_caption
-    from .latent.coding import encode_latent
 
     rng = np.random.default_rng(seed)
     w, h = size
     q = np.round(rng.laplace(0, 0.7, (channels, -(-h // 16), -(-w // 16)))).astype(np.int64)
     idx = sorted(rng.choice(32, channels, replace=False).tolist())
-    return fmt.pack(fmt.Header(0, w, h), encode_caption(caption), encode_latent(q, idx, 32))
+    return q, idx
+
+
+def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
+                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0) -> bytes:
+    """A realistic lite stream built without any model weights (synthetic latent symbols)."""
+    from . import stream as fmt
+    from .caption.coding import encode_caption
+    from .latent.coding import encode_latent
+
+    q, idx = sample_symbols(channels, size, seed)
+    return fmt.pack(fmt.Header(0, *size), encode_caption(caption), encode_latent(q, idx, 32))
+
+
+def hostile_streams() -> dict[str, bytes]:
+    """Tiny, well-formed streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
+
+    Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
+    from . import stream as fmt
+    from .bits import BitWriter
+
+    def latent(c: int, m: int, payload: bytes = b"\x01") -> bytes:
+        w = BitWriter()
+        w.write(c - 1, 4), w.write(2, 3)               # C, step code 2 (Δ = 1.0)
+        for i in range(c):
+            w.write(i, 5)                               # lite: N = 32, 5 bits an index
+        for _ in range(c):
+            w.write_eg(m, 1)
+        return w.to_bytes() + payload
+
+    return {
+        "8192², C = 0": fmt.pack(fmt.Header(0, 8192, 8192), b"", b""),
+        "768×512, steps = 1000": fmt.pack(fmt.Header(0, 768, 512, steps=1000, seed=0), b"", b""),
+        "8192², C = 16, m = 4095, 1-byte payload": fmt.pack(fmt.Header(0, 8192, 8192), b"", latent(16, 4095)),
+        "8192², C = 16, m = 4095, steps = 1000": fmt.pack(fmt.Header(0, 8192, 8192, steps=1000, seed=0), b"",
+                                                         latent(16, 4095)),
+    }
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
