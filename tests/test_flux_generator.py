@@ -127,15 +127,18 @@ def test_flux_generator_refuses_mismatched_requests(generator):
 
 def test_flux_generator_memory_options(generator):
     # Offload moves models, not numbers: on the same device it must give the same image. Tiling (the tiny
-    # VAE tiles above 64 px) and bf16 must still give a valid image of the right size.
+    # VAE tiles above 64 px) and bf16 change the numbers a little: measured mean |Δ| 0.038 (tiling, seams up
+    # to 0.48) and 0.0035 (bf16), where another seed differs by 0.15.
     offloaded = GENERATORS.create("flux-tiny", cpu_offload=True)
     assert offloaded.pipe._all_hooks  # accelerate's hooks are in place
     req = request(c=2, height=96, width=80)
-    assert torch.equal(offloaded.generate(req), generator.generate(req))
-    for kwargs in ({"vae_tiling": True}, {"dtype": "bfloat16"}):
-        g = GENERATORS.create("flux-tiny", **kwargs)
-        image = g.generate(req)
-        assert image.shape == (3, 96, 80) and image.dtype == torch.float32 and torch.isfinite(image).all()
+    reference = generator.generate(req)
+    assert torch.equal(offloaded.generate(req), reference)
+    for kwargs, tolerance in (({"vae_tiling": True}, 0.08), ({"dtype": "bfloat16"}, 0.02)):
+        image = GENERATORS.create("flux-tiny", **kwargs).generate(req)
+        assert image.shape == (3, 96, 80) and image.dtype == torch.float32
+        difference = (image - reference).abs().mean().item()
+        assert 0 < difference < tolerance, (kwargs, difference)   # the option acts, and the image stays
     assert GENERATORS.create("flux-tiny", vae_tiling=True).pipe.vae.use_tiling
     with pytest.raises(GSCError, match="dtype"):
         GENERATORS.create("flux-tiny", dtype="float8")

@@ -67,8 +67,16 @@ def test_flux_train_adapter_cli_checkpoints_logs_and_resumes(folder):
     from safetensors.torch import load_file
 
     first = load_file(str(out / "adapter" / "diffusion_pytorch_model.safetensors"))
-    result = run(folder, "--steps", "3", "--precompute")
-    assert "resumed from" in result.output
+    run(folder, "--steps", "3", "--precompute")
+    # Resumed, not restarted: the optimizer and the schedule continue from step 2's checkpoint, so after
+    # one more step AdamW's step count is 3 and the warm-up schedule is at step 3 (a fresh run shows 1).
+    def adam_steps(step):
+        state = torch.load(out / "checkpoints" / f"step-{step:07d}" / "optimizer.bin", weights_only=False)["state"]
+        return {int(v["step"]) for v in state.values()}
+
+    assert adam_steps(2) == {2} and adam_steps(3) == {3}
+    schedule = torch.load(out / "checkpoints" / "step-0000003" / "custom_checkpoint_0.pkl", weights_only=False)
+    assert schedule["last_epoch"] == 3
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]
     assert sorted(p.name for p in (out / "cache").glob("*.safetensors")) == ["im0.safetensors", "im1.safetensors"]

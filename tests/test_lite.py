@@ -19,7 +19,7 @@ from gsc.eval.metrics import ms_ssim, psnr
 from gsc.image import load_image, to_uint8
 
 KODAK = Path(__file__).resolve().parents[2] / "shared/data/kodak"
-needs_kodak = pytest.mark.skipif(not KODAK.is_dir(), reason="../shared/data/kodak not present")
+needs_kodak = pytest.mark.shared_data("kodak")
 
 # Floors: the per-image minima at C = 2 on 50 BSDS500 test images (scripts/lite_validate.py: 13.67 dB,
 # MS-SSIM 0.382), rounded down. Noise-like output (a broken adapter) scores about 11 dB / 0.16.
