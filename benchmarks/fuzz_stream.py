@@ -30,8 +30,8 @@ def main(argv=None) -> int:
     data = sample_stream(channels=2, size=(768, 512))
     with tqdm(total=args.n, desc="fuzz", mininterval=1.0) as bar:
         r = fuzz(data, args.n, seed=args.seed, timeout=args.timeout, progress=lambda k: bar.update(1))
-    result = {"stream_version": VERSION, "mutations": args.n, "cases": r.cases, "refused": r.refused, "accepted": r.accepted,
-              "crashes": len(r.crashes), "hangs": len(r.hangs), "seconds": round(r.seconds, 1),
+    result = {"stream_version": VERSION, "mutations": args.n, "cases": r.cases, "refused": r.refused,
+              "accepted": r.accepted, "crashes": len(r.crashes), "hangs": len(r.hangs), "seconds": round(r.seconds, 1),
               "slowest_case_ms": round(1000 * r.slowest, 2), "stream_bytes": len(data)}
     print(json.dumps(result, indent=2))
     for m, err in r.crashes[:5]:

@@ -21,7 +21,8 @@ DEFAULT_MAX_PIXELS = 1 << 24    # 16.8 Mpx: 4K UHD (8.3 Mpx), 4096 × 4096, a 12
 WORK_PER_PIXEL = 32
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds as a short human figure: 40 s, 13 min, 37.3 h."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -53,7 +54,7 @@ class DecodeLimits:
 
     def generation_refusal(self, preset, width: int, height: int, steps: int) -> str | None:
         """Why this receiver will not generate the image, or None when it fits the budget."""
-        cost = f"≈ {_duration(preset.decode_seconds(width, height, steps))} on {preset.cost_device}"
+        cost = f"≈ {duration(preset.decode_seconds(width, height, steps))} on {preset.cost_device}"
         if width * height > self.max_pixels:
             return (f"stream is {width}×{height} ({width * height / 1e6:.1f} Mpx), over this receiver's limit of "
                     f"{self.max_pixels / 1e6:.1f} Mpx ({cost}); --max-pixels lifts it for a trusted sender")

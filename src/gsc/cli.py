@@ -68,7 +68,8 @@ def encode(
     captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
     preset: str = typer.Option("lite", "--preset", help="lite | flux-dev | flux-schnell | flux-tiny."),
     selection: str = typer.Option("ssim", "--selection", help="ssim | ssim-abs | ssim-full | energy | random."),
-    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ: 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0 or 6.0."),
+    step: float = typer.Option(1.0, "--step",
+                               help="Latent quantization step Δ: 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0 or 6.0."),
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget: coarsen Δ (from --step up) "
                                             "until the whole stream fits, or fail."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Decoder seed to write in the stream."),

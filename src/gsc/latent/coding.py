@@ -218,13 +218,16 @@ def decode_latent(data: bytes, n_channels: int, h: int, w: int,
     section's ``symbol_work`` exceeds ``max_work`` (checked before anything is allocated)."""
     import constriction
 
+    from ..budget import duration
+
     if not data:
         return np.zeros((0, h, w), dtype=np.int64), [], 1.0
     indices, step, mags, start = read_latent_header(data, n_channels)
     work = symbol_work(mags, h, w)
     if max_work is not None and work > max_work:
-        raise BudgetError(f"latent section needs {work:.2g} units of entropy-decoding work, over this receiver's "
-                          f"limit of {max_work:.2g}; --max-pixels lifts it for a trusted sender")
+        raise BudgetError(f"latent section needs {work:.2g} units of entropy-decoding work "
+                          f"(≈ {duration(work / 1e9)} on a 2-core CPU), over this receiver's limit of "
+                          f"{max_work:.2g}; --max-pixels lifts it for a trusted sender")
     payload = data[start:]
     words = np.frombuffer(payload + b"\x00" * (-len(payload) % 4), dtype="<u4").astype(np.uint32)
     # Missing trailing words read as zeros (the encoder dropped them).
