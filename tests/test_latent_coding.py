@@ -222,7 +222,7 @@ def test_work_over_the_limit_is_refused_before_decoding():
 
 
 @pytest.mark.parametrize("shape", [(16, 135, 240), (16, 64, 1024), (16, 32, 32), (1, 1, 1024)])
-def test_the_worst_sections_the_default_limit_admits_decode_within_a_second(shape):
+def test_the_worst_sections_the_default_limit_admits_decode_within_a_second_of_cpu(shape):
     """Per shape (4K; long; small; one row), the largest m whose work fits the default limit, with
     uniformly random symbols (the slowest payload to decode)."""
     from gsc.budget import DecodeLimits
@@ -233,10 +233,8 @@ def test_the_worst_sections_the_default_limit_admits_decode_within_a_second(shap
     assert m is not None and symbol_work([m] * c, h, w) > limit / 2
     q = np.random.default_rng(0).integers(-m, m + 1, (c, h, w))
     data = encode_latent(q, list(range(c)), 32)
-    best = 1e9
-    for _ in range(2):  # the better of two: a busy machine is not what this measures
-        t0 = time.perf_counter()
-        q2, _, _ = decode_latent(data, 32, h, w, max_work=limit)
-        best = min(best, time.perf_counter() - t0)
+    t0 = time.process_time()   # CPU time: what the section costs, whatever else the machine runs
+    q2, _, _ = decode_latent(data, 32, h, w, max_work=limit)
+    seconds = time.process_time() - t0
     assert np.array_equal(q, q2)
-    assert best < 1.0, (shape, m, best)
+    assert seconds < 1.0, (shape, m, seconds)

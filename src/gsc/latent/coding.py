@@ -46,8 +46,9 @@ INCREMENT = 24
 LIMIT = 1 << 13
 N_CONTEXTS = 4
 CHUNK_ENTRIES = 1 << 20     # probability entries per coder call: bounds memory at 8 MB of float64
-# symbol_work's cost model (≈ ns): per probability entry, per symbol, per diagonal, per table entry and diagonal
-WORK_PER_ENTRY, WORK_PER_SYMBOL, WORK_PER_DIAGONAL, WORK_PER_TABLE_ENTRY = 6, 300, 100_000, 7
+# symbol_work's cost model, in ≈ ns of CPU time: per probability entry, per symbol, per diagonal, and per
+# table entry and diagonal. Fitted to 63 sections (hostile shapes, m = 1..4095), each at or above its measure.
+WORK_PER_ENTRY, WORK_PER_SYMBOL, WORK_PER_DIAGONAL, WORK_PER_TABLE_ENTRY = 3, 200, 60_000, 3
 _BUCKET = np.array([0, 1, 2, 2, 3], dtype=np.int64)   # activity 0, 1, 2–3, ≥ 4 (clipped to 4)
 
 
@@ -143,8 +144,8 @@ def _wavefront(mags: list[int], h: int, w: int, code, truth: np.ndarray | None =
 
 
 def symbol_work(mags: list[int], h: int, w: int) -> int:
-    """The entropy coder's work for a section, from its header: roughly nanoseconds on a busy 2-core
-    CPU (fitted to decode times of hostile and real-shaped sections, rounded up; docs/stream-format.md).
+    """The entropy coder's work for a section, from its header: an upper estimate of the decode's CPU
+    time in nanoseconds on one core of the reference 2-core CPU (docs/stream-format.md, "Limits").
     Per coded symbol its probability row (2M + 1 entries, M = max m_c) and a fixed cost; per diagonal a
     fixed cost and the table update (the tables' size)."""
     coded = [m for m in mags if m > 0]
