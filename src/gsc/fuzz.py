@@ -141,20 +141,31 @@ def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeou
             report.cases += 1
             t0, c0 = time.perf_counter(), time.process_time()
             try:
-                if use_alarm:
-                    signal.setitimer(signal.ITIMER_PROF, timeout)
-                info = codec.info(m)
-                assert info["channels"] == len(info["indices"])
+                try:
+                    if use_alarm:
+                        signal.setitimer(signal.ITIMER_PROF, timeout)
+                    info = codec.info(m)
+                    assert info["channels"] == len(info["indices"])
+                    outcome = "accepted"
+                except StreamError:
+                    outcome = "refused"
+                except _Timeout:
+                    outcome = "hang"
+                except Exception as e:  # noqa: BLE001 — anything else is exactly what we hunt
+                    outcome = f"{type(e).__name__}: {e}"
+                finally:
+                    if use_alarm:
+                        signal.setitimer(signal.ITIMER_PROF, 0)
+            except _Timeout:   # the timer fired just as the case ended: it still took too long
+                outcome = "hang"
+            if outcome == "accepted":
                 report.accepted += 1
-            except StreamError:
+            elif outcome == "refused":
                 report.refused += 1
-            except _Timeout:
+            elif outcome == "hang":
                 report.hangs.append(m)
-            except Exception as e:  # noqa: BLE001 — anything else is exactly what we hunt
-                report.crashes.append((m, f"{type(e).__name__}: {e}"))
-            finally:
-                if use_alarm:
-                    signal.setitimer(signal.ITIMER_PROF, 0)
+            else:
+                report.crashes.append((m, outcome))
             report.slowest = max(report.slowest, time.perf_counter() - t0)
             report.slowest_cpu = max(report.slowest_cpu, time.process_time() - c0)
             if progress is not None:
