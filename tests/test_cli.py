@@ -148,3 +148,12 @@ def test_careless_user_paths_give_one_line_and_leave_the_input_untouched(tmp_pat
     assert {p: snapshot(p) for p in (img, stream)} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["same.png", "s.gsc", "folder", "big20000.png", "big12000.png", "huge.gsc", "f.tif", "a.gif"])
+
+
+def test_encode_notes_a_stream_that_default_receivers_refuse(tmp_path):
+    img = tmp_path / "a.png"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(img)
+    out = gsc("encode", img, "-o", tmp_path / "a.gsc", "--channels", "0", "--steps", "100", "--seed", "0")
+    assert out.returncode == 0 and (tmp_path / "a.gsc").exists()
+    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "default limits refuses" in lines[0] and "100 sampling steps" in lines[0]

@@ -110,3 +110,16 @@ def test_default_limits_admit_a_4k_stream_at_default_steps():
     codec.check_budget(data)
     info = codec.info(data)
     assert info["decode_refused"] is None and info["width"] == 3840 and info["channels"] == 4
+
+
+def test_summary_reads_headers_only_and_says_what_a_receiver_would_refuse():
+    data = sample_stream(CAPTION, channels=3, size=(768, 512), seed=2)
+    codec = Codec()
+    summary, info = codec.summary(data), codec.info(data)
+    assert summary == {k: info[k] for k in summary}
+    assert summary["decode_refused"] is None
+    hostile = hostile_streams()
+    big = codec.summary(hostile["8192², C = 16, m = 4095, 1-byte payload"])
+    assert big["channels"] == 16 and "67.1 Mpx" in big["decode_refused"]
+    lifted = Codec(max_pixels=1 << 26).summary(hostile["8192², C = 16, m = 4095, 1-byte payload"])
+    assert "entropy-decoding work" in lifted["decode_refused"]

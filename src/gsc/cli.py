@@ -86,10 +86,13 @@ def encode(
     data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
                         max_bpp=max_bpp)
     write_atomic(output, lambda f: f.write(data))
-    info = codec.info(data)
+    info = codec.summary(data)
     typer.echo(f"{output}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
                f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
                f"C={info['channels']} {info['indices']}, step {info['step']})")
+    if info["decode_refused"]:
+        print(f"gsc: note: a receiver with the default limits refuses this stream: {info['decode_refused']}",
+              file=sys.stderr)
 
 
 @app.command()

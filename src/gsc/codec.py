@@ -7,7 +7,8 @@ Sender (``encode``)::
 
 Receiver (``decode``)::
 
-    stream ─► caption, (indices, ŷ_sel, Δ), size, seed, steps ─► generator ─► crop ─► image
+    stream ─► header ─► budget (pixels, steps, entropy-decoding work; ``gsc.budget``) ─►
+           caption, (indices, ŷ_sel, Δ), size, seed, steps ─► generator ─► crop ─► image
 """
 
 from __future__ import annotations
@@ -195,6 +196,26 @@ class Codec:
                                     latent_channels=preset.latent_channels, height=p.height, width=p.width,
                                     seed=p.seed, steps=p.steps)
         return self.generator(preset).generate(request, progress=progress)
+
+    def summary(self, data: bytes) -> dict:
+        """A stream's sizes and settings from its headers alone (no symbol decoding, never refused for its
+        work), and why this receiver's ``decode`` would refuse it, or None: what a sender reports."""
+        from .latent.coding import read_latent_header, symbol_work
+
+        s, preset, steps = self._header(data)
+        width, height = s.header.width, s.header.height
+        indices, step, mags = [], None, []
+        if s.latent_data:
+            indices, step, mags, _ = read_latent_header(s.latent_data, preset.latent_channels)
+        refused = self.limits.generation_refusal(preset, width, height, steps)
+        work = symbol_work(mags, -(-height // 16), -(-width // 16))
+        if refused is None and work > self.limits.max_symbol_work:
+            refused = (f"its latent section needs {work:.2g} units of entropy-decoding work, over the limit of "
+                       f"{self.limits.max_symbol_work:.2g}; --max-pixels lifts it")
+        return {"total_bytes": len(data), "bpp": len(data) * 8 / (width * height), "header_bytes": s.header_bytes,
+                "caption_bytes": len(s.caption_data), "latent_bytes": len(s.latent_data), "channels": len(indices),
+                "indices": indices, "step": step, "preset": preset.name, "width": width, "height": height,
+                "steps": steps, "decode_refused": refused}
 
     def info(self, data: bytes) -> dict:
         """What a stream carries and costs, and whether this receiver would decode it (never generates)."""
