@@ -16,18 +16,18 @@ max(1, 16 >> min(|r|, 4)).
 Order (a wavefront). Symbols are coded anti-diagonal by anti-diagonal (y + x = 0, 1, …): a position
 depends only on earlier diagonals, so a whole diagonal of every channel is one vectorised coder call.
 Within a diagonal: channel by channel, y ascending. The tables are updated once per diagonal with all
-its residuals (+``INCREMENT`` each; then each table it touched whose total exceeds ``LIMIT`` is halved,
-rounding up). The coder sees, per symbol, the table's slice for
-ŷ ∈ [−M, M] (M = max m_c over the coded channels), zero outside the channel's own [−m_c, m_c], as
-float64 integers (exact); constriction's fixed-point quantization (Rust, single threaded) of those is
-the same everywhere. Encoder and decoder run one shared loop, so their models are bit-identical on any
+its residuals (+``INCREMENT`` each; then each table it touched whose total exceeds ``LIMIT`` is halved
+once, rounding up). The coder sees, per symbol, the table's slice for ŷ ∈ [−M, M] (M = max m_c over the
+coded channels), zero outside the channel's own [−m_c, m_c], as float64 integers (exact); constriction's
+fixed-point quantization (Rust, single threaded) of those is the same everywhere. Encoder and decoder run one shared loop, so their models are bit-identical on any
 machine and with any thread count; no float from a neural network touches the probabilities.
 
 Canonical sections. The decoder re-encodes what it decodes and requires the section to be exactly the
 encoder's output, so appended or altered trailing bytes are refused rather than ignored.
 
-Work. Decoding costs about (coded positions) × (2M + 1) table entries; ``symbol_work`` computes it from
-the section's header before anything is allocated, so a caller can refuse it.
+Work. Decoding costs about (coded positions) × (2M + 1) table entries plus fixed costs per symbol and
+per diagonal; ``symbol_work`` estimates it (CPU nanoseconds) from the section's header before anything
+is allocated, so a caller can refuse it.
 """
 
 from __future__ import annotations
