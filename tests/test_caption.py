@@ -47,6 +47,7 @@ def test_given_file_looks_up_by_file_name(tmp_path):
         cap.caption(torch.rand(3, 32, 32), "_about")
 
 
+@pytest.mark.shared_data("kodak/captions.json")
 def test_given_kodak_file():
     cap = GivenCaptioner(captions=KODAK_CAPTIONS)
     text = cap.caption(torch.rand(3, 32, 32), "kodim01.png")
@@ -142,12 +143,22 @@ def test_qwen_uses_the_chat_template_when_present(qwen_parts, image):
     assert text.endswith(QwenCaptioner.PROMPT + "<|im_end|>\n<|im_start|>assistant\n")
 
 
-def test_qwen_greedy_caption_is_a_deterministic_str(qwen_parts, image):
+def test_qwen_caption_is_the_models_greedy_continuation_and_sees_the_image(qwen_parts, image):
+    model, tokenizer, _ = qwen_parts
     cap = QwenCaptioner(*qwen_parts, max_new_tokens=6)
     a, b = cap.caption(image, "x.png"), cap.caption(image, "x.png")
-    assert isinstance(a, str) and a == b
-    other = cap.caption(torch.rand(3, 56, 56, generator=torch.Generator().manual_seed(9)))
-    assert isinstance(other, str)
+    assert a == b
+    # Exactly the new tokens of greedy generation after the prompt, decoded, whitespace normalised.
+    inputs = cap.inputs(image)
+    out = model.generate(**inputs, max_new_tokens=6, do_sample=False)
+    new = out[0, inputs["input_ids"].shape[1]:]
+    assert 1 <= len(new) <= 6
+    assert a == " ".join(tokenizer.decode(new, skip_special_tokens=True).split())
+    # The pixels reach the model: another image of the same size changes its next-token distribution.
+    other = torch.rand(3, 70, 90, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        logits = [model(**cap.inputs(x)).logits[0, -1] for x in (image, other)]
+    assert not torch.allclose(logits[0], logits[1])
 
 
 def test_qwen_max_new_tokens_caps_generation(qwen_parts, image):

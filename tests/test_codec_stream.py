@@ -1,13 +1,15 @@
-"""Codec.read on real streams: payload round trip, byte accounting, and ≥ 1,000 hostile mutants."""
+"""Codec.read on real streams: payload round trip, byte accounting, ≥ 1,000 hostile mutants, and the decode
+budget on hand-built streams that ask for huge work."""
 
 import random
+import time
 
 import numpy as np
 import pytest
 
 from gsc.codec import Codec
-from gsc.errors import StreamError
-from gsc.fuzz import fuzz, mutate, sample_stream
+from gsc.errors import BudgetError, GSCError, StreamError
+from gsc.fuzz import fuzz, hostile_streams, mutate, sample_stream, sample_symbols
 
 CAPTION = "Two macaw parrots side by side, a blue and yellow one on the left and a red and green one on the right."
 
@@ -49,9 +51,75 @@ def test_resealed_mutants_are_refused_or_parse_cleanly():
 
 
 def test_small_and_odd_sizes_round_trip():
-    for size in [(16, 16), (17, 33), (481, 321), (1000, 17)]:
-        data = sample_stream("", channels=1, size=size)
+    for seed, size in enumerate([(16, 16), (17, 33), (481, 321), (1000, 17)]):
+        data = sample_stream("", channels=1, size=size, seed=seed)
         p = Codec().read(data)
         assert (p.width, p.height) == size and p.caption == ""
-        assert p.q.shape[1:] == (-(-size[1] // 16), -(-size[0] // 16))
-        assert np.abs(p.q).max() >= 0
+        q, idx = sample_symbols(1, size, seed)
+        assert p.q.shape == q.shape == (1, -(-size[1] // 16), -(-size[0] // 16))
+        assert np.array_equal(p.q, q) and p.indices == idx
+
+
+# What each hand-built stream of issue 12's table is refused by, and where: info reads the symbols (and
+# must refuse what it cannot read within a second); decode also checks the image and the steps.
+HOSTILE = {
+    "8192², C = 0": (None, "Mpx"),
+    "768×512, steps = 1000": (None, "sampling steps"),
+    "8192², C = 16, m = 4095, 1-byte payload": ("entropy-decoding work", "Mpx"),
+    "8192², C = 16, m = 4095, steps = 1000": ("entropy-decoding work", "Mpx"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_streams_are_refused_within_a_second(name):
+    data = hostile_streams()[name]
+    info_refusal, decode_refusal = HOSTILE[name]
+    codec = Codec()
+    codec.info(sample_stream())   # load the caption coder's tables once: a fixed start-up cost, not the stream's
+    t0 = time.perf_counter()
+    if info_refusal:
+        with pytest.raises(BudgetError, match=info_refusal):
+            codec.info(data)
+    else:
+        assert codec.info(data)["decode_refused"]   # info reads it, and says decode would refuse it
+    with pytest.raises(BudgetError, match=decode_refusal):
+        codec.decode(data)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_limits_lift_for_a_trusted_sender_and_are_checked():
+    data = hostile_streams()["768×512, steps = 1000"]
+    codec = Codec(max_steps=1000)
+    codec.check_budget(data)                  # admitted: nothing raised
+    assert codec.info(data)["decode_refused"] is None
+    big = hostile_streams()["8192², C = 0"]
+    Codec(max_pixels=8192 * 8192).check_budget(big)
+    with pytest.raises(BudgetError, match="67.1 Mpx"):
+        Codec(max_pixels=8192 * 8192 - 1).check_budget(big)
+    # The symbol-work limit scales with max_pixels, but no setting admits 16 channels of m = 4095 at 8192².
+    with pytest.raises(BudgetError, match="entropy-decoding work"):
+        Codec(max_pixels=1 << 26).read(hostile_streams()["8192², C = 16, m = 4095, 1-byte payload"])
+    for bad in ({"max_pixels": 0}, {"max_pixels": (1 << 26) + 1}, {"max_steps": 0}, {"max_steps": 1001}):
+        with pytest.raises(GSCError, match="--max-"):
+            Codec(**bad)
+
+
+def test_default_limits_admit_a_4k_stream_at_default_steps():
+    data = sample_stream("A 4K photo.", channels=4, size=(3840, 2160))
+    codec = Codec()
+    codec.check_budget(data)
+    info = codec.info(data)
+    assert info["decode_refused"] is None and info["width"] == 3840 and info["channels"] == 4
+
+
+def test_summary_reads_headers_only_and_says_what_a_receiver_would_refuse():
+    data = sample_stream(CAPTION, channels=3, size=(768, 512), seed=2)
+    codec = Codec()
+    summary, info = codec.summary(data), codec.info(data)
+    assert summary == {k: info[k] for k in summary}
+    assert summary["decode_refused"] is None
+    hostile = hostile_streams()
+    big = codec.summary(hostile["8192², C = 16, m = 4095, 1-byte payload"])
+    assert big["channels"] == 16 and "67.1 Mpx" in big["decode_refused"]
+    lifted = Codec(max_pixels=1 << 26).summary(hostile["8192², C = 16, m = 4095, 1-byte payload"])
+    assert "entropy-decoding work" in lifted["decode_refused"]

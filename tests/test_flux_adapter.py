@@ -153,7 +153,7 @@ def test_flux_adapter_overfits_one_image(base):
 
 
 @torch.no_grad()
-def test_flux_adapter_save_load_gives_identical_outputs(base, tmp_path):
+def test_flux_adapter_save_load_gives_the_same_outputs(base, tmp_path):
     adapter = FluxChannelAdapter.from_transformer(base, N, condition_dim=48)
     randomize_zero_layers(adapter, seed=3)
     adapter.save_pretrained(str(tmp_path / "adapter"), safe_serialization=True)
@@ -161,5 +161,9 @@ def test_flux_adapter_save_load_gives_identical_outputs(base, tmp_path):
     loaded = load_adapter(tmp_path / "adapter")
     assert loaded.config.condition_dim == 48 and loaded.config.latent_channels == N
     x = inputs(seed=4)
+    # Equal up to float rounding: BLAS may pick other kernels for safetensors' memory-mapped weights
+    # (1.8e-7 seen); a wrong or partial load differs by orders of magnitude more.
     for a, b in zip(adapter(**x), loaded(**x)):
-        assert all(torch.equal(u, v) for u, v in zip(a, b))
+        for u, v in zip(a, b):
+            torch.testing.assert_close(v, u, rtol=1e-5, atol=1e-5)
+    assert any(p.abs().sum() > 0 for n, p in loaded.named_parameters() if "controlnet_blocks" in n)

@@ -127,8 +127,9 @@ def test_flux_generator_refuses_mismatched_requests(generator):
 
 def test_flux_generator_memory_options(generator):
     # Offload moves weights, not numbers: model and group offload (diffusers' own) give the same image on the
-    # same device, with their hooks in place. fp8 storage changes the numbers a little; tiling and bf16
-    # still give a valid image of the right size.
+    # same device, with their hooks in place. fp8 storage, tiling (the tiny VAE tiles above 64 px) and bf16
+    # change the numbers a little: measured mean |Δ| 0.038 (tiling, seams up to 0.48) and 0.0035 (bf16),
+    # where another seed differs by 0.15.
     req = request(c=2, height=96, width=80)
     plain = generator.generate(req)
     model = GENERATORS.create("flux-tiny", offload="model")
@@ -144,10 +145,11 @@ def test_flux_generator_memory_options(generator):
     assert fp8.pipe.adapter.condition_embedder[0].weight.dtype == torch.float32
     stored = fp8.generate(req)
     assert 0 < (stored - plain).abs().mean() < 0.05
-    for kwargs in ({"vae_tiling": True}, {"dtype": "bf16"}):
-        g = GENERATORS.create("flux-tiny", **kwargs)
-        image = g.generate(req)
-        assert image.shape == (3, 96, 80) and image.dtype == torch.float32 and torch.isfinite(image).all()
+    for kwargs, tolerance in (({"vae_tiling": True}, 0.08), ({"dtype": "bf16"}, 0.02)):
+        image = GENERATORS.create("flux-tiny", **kwargs).generate(req)
+        assert image.shape == (3, 96, 80) and image.dtype == torch.float32
+        difference = (image - plain).abs().mean().item()
+        assert 0 < difference < tolerance, (kwargs, difference)   # the option acts, and the image stays
     assert GENERATORS.create("flux-tiny", dtype="bf16").pipe.transformer.dtype == torch.bfloat16
     assert GENERATORS.create("flux-tiny", vae_tiling=True).pipe.vae.use_tiling
 

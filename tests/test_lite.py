@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from gsc.codec import Codec
+from gsc.errors import GSCError
 from gsc.eval.metrics import psnr, st_lpips
 from gsc.image import load_image, to_uint8
 
@@ -157,3 +158,17 @@ def test_cli_round_trip_exact_size_and_deterministic(tmp_path, shared_data):
         assert Image.open(out).size == Image.open(src).size == (481, 321)
         hashes.append(hashlib.sha256(out.read_bytes()).hexdigest())
     assert hashes[0] == hashes[1]
+
+
+def test_max_bpp_with_channels_coarsens_the_step_until_the_stream_fits(codec, shared_data):
+    x = load_image(shared_data / "bsds500" / IMAGES[0])
+    kw = dict(channels=4, caption="")
+    fine, coarse = codec.encode(x, **kw), codec.encode(x, step=6.0, **kw)
+    assert len(coarse) < len(fine)
+    pixels = x.shape[-1] * x.shape[-2]
+    budget = (len(fine) + len(coarse)) / 2 * 8 / pixels  # between the default step (1.0) and the coarsest
+    data = codec.encode(x, max_bpp=budget, **kw)
+    assert len(data) * 8 / pixels <= budget and codec.read(data).step > 1.0
+    assert codec.encode(x, max_bpp=1.0, **kw) == fine  # a loose budget keeps the step asked for
+    with pytest.raises(GSCError, match="does not fit"):
+        codec.encode(x, max_bpp=(len(coarse) - 2) * 8 / pixels, **kw)

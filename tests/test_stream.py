@@ -52,6 +52,12 @@ def test_bad_magic_version_and_checksum():
         fmt.unpack(b"\x00" + bytes(data[1:]))
     with pytest.raises(StreamError, match="version"):
         fmt.unpack(bytes([data[0] + 1]) + bytes(data[1:]))
+    # A version-2 stream (the previous latent coding) is refused in one line, even with a valid checksum.
+    v2 = bytearray([0xB2]) + data[1:]
+    crc = fmt._crc(bytes(v2))
+    v2[1], v2[2] = crc >> 8, crc & 0xFF
+    with pytest.raises(StreamError, match="stream version 2 is not supported"):
+        fmt.unpack(bytes(v2))
     data[-1] ^= 0x10
     with pytest.raises(StreamError, match="checksum"):
         fmt.unpack(bytes(data))

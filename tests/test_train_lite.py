@@ -10,7 +10,7 @@ import torch
 from gsc.train.lite import LiteTrainConfig, train_lite
 
 BSDS = Path(__file__).resolve().parents[2] / "shared/data/bsds500"
-pytestmark = pytest.mark.skipif(not BSDS.is_dir(), reason="../shared/data/bsds500 not present")
+pytestmark = pytest.mark.shared_data("bsds500")
 
 
 def config(tmp_path, out, steps, **kw):

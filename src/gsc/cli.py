@@ -23,6 +23,11 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 COMMAND_MODULES: list[str] = ["gsc.train.adapter_cli", "gsc.eval.commands"]
 
 
+MAX_PIXELS_HELP = ("Decode budget: the largest image accepted, in pixels (default 16777216 = 2^24); also scales "
+                   "the entropy decoder's work limit. Lift it only for a trusted sender.")
+MAX_STEPS_HELP = "Decode budget: the most sampling steps accepted (default: the preset's, e.g. lite 32)."
+
+
 def _echo_err(message: str) -> None:
     from rich.console import Console
 
@@ -55,15 +60,10 @@ def _codec(preset: str, captioner: Optional[str], caption: Optional[str], captio
 
 
 def _read_stream(path: Path) -> bytes:
+    from .image import read_regular_file
     from .stream import MAX_STREAM_BYTES
 
-    if not path.exists():
-        raise GSCError(f"no such file: {path}")
-    if path.is_dir():
-        raise GSCError(f"{path} is a folder, not a .gsc stream")
-    if path.stat().st_size > MAX_STREAM_BYTES:
-        raise GSCError(f"{path} is {path.stat().st_size} bytes: larger than any gsc stream ({MAX_STREAM_BYTES})")
-    return path.read_bytes()
+    return read_regular_file(path, MAX_STREAM_BYTES, "a .gsc stream")
 
 
 @app.command()
@@ -95,18 +95,22 @@ def encode(
                                                  help="Most tokens the captioner writes (qwen2.5-vl; default 60)."),
 ):
     """Compress IMAGE into a .gsc stream."""
-    from .image import load_image, write_atomic
+    from .image import check_output, load_image, write_atomic
 
+    check_output(output, image)
     x = load_image(image)
     codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint,
                    {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
                         max_bpp=max_bpp)
     write_atomic(output, lambda f: f.write(data))
-    info = codec.info(data)
+    info = codec.summary(data)
     typer.echo(f"{output}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
                f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
                f"C={info['channels']} {info['indices']}, step {info['step']})")
+    if info["decode_refused"]:
+        print(f"gsc: note: a receiver with the default limits refuses this stream: {info['decode_refused']}",
+              file=sys.stderr)
 
 
 @app.command()
@@ -124,17 +128,22 @@ def decode(
                                           "CPU offloading (flux presets; docs/flux.md has the memory table)."),
     fp8: bool = typer.Option(False, "--fp8", help="Store transformer and adapter weights in fp8 (flux presets)."),
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="VAE tiling (flux presets)."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
 ):
     """Rebuild an image from a .gsc stream (the generator named by the stream's preset)."""
     from rich.progress import Progress
 
     from .codec import Codec
-    from .image import save_image
+    from .image import check_output, save_image
 
+    check_output(output, stream)
     data = _read_stream(stream)
     options = {"adapter": str(adapter) if adapter else None, "model": model, "device": device, "dtype": dtype,
                "guidance": guidance, "offload": offload, "fp8": fp8 or None, "vae_tiling": vae_tiling or None}
-    codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None})
+    codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None},
+                  max_pixels=max_pixels, max_steps=max_steps)
+    codec.check_budget(data)   # from the header, before any decoding work
     payload = codec.read(data)
     with Progress(transient=True, disable=quiet) as bar:
         task = bar.add_task(f"decoding ({payload.preset}, {payload.steps} steps)", total=payload.steps)
@@ -147,12 +156,14 @@ def decode(
 def info(
     stream: Path = typer.Argument(..., help="Input .gsc stream."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
 ):
-    """Show what a stream carries and what each part costs."""
+    """Show what a stream carries, what each part costs, and whether decode would accept it (never generates)."""
     from .codec import Codec
 
     data = _read_stream(stream)
-    d = Codec().info(data)
+    d = Codec(max_pixels=max_pixels, max_steps=max_steps).info(data)
     if as_json:
         typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return

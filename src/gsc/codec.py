@@ -7,7 +7,8 @@ Sender (``encode``)::
 
 Receiver (``decode``)::
 
-    stream ─► caption, (indices, ŷ_sel, Δ), size, seed, steps ─► generator ─► crop ─► image
+    stream ─► header ─► budget (pixels, steps, entropy-decoding work; ``gsc.budget``) ─►
+           caption, (indices, ŷ_sel, Δ), size, seed, steps ─► generator ─► crop ─► image
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stream as fmt
+from .budget import DecodeLimits
 from .errors import GSCError, StreamError
 from .presets import DEFAULT_PRESET, get_preset, preset_by_id
 
@@ -57,17 +59,20 @@ class Codec:
         selection: channel selection method (``gsc.latent.selection.SELECTORS``); None for the preset's.
         captioner_kwargs / latent_kwargs / generator_kwargs: override the preset's stage options
             (e.g. ``{"captions": "captions.json"}``, ``{"checkpoint": PATH}``, ``{"adapter": PATH}``).
+        max_pixels / max_steps: the receiver's decode budget (``gsc.budget.DecodeLimits``; None: the
+            defaults). Streams beyond it are refused with ``BudgetError`` before any work.
     """
 
     def __init__(self, preset: str = DEFAULT_PRESET, captioner: str | None = None, selection: str | None = None,
                  captioner_kwargs: dict | None = None, latent_kwargs: dict | None = None,
-                 generator_kwargs: dict | None = None):
+                 generator_kwargs: dict | None = None, max_pixels: int | None = None, max_steps: int | None = None):
         self.preset = get_preset(preset)
         self.captioner_name = captioner or self.preset.captioner
         self.selection = selection or self.preset.selection  # checked by encode: reading streams needs no torch
         self.captioner_kwargs = captioner_kwargs or {}
         self.latent_kwargs = {**self.preset.latent_kwargs, **(latent_kwargs or {})}
         self.generator_kwargs = generator_kwargs or {}
+        self.limits = DecodeLimits(**({} if max_pixels is None else {"max_pixels": max_pixels}), max_steps=max_steps)
         self._generators: dict = {}
 
     # -- stages, built on first use -------------------------------------------------------------
@@ -197,38 +202,74 @@ class Codec:
         return best[1]
 
     # -- receiver -------------------------------------------------------------------------------
+    def _header(self, data: bytes):
+        s = fmt.unpack(data)
+        preset = preset_by_id(s.header.preset_id)
+        steps = preset.steps if s.header.steps is None else s.header.steps
+        return s, preset, steps
+
     def read(self, data: bytes) -> Payload:
-        """Parse and entropy-decode a stream: caption and channels, without generating."""
+        """Parse and entropy-decode a stream: caption and channels, without generating.
+
+        The entropy decoder's work is checked against ``self.limits`` before it starts (``BudgetError``)."""
         from .caption.coding import decode_caption
         from .latent.coding import decode_latent
 
-        s = fmt.unpack(data)
-        preset = preset_by_id(s.header.preset_id)
+        s, preset, steps = self._header(data)
         caption = decode_caption(s.caption_data)
         h, w = -(-s.header.height // 16), -(-s.header.width // 16)
-        q, indices, step = decode_latent(s.latent_data, preset.latent_channels, h, w)
+        q, indices, step = decode_latent(s.latent_data, preset.latent_channels, h, w,
+                                         max_work=self.limits.max_symbol_work)
         return Payload(
             preset=preset.name, width=s.header.width, height=s.header.height,
-            seed=preset.seed if s.header.seed is None else s.header.seed,
-            steps=preset.steps if s.header.steps is None else s.header.steps,
+            seed=preset.seed if s.header.seed is None else s.header.seed, steps=steps,
             caption=caption, indices=indices, q=q, step=step,
             sizes={"total": len(data), "header": s.header_bytes, "caption": len(s.caption_data),
                    "latent": len(s.latent_data)},
         )
 
+    def check_budget(self, data: bytes) -> None:
+        """Refuse (``BudgetError``) a stream whose image or steps exceed this receiver's limits, from its
+        header alone."""
+        s, preset, steps = self._header(data)
+        self.limits.check_generation(preset, s.header.width, s.header.height, steps)
+
     def decode(self, data: bytes, progress=None):
         """Rebuild the image: (3, H, W) float in [0, 1] at the true size."""
+        self.check_budget(data)    # from the header, before torch is even imported
+        p = self.read(data)
         from .generate import GenerationRequest
 
-        p = self.read(data)
         preset = get_preset(p.preset)
         request = GenerationRequest(caption=p.caption, channels=p.channels, indices=p.indices,
                                     latent_channels=preset.latent_channels, height=p.height, width=p.width,
                                     seed=p.seed, steps=p.steps)
         return self.generator(preset).generate(request, progress=progress)
 
+    def summary(self, data: bytes) -> dict:
+        """A stream's sizes and settings from its headers alone (no symbol decoding, never refused for its
+        work), and why this receiver's ``decode`` would refuse it, or None: what a sender reports."""
+        from .latent.coding import read_latent_header, symbol_work
+
+        s, preset, steps = self._header(data)
+        width, height = s.header.width, s.header.height
+        indices, step, mags = [], None, []
+        if s.latent_data:
+            indices, step, mags, _ = read_latent_header(s.latent_data, preset.latent_channels)
+        refused = self.limits.generation_refusal(preset, width, height, steps)
+        work = symbol_work(mags, -(-height // 16), -(-width // 16))
+        if refused is None and work > self.limits.max_symbol_work:
+            refused = (f"its latent section needs {work:.2g} units of entropy-decoding work, over the limit of "
+                       f"{self.limits.max_symbol_work:.2g}; --max-pixels lifts it")
+        return {"total_bytes": len(data), "bpp": len(data) * 8 / (width * height), "header_bytes": s.header_bytes,
+                "caption_bytes": len(s.caption_data), "latent_bytes": len(s.latent_data), "channels": len(indices),
+                "indices": indices, "step": step, "preset": preset.name, "width": width, "height": height,
+                "steps": steps, "decode_refused": refused}
+
     def info(self, data: bytes) -> dict:
+        """What a stream carries and costs, and whether this receiver would decode it (never generates)."""
         p = self.read(data)
+        preset = get_preset(p.preset)
         n_chars = len(p.caption)
         return {
             "total_bytes": p.sizes["total"],
@@ -247,6 +288,9 @@ class Codec:
             "seed": p.seed,
             "steps": p.steps,
             "caption": p.caption,
+            "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps), 1),
+            "cost_device": preset.cost_device,
+            "decode_refused": self.limits.generation_refusal(preset, p.width, p.height, p.steps),
         }
 
 

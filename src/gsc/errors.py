@@ -7,3 +7,7 @@ class GSCError(Exception):
 
 class StreamError(GSCError):
     """A .gsc stream is malformed, truncated, corrupted, or exceeds a documented limit."""
+
+
+class BudgetError(StreamError):
+    """A well-formed stream asks for more decoding work than this receiver's limits allow."""

@@ -3,8 +3,10 @@
 Two kinds of mutants: plain ones (bit flips, byte changes, truncations, insertions, deletions,
 appended bytes), which the CRC should refuse, and *re-sealed* ones whose checksum is recomputed after the
 mutation, so that the header parser and both entropy decoders see hostile input behind a valid CRC.
-Every mutant must either be refused with ``StreamError`` or parse into a valid payload; anything
-else is a crash, and a parse that takes longer than ``timeout`` seconds is a hang.
+Every mutant must either be refused with ``StreamError`` (``BudgetError`` included) or be read by
+``Codec.info`` (header, caption, symbols, budget verdict); anything else is a crash, and a read that
+takes more than ``timeout`` seconds of CPU time is a hang (CPU time, so that other jobs on the machine
+cannot fake one; a loop that never ends burns CPU all the same).
 """
 
 from __future__ import annotations
@@ -17,20 +19,51 @@ from dataclasses import dataclass, field
 from .errors import StreamError
 
 
-def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
-                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0) -> bytes:
-    """A realistic lite stream built without any model weights (synthetic latent symbols)."""
+def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0):
+    """Synthetic latent symbols (C, ⌈H/16⌉, ⌈W/16⌉) and ascending indices, as ``sample_stream`` codes them."""
     import numpy as np
-
-    from . import stream as fmt
-    from .caption.coding import encode_caption
-    from .latent.coding import encode_latent
 
     rng = np.random.default_rng(seed)
     w, h = size
     q = np.round(rng.laplace(0, 0.7, (channels, -(-h // 16), -(-w // 16)))).astype(np.int64)
     idx = sorted(rng.choice(32, channels, replace=False).tolist())
-    return fmt.pack(fmt.Header(0, w, h), encode_caption(caption), encode_latent(q, idx, 32))
+    return q, idx
+
+
+def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
+                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0) -> bytes:
+    """A realistic lite stream built without any model weights (synthetic latent symbols)."""
+    from . import stream as fmt
+    from .caption.coding import encode_caption
+    from .latent.coding import encode_latent
+
+    q, idx = sample_symbols(channels, size, seed)
+    return fmt.pack(fmt.Header(0, *size), encode_caption(caption), encode_latent(q, idx, 32))
+
+
+def hostile_streams() -> dict[str, bytes]:
+    """Tiny, well-formed streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
+
+    Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
+    from . import stream as fmt
+    from .bits import BitWriter
+
+    def latent(c: int, m: int, payload: bytes = b"\x01") -> bytes:
+        w = BitWriter()
+        w.write(c - 1, 4), w.write(2, 3)               # C, step code 2 (Δ = 1.0)
+        for i in range(c):
+            w.write(i, 5)                               # lite: N = 32, 5 bits an index
+        for _ in range(c):
+            w.write_eg(m, 1)
+        return w.to_bytes() + payload
+
+    return {
+        "8192², C = 0": fmt.pack(fmt.Header(0, 8192, 8192), b"", b""),
+        "768×512, steps = 1000": fmt.pack(fmt.Header(0, 768, 512, steps=1000, seed=0), b"", b""),
+        "8192², C = 16, m = 4095, 1-byte payload": fmt.pack(fmt.Header(0, 8192, 8192), b"", latent(16, 4095)),
+        "8192², C = 16, m = 4095, steps = 1000": fmt.pack(fmt.Header(0, 8192, 8192, steps=1000, seed=0), b"",
+                                                         latent(16, 4095)),
+    }
 
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
@@ -75,7 +108,8 @@ class FuzzReport:
     crashes: list = field(default_factory=list)
     hangs: list = field(default_factory=list)
     seconds: float = 0.0
-    slowest: float = 0.0
+    slowest: float = 0.0        # wall seconds, the slowest case
+    slowest_cpu: float = 0.0    # CPU seconds, the slowest case
 
 
 class _Timeout(Exception):
@@ -95,7 +129,7 @@ def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeou
     report = FuzzReport()
     use_alarm = hasattr(signal, "setitimer")
     if use_alarm:
-        old = signal.signal(signal.SIGALRM, _alarm)
+        old = signal.signal(signal.SIGPROF, _alarm)
     t_start = time.perf_counter()
     try:
         for k in range(n):
@@ -105,27 +139,39 @@ def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeou
             if m == data:
                 continue
             report.cases += 1
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
-                if use_alarm:
-                    signal.setitimer(signal.ITIMER_REAL, timeout)
-                p = codec.read(m)
-                assert p.q.shape[0] == len(p.indices)
+                try:
+                    if use_alarm:
+                        signal.setitimer(signal.ITIMER_PROF, timeout)
+                    info = codec.info(m)
+                    assert info["channels"] == len(info["indices"])
+                    outcome = "accepted"
+                except StreamError:
+                    outcome = "refused"
+                except _Timeout:
+                    outcome = "hang"
+                except Exception as e:  # noqa: BLE001 — anything else is exactly what we hunt
+                    outcome = f"{type(e).__name__}: {e}"
+                finally:
+                    if use_alarm:
+                        signal.setitimer(signal.ITIMER_PROF, 0)
+            except _Timeout:   # the timer fired just as the case ended: it still took too long
+                outcome = "hang"
+            if outcome == "accepted":
                 report.accepted += 1
-            except StreamError:
+            elif outcome == "refused":
                 report.refused += 1
-            except _Timeout:
+            elif outcome == "hang":
                 report.hangs.append(m)
-            except Exception as e:  # noqa: BLE001 — anything else is exactly what we hunt
-                report.crashes.append((m, f"{type(e).__name__}: {e}"))
-            finally:
-                if use_alarm:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+            else:
+                report.crashes.append((m, outcome))
             report.slowest = max(report.slowest, time.perf_counter() - t0)
+            report.slowest_cpu = max(report.slowest_cpu, time.process_time() - c0)
             if progress is not None:
                 progress(k)
     finally:
         if use_alarm:
-            signal.signal(signal.SIGALRM, old)
+            signal.signal(signal.SIGPROF, old)
     report.seconds = time.perf_counter() - t_start
     return report

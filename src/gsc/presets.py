@@ -3,6 +3,10 @@
 A preset's ``id`` is written in every stream and never moves: a new model version gets a new id, so a
 stream stays decodable years later. ``steps`` and ``seed`` are the decoder defaults that a stream uses
 when its header says "preset defaults".
+
+Each preset also carries its receiver's cost model (``decode_seconds``) and the receiver's default limit
+on sampling steps (``max_steps``), so that ``gsc info`` and the decode budget (``gsc.budget``) can judge
+a stream from its header alone, without torch.
 """
 
 from __future__ import annotations
@@ -26,6 +30,17 @@ class Preset:
     latent_kwargs: dict = field(default_factory=dict)
     generator_kwargs: dict = field(default_factory=dict)
     description: str = ""
+    # Receiver cost on ``cost_device``: seconds per megapixel per sampling step, and per megapixel once
+    # (decoder, pre- and post-processing). Used for estimates, never to decide bits.
+    seconds_per_mpx_step: float = 0.0
+    seconds_per_mpx: float = 0.0
+    cost_device: str = ""
+    max_steps: int = 50             # receiver's default limit on a stream's steps (--max-steps lifts it)
+
+    def decode_seconds(self, width: int, height: int, steps: int) -> float:
+        """Estimated generator time for one image on ``cost_device`` (linear in pixels and steps)."""
+        mpx = width * height / 1e6
+        return mpx * (steps * self.seconds_per_mpx_step + self.seconds_per_mpx)
 
 
 PRESETS: dict[str, Preset] = {}
@@ -58,24 +73,39 @@ def preset_by_id(pid: int) -> Preset:
 
 DEFAULT_PRESET = "lite"
 
+# Lite's cost: the pixel-space UNet measured at 768×512 and 1536×1024, 1 and 4 steps, 2 threads on a 2-core
+# CPU shared with other jobs (1.5 s per Mpx-step on a quiet machine, up to 5 under load).
+# TODO(lite v2): update LITE_SECONDS_PER_MPX_STEP / LITE_SECONDS_PER_MPX and max_steps for the new receiver.
+LITE_SECONDS_PER_MPX_STEP = 2.0
+LITE_SECONDS_PER_MPX = 0.5
+
 register_preset(Preset(
     id=0, name="lite", latent="lite", generator="lite", latent_channels=32, steps=1, selection="ordered",
     description="gsc's own small models (BSDS500-trained) in TAEF2's latent space, offline on a CPU",
+    seconds_per_mpx_step=LITE_SECONDS_PER_MPX_STEP, seconds_per_mpx=LITE_SECONDS_PER_MPX,
+    cost_device="a 2-core CPU", max_steps=32,
 ))
+# FLUX: 32.7 TFLOPs per step (transformer + adapter) and 8.7 once (T5, VAE) at 768×512 (docs/flux.md),
+# i.e. 83 and 22 TFLOPs per Mpx, on an H100 (989 TFLOP/s dense bf16) at an assumed 40 % utilisation.
+FLUX_COST = dict(seconds_per_mpx_step=0.21, seconds_per_mpx=0.06, cost_device="one H100 GPU (estimated from FLOPs)")
+
 register_preset(Preset(
     id=1, name="flux-dev", latent="mbt2018-mean", generator="flux", latent_channels=320, steps=28,
     captioner="qwen2.5-vl", latent_kwargs={"quality": 8},
     generator_kwargs={"model": "black-forest-labs/FLUX.1-dev", "guidance": 3.5},
     description="the paper's setting: CompressAI mbt2018-mean q8 + FLUX.1-dev with the zero-init adapter",
+    **FLUX_COST, max_steps=100,
 ))
 register_preset(Preset(
     id=2, name="flux-schnell", latent="mbt2018-mean", generator="flux", latent_channels=320, steps=4,
     captioner="qwen2.5-vl", latent_kwargs={"quality": 8},
     generator_kwargs={"model": "black-forest-labs/FLUX.1-schnell", "guidance": 0.0},
     description="FLUX.1-schnell (few-step) with the same adapter design",
+    **FLUX_COST, max_steps=16,
 ))
 register_preset(Preset(
     id=7, name="flux-tiny", latent="mbt2018-mean", generator="flux-tiny", latent_channels=320, steps=2,
     latent_kwargs={"quality": 8, "random_init_seed": 0},
     description="tiny random-config FLUX + random-weight mbt2018-mean, for tests of the wiring only",
+    seconds_per_mpx_step=0.25, seconds_per_mpx=0.2, cost_device="a 2-core CPU", max_steps=16,
 ))

@@ -3,7 +3,7 @@
 Full specification: ``docs/stream-format.md``. At 0.01 bpp a 768×512 image has 491 bytes in all, so
 the container is bit-packed: 6 bytes for a Kodak image. Layout::
 
-    byte 0      magic (4 bits, 0xB) | version (4 bits, 2)
+    byte 0      magic (4 bits, 0xB) | version (4 bits, 3)
     bytes 1–2   CRC-16/XMODEM of every other byte of the stream (big-endian)
     bits        preset id (3) | defaults flag (1) [| steps−1 EG0 | seed EG0 when the flag is 0]
                 | orientation (1) | long side in 16-px blocks − 1 EG5 | short-side predictor residual
@@ -24,7 +24,7 @@ from .bits import BitReader, BitWriter, unzigzag, zigzag
 from .errors import StreamError
 
 MAGIC = 0xB
-VERSION = 2  # 2: predictive latent coding (docs/stream-format.md, version history)
+VERSION = 3  # 3: wavefront-ordered latent coding, 3-bit step code (docs/stream-format.md, version history)
 MAX_SIDE = 16384                # pixels, either side
 MAX_PIXELS = 1 << 26            # 67 Mpx: e.g. 8192 × 8192
 MAX_STEPS = 1000

@@ -2,26 +2,32 @@
 
 Latent section layout (``gsc.stream`` carries it as the rest of the stream; empty means C = 0)::
 
-    C − 1 (4 bits) | step code (2 bits) | C ascending indices, ceil(log2 N) bits each
+    C − 1 (4 bits) | step code (3 bits) | C ascending indices, ceil(log2 N) bits each
     | per channel: m_c = max |ŷ_c| as Exp-Golomb order 1 | zero bits to the byte boundary
     | range-coder words (little-endian u32), trailing zero bytes dropped
 
-Model. Channel c's symbols ŷ ∈ [−m_c, m_c] are coded in raster order, predictively (LOCO-I): the
-prediction p is the median edge detector of the decoded neighbours (left a, up b, up-left c):
-min(a, b) if c ≥ max(a, b), max(a, b) if c ≤ min(a, b), a + b − c otherwise (first row: a; first
-column: b; origin: 0). The context is the local activity |a − c| + |b − c| in 4 buckets (0, 1, 2–3,
-≥ 4). Each context holds an integer frequency table over residuals r = ŷ − p ∈ [−2m, 2m] that starts
-from a fixed integer prior peaked at 0, adds ``INCREMENT`` to the coded residual and halves when its
-total passes ``LIMIT``. The symbol is coded with the table's slice for ŷ ∈ [−m, m] (residuals
-[−m − p, m − p]), so the alphabet stays 2m + 1. The coder gets ``counts / total`` as float64; both
-are integers below 2^53, so the division is exact IEEE arithmetic and constriction's fixed-point
-quantization of it (Rust, single threaded) sees the same input everywhere. Encoder and decoder
-therefore compute bit-identical models on any machine and with any thread count; no float from a
-neural network touches the probabilities.
+Model (LOCO-I). The prediction p of ŷ[y, x] is the median edge detector of its left a, up b and
+up-left c neighbours: min(a, b) if c ≥ max(a, b), max(a, b) if c ≤ min(a, b), a + b − c otherwise
+(first row: a; first column: b; origin: 0). The context is the activity |a − c| + |b − c| in 4
+buckets (0, 1, 2–3, ≥ 4; first row and column: 0). Each channel and context holds an integer
+frequency table over residuals r = ŷ − p ∈ [−2m_c, 2m_c], starting from the prior
+max(1, 16 >> min(|r|, 4)).
 
-Why predictive: the lite analysis transform is trained against this predictor's residuals
-(``gsc.latent.lite.med_residual``), so its channels may be smooth, wide-range maps (thumbnail-like),
-which carry far more of the image per bit than sparse ones.
+Order (a wavefront). Symbols are coded anti-diagonal by anti-diagonal (y + x = 0, 1, …): a position
+depends only on earlier diagonals, so a whole diagonal of every channel is one vectorised coder call.
+Within a diagonal: channel by channel, y ascending. The tables are updated once per diagonal with all
+its residuals (+``INCREMENT`` each; then each table it touched whose total exceeds ``LIMIT`` is halved
+once, rounding up). The coder sees, per symbol, the table's slice for ŷ ∈ [−M, M] (M = max m_c over the
+coded channels), zero outside the channel's own [−m_c, m_c], as float64 integers (exact); constriction's
+fixed-point quantization (Rust, single threaded) of those is the same everywhere. Encoder and decoder run one shared loop, so their models are bit-identical on any
+machine and with any thread count; no float from a neural network touches the probabilities.
+
+Canonical sections. The decoder re-encodes what it decodes and requires the section to be exactly the
+encoder's output, so appended or altered trailing bytes are refused rather than ignored.
+
+Work. Decoding costs about (coded positions) × (2M + 1) table entries plus fixed costs per symbol and
+per diagonal; ``symbol_work`` estimates it (CPU nanoseconds) from the section's header before anything
+is allocated, so a caller can refuse it.
 """
 
 from __future__ import annotations
@@ -31,13 +37,19 @@ import math
 import numpy as np
 
 from ..bits import BitReader, BitWriter
-from ..errors import StreamError
+from ..errors import BudgetError, StreamError
 
-STEPS = (1.0, 1.5, 2.0, 2.5)      # quantization step codes (2 bits)
+STEPS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)   # quantization step codes (3 bits)
 MAX_CHANNELS_SENT = 16
 MAX_MAGNITUDE = 4095
 INCREMENT = 24
 LIMIT = 1 << 13
+N_CONTEXTS = 4
+CHUNK_ENTRIES = 1 << 20     # probability entries per coder call: bounds memory at 8 MB of float64
+# symbol_work's cost model, in ≈ ns of CPU time: per probability entry, per symbol, per diagonal, and per
+# table entry and diagonal. Fitted to 63 sections (hostile shapes, m = 1..4095), each at or above its measure.
+WORK_PER_ENTRY, WORK_PER_SYMBOL, WORK_PER_DIAGONAL, WORK_PER_TABLE_ENTRY = 3, 200, 60_000, 3
+_BUCKET = np.array([0, 1, 2, 2, 3], dtype=np.int64)   # activity 0, 1, 2–3, ≥ 4 (clipped to 4)
 
 
 def index_bits(n_channels: int) -> int:
@@ -51,136 +63,188 @@ def step_code(step: float) -> int:
     raise ValueError(f"quantization step {step} is not one of {STEPS}")
 
 
-N_CONTEXTS = 4
+def med_predict(a, b, c):
+    """LOCO-I's median edge detector (a = left, b = up, c = up-left); ints or integer arrays."""
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    return np.where(c >= hi, lo, np.where(c <= lo, hi, a + b - c))
 
 
-def med_predict(a: int, b: int, c: int) -> int:
-    """LOCO-I's median edge detector (a = left, b = up, c = up-left)."""
-    if c >= max(a, b):
-        return min(a, b)
-    if c <= min(a, b):
-        return max(a, b)
-    return a + b - c
+def predictions(q: np.ndarray) -> np.ndarray:
+    """The coder's prediction at every position of (..., h, w) integer maps (for tests and pricing)."""
+    q = np.asarray(q, dtype=np.int64)
+    pad = np.pad(q, [(0, 0)] * (q.ndim - 2) + [(1, 0), (1, 0)])
+    # A zero border makes the MED give exactly a on the first row, b on the first column, 0 at the origin.
+    return med_predict(pad[..., 1:, :-1], pad[..., :-1, 1:], pad[..., :-1, :-1])
 
 
-class AdaptiveContextModel:
-    """Integer residual frequency tables for one channel with alphabet [−m, m]."""
-
-    def __init__(self, m: int):
-        self.m = m
-        prior = np.array([max(1, 16 >> min(abs(v), 4)) for v in range(-2 * m, 2 * m + 1)], dtype=np.int64)
-        self.tables = np.tile(prior, (N_CONTEXTS, 1))
-
-    @staticmethod
-    def predict(q: np.ndarray, y: int, x: int) -> tuple[int, int]:
-        """(prediction, context) for position (y, x) from the already coded neighbours."""
-        if y == 0:
-            return (int(q[0, x - 1]) if x > 0 else 0), 0
-        if x == 0:
-            return int(q[y - 1, 0]), 0
-        a, b, c = int(q[y, x - 1]), int(q[y - 1, x]), int(q[y - 1, x - 1])
-        activity = abs(a - c) + abs(b - c)
-        ctx = 0 if activity == 0 else 1 if activity == 1 else 2 if activity <= 3 else 3
-        return med_predict(a, b, c), ctx
-
-    def probabilities(self, ctx: int, pred: int) -> np.ndarray:
-        """P(ŷ = v) for v in [−m, m], i.e. residual table entries v − pred + 2m."""
-        lo = self.m - pred
-        t = self.tables[ctx, lo: lo + 2 * self.m + 1]
-        return t.astype(np.float64) / float(t.sum())
-
-    def update(self, ctx: int, pred: int, value: int) -> None:
-        t = self.tables[ctx]
-        t[value - pred + 2 * self.m] += INCREMENT
-        if t.sum() > LIMIT:
-            self.tables[ctx] = (t + 1) // 2
+def _diagonals(h: int, w: int):
+    """(ys, xs) of each anti-diagonal y + x = d, y ascending."""
+    for d in range(h + w - 1):
+        ys = np.arange(max(0, d - w + 1), min(d, h - 1) + 1)
+        yield ys, d - ys
 
 
-def encode_latent(q: np.ndarray, indices: list[int], n_channels: int, step: float = 1.0) -> bytes:
-    """q: (C, h, w) integers (the selected channels, in index order). Returns the latent section."""
-    import constriction
+def _wavefront(mags: list[int], h: int, w: int, code, truth: np.ndarray | None = None) -> np.ndarray:
+    """The model loop that encoder and decoder share. ``code(probs, symbols)`` codes one row of
+    ``probs`` per symbol and returns the symbols: the encoder passes ``truth``'s, the decoder None and
+    gets decoded ones. Returns q (C, h, w)."""
+    from numpy.lib.stride_tricks import sliding_window_view
 
+    q = np.zeros((len(mags), h + 1, w + 1), dtype=np.int64)   # zero border at top and left
+    active = np.array([k for k, m in enumerate(mags) if m > 0], dtype=np.int64)
+    if not len(active):
+        return q[:, 1:, 1:]
+    m = np.array([mags[k] for k in active], dtype=np.int64)
+    big_m = int(m.max())
+    n_alpha, n_res = 2 * big_m + 1, 4 * big_m + 1
+    res = np.abs(np.arange(-2 * big_m, 2 * big_m + 1))
+    prior = np.where(res[None, :] <= 2 * m[:, None], np.maximum(1, 16 >> np.minimum(res, 4)), 0)   # (A, n_res)
+    # One row per (channel, context), float64 holding integers: exact, and what the coder takes.
+    tables = np.repeat(prior, N_CONTEXTS, axis=0).astype(np.float64)
+    totals = tables.sum(axis=1)
+    windows = sliding_window_view(tables, n_alpha, axis=1)   # [row, j]: ŷ ∈ [−M, M] for p = M − j
+    mixed = bool((m < big_m).any())
+    valid = np.abs(np.arange(-big_m, big_m + 1))[None, :] <= m[:, None]                  # (A, n_alpha)
+    per_call = max(1, CHUNK_ENTRIES // n_alpha)
+    a_rows = np.arange(len(active))[:, None] * N_CONTEXTS
+    for ys, xs in _diagonals(h, w):
+        left = q[active[:, None], ys + 1, xs]          # (A, n)
+        up = q[active[:, None], ys, xs + 1]
+        upleft = q[active[:, None], ys, xs]
+        pred = med_predict(left, up, upleft)
+        ctx = _BUCKET[np.minimum(np.abs(left - upleft) + np.abs(up - upleft), 4)]
+        ctx[:, (ys == 0) | (xs == 0)] = 0
+        row = (a_rows + ctx).ravel()                   # channel-major, y ascending
+        offset = (big_m - pred).ravel()
+        true = None if truth is None else (truth[active[:, None], ys, xs] + big_m).ravel().astype(np.int32)
+        symbols = np.empty(len(row), dtype=np.int64)
+        for s in range(0, len(row), per_call):
+            probs = windows[row[s:s + per_call], offset[s:s + per_call]]
+            if mixed:   # a channel's own alphabet is [−m_c, m_c]
+                probs *= valid[row[s:s + per_call] // N_CONTEXTS]
+            symbols[s:s + per_call] = code(probs, None if true is None else true[s:s + per_call])
+        v = symbols.reshape(pred.shape) - big_m
+        if mixed and np.any(np.abs(v) > m[:, None]):
+            raise StreamError("latent section is corrupted (a symbol outside its channel's range)")
+        q[active[:, None], ys + 1, xs + 1] = v
+        # One table update per diagonal, with all of its residuals.
+        cell = row * n_res + (v - pred).ravel() + 2 * big_m
+        if tables.size <= 8 * len(cell):
+            tables += INCREMENT * np.bincount(cell, minlength=tables.size).reshape(tables.shape)
+        else:   # large tables: touch only the coded cells
+            cells, counts = np.unique(cell, return_counts=True)
+            tables.reshape(-1)[cells] += INCREMENT * counts
+        per_row = np.bincount(row, minlength=len(totals))
+        totals += INCREMENT * per_row
+        over = np.flatnonzero((per_row > 0) & (totals > LIMIT))
+        if len(over):   # halve, rounding up (once per diagonal: the work stays bounded for any m)
+            tables[over] = np.floor((tables[over] + 1) / 2)
+            totals[over] = tables[over].sum(axis=1)
+    return q[:, 1:, 1:]
+
+
+def symbol_work(mags: list[int], h: int, w: int) -> int:
+    """The entropy coder's work for a section, from its header: an upper estimate of the decode's CPU
+    time in nanoseconds on one core of the reference 2-core CPU (docs/stream-format.md, "Limits").
+    Per coded symbol its probability row (2M + 1 entries, M = max m_c) and a fixed cost; per diagonal a
+    fixed cost and the table update (the tables' size)."""
+    coded = [m for m in mags if m > 0]
+    if not coded:
+        return 0
+    n_alpha, symbols = 2 * max(coded) + 1, len(coded) * h * w
+    tables = len(coded) * N_CONTEXTS * (2 * n_alpha - 1)
+    return (symbols * (WORK_PER_ENTRY * n_alpha + WORK_PER_SYMBOL)
+            + (h + w - 1) * (WORK_PER_DIAGONAL + WORK_PER_TABLE_ENTRY * tables))
+
+
+def _check_channels(q: np.ndarray, indices: list[int], n_channels: int) -> list[int]:
     c = len(indices)
-    if c == 0:
-        return b""
     if not 1 <= c <= MAX_CHANNELS_SENT:
         raise ValueError(f"C must be 0..{MAX_CHANNELS_SENT}, got {c}")
     if list(indices) != sorted(set(indices)) or not all(0 <= i < n_channels for i in indices):
         raise ValueError(f"indices must be ascending, unique and in 0..{n_channels - 1}: {indices}")
-    q = np.asarray(q, dtype=np.int64)
     if q.shape[0] != c:
         raise ValueError(f"{q.shape[0]} channel maps for {c} indices")
-    w = BitWriter()
-    w.write(c - 1, 4)
-    w.write(step_code(step), 2)
-    for i in indices:
-        w.write(i, index_bits(n_channels))
-    mags = []
-    for ch in q:
-        m = int(np.abs(ch).max()) if ch.size else 0
-        if m > MAX_MAGNITUDE:
-            raise ValueError(f"latent magnitude {m} exceeds {MAX_MAGNITUDE}; use a larger quantization step")
-        mags.append(m)
-        w.write_eg(m, 1)
-    enc = constriction.stream.queue.RangeEncoder()
-    cat = constriction.stream.model.Categorical
-    for ch, m in zip(q, mags):
-        if m == 0:
-            continue
-        model = AdaptiveContextModel(m)
-        h, wd = ch.shape
-        for y in range(h):
-            for x in range(wd):
-                pred, ctx = model.predict(ch, y, x)
-                v = int(ch[y, x])
-                enc.encode(v + m, cat(model.probabilities(ctx, pred), perfect=False))
-                model.update(ctx, pred, v)
-    words = enc.get_compressed().astype("<u4").tobytes()
-    return w.to_bytes() + words.rstrip(b"\x00")
+    mags = [int(np.abs(ch).max()) if ch.size else 0 for ch in q]
+    if max(mags) > MAX_MAGNITUDE:
+        raise ValueError(f"latent magnitude {max(mags)} exceeds {MAX_MAGNITUDE}; use a larger quantization step")
+    return mags
 
 
-def decode_latent(data: bytes, n_channels: int, h: int, w: int) -> tuple[np.ndarray, list[int], float]:
-    """Inverse of encode_latent for a grid of h × w. Raises StreamError on malformed input."""
+def _encode_symbols(q: np.ndarray, mags: list[int]) -> bytes:
     import constriction
 
-    if not data:
-        return np.zeros((0, h, w), dtype=np.int64), [], 1.0
+    enc = constriction.stream.queue.RangeEncoder()
+    cat = constriction.stream.model.Categorical(perfect=False)
+
+    def code(probs, symbols):
+        enc.encode(symbols, cat, probs)
+        return symbols
+
+    _wavefront(mags, *q.shape[1:], code, truth=q)
+    return enc.get_compressed().astype("<u4").tobytes().rstrip(b"\x00")
+
+
+def encode_latent(q: np.ndarray, indices: list[int], n_channels: int, step: float = 1.0) -> bytes:
+    """q: (C, h, w) integers (the selected channels, in index order). Returns the latent section."""
+    if len(indices) == 0:
+        return b""
+    q = np.asarray(q, dtype=np.int64)
+    mags = _check_channels(q, indices, n_channels)
+    w = BitWriter()
+    w.write(len(indices) - 1, 4)
+    w.write(step_code(step), 3)
+    for i in indices:
+        w.write(i, index_bits(n_channels))
+    for m in mags:
+        w.write_eg(m, 1)
+    return w.to_bytes() + _encode_symbols(q, mags)
+
+
+def read_latent_header(data: bytes, n_channels: int) -> tuple[list[int], float, list[int], int]:
+    """(indices, step, m_c per channel, byte offset of the coded symbols); StreamError on malformed input."""
     r = BitReader(data, "latent section")
     c = r.read(4) + 1
-    step = STEPS[r.read(2)]
+    step = STEPS[r.read(3)]
     indices = [r.read(index_bits(n_channels)) for _ in range(c)]
     if indices != sorted(set(indices)) or indices[-1] >= n_channels:
         raise StreamError(f"latent section: invalid channel indices {indices} for {n_channels} channels")
     mags = [r.read_eg(1, MAX_MAGNITUDE) for _ in range(c)]
-    start = r.align()
-    payload = data[start:]
-    payload = payload + b"\x00" * (-len(payload) % 4)
-    if any(mags) and not payload:
-        raise StreamError("latent section is truncated (no coded symbols)")
-    dec = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
-    try:
-        q = _decode_symbols(dec, mags, h, w)
-    except (AssertionError, ValueError, RuntimeError) as e:  # constriction's complaint about invalid data
-        raise StreamError(f"latent section is corrupted ({e})") from None
-    if not dec.maybe_exhausted():
-        raise StreamError("latent section has trailing data")
-    return q, indices, step
+    return indices, step, mags, r.align()
 
 
-def _decode_symbols(dec, mags: list[int], h: int, w: int) -> np.ndarray:
+def decode_latent(data: bytes, n_channels: int, h: int, w: int,
+                  max_work: int | None = None) -> tuple[np.ndarray, list[int], float]:
+    """Inverse of encode_latent for a grid of h × w. Raises StreamError on malformed input, and when the
+    section's ``symbol_work`` exceeds ``max_work`` (checked before anything is allocated)."""
     import constriction
 
-    cat = constriction.stream.model.Categorical
-    q = np.zeros((len(mags), h, w), dtype=np.int64)
-    for k, m in enumerate(mags):
-        if m == 0:
-            continue
-        model = AdaptiveContextModel(m)
-        ch = q[k]
-        for y in range(h):
-            for x in range(w):
-                pred, ctx = model.predict(ch, y, x)
-                v = int(dec.decode(cat(model.probabilities(ctx, pred), perfect=False))) - m
-                ch[y, x] = v
-                model.update(ctx, pred, v)
-    return q
+    from ..budget import duration
+
+    if not data:
+        return np.zeros((0, h, w), dtype=np.int64), [], 1.0
+    indices, step, mags, start = read_latent_header(data, n_channels)
+    work = symbol_work(mags, h, w)
+    if max_work is not None and work > max_work:
+        raise BudgetError(f"latent section needs {work:.2g} units of entropy-decoding work "
+                          f"(≈ {duration(work / 1e9)} on a 2-core CPU), over this receiver's limit of "
+                          f"{max_work:.2g}; --max-pixels lifts it for a trusted sender")
+    payload = data[start:]
+    words = np.frombuffer(payload + b"\x00" * (-len(payload) % 4), dtype="<u4").astype(np.uint32)
+    # Missing trailing words read as zeros (the encoder dropped them).
+    dec = constriction.stream.queue.RangeDecoder(words)
+    check = constriction.stream.queue.RangeEncoder()
+    cat = constriction.stream.model.Categorical(perfect=False)
+
+    def code(probs, _):
+        symbols = dec.decode(cat, probs)
+        check.encode(symbols, cat, probs)
+        return symbols
+
+    try:
+        q = _wavefront(mags, h, w, code)
+    except (AssertionError, ValueError, RuntimeError) as e:  # constriction's complaint about invalid data
+        raise StreamError(f"latent section is corrupted ({e})") from None
+    if check.get_compressed().astype("<u4").tobytes().rstrip(b"\x00") != payload:
+        raise StreamError("latent section is over-long or altered (not what the encoder writes for its symbols)")
+    return np.ascontiguousarray(q), indices, step

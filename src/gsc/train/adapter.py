@@ -34,6 +34,8 @@ from ..latent.selection import select_channels
 PRECOMPUTE = ("none", "text", "all")
 CACHE_PARTS = {"none": (), "text": ("text",), "all": ("text", "image")}
 
+COARSE_STEPS = [s for s in STEPS if s > 1.0]   # the steps a sender coarsens to from the default 1.0 (--max-bpp)
+
 
 @dataclass
 class AdapterTrainConfig:
@@ -201,7 +203,7 @@ def draw_condition(y: torch.Tensor, small: torch.Tensor, max_channels: int, p_ss
     b, n = y.shape[:2]
     grid, mask = torch.zeros_like(y), torch.zeros(b, n, device=y.device)
     for i, rng in zip(range(b), rngs, strict=True):
-        step = rng.choice(STEPS[1:]) if rng.random() < p_coarse else STEPS[0]
+        step = rng.choice(COARSE_STEPS) if rng.random() < p_coarse else 1.0
         y_hat = torch.round(y[i].float() / step) * step
         c = rng.randint(1, min(max_channels, n))
         if rng.random() < p_ssim:
