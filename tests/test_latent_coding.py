@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gsc.errors import BudgetError, StreamError
-from gsc.latent.coding import (MAX_MAGNITUDE, STEPS, decode_latent, encode_latent, predictions,
-                               read_latent_header, symbol_work)
+from gsc.latent.coding import (MAX_MAGNITUDE, STEP_BITS, STEPS, decode_latent, encode_latent, predictions,
+                               read_latent_header, step_code, symbol_work)
 
 # The property test's case count: small by default so the suite stays fast; the 10k-case record run
 # (docs/stream-format.md) sets GSC_PROPERTY_CASES=10000.
@@ -204,7 +204,7 @@ def hand_built_section(c, m, payload=b"\x01", n_channels=32):
     from gsc.bits import BitWriter
 
     w = BitWriter()
-    w.write(c - 1, 4), w.write(2, 3)
+    w.write(c - 1, 4), w.write(step_code(1.0), STEP_BITS)
     for i in range(c):
         w.write(i, 5)
     for _ in range(c):

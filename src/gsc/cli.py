@@ -79,7 +79,7 @@ def encode(
     selection: Optional[str] = typer.Option(None, "--selection", help="ssim-color | ssim | ssim-abs | ssim-full | "
                                             "energy | random (default: the preset's; lite: ssim-color)."),
     step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ (the finest tried under --max-bpp): "
-                               "0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0 or 6.0."),
+                               "one of gsc.latent.coding.STEPS, 0.5 · 2^(k/4) to 4 decimals (0.5 … 6.7272)."),
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream. Without "
                                             "--channels the sender picks C and Δ (the best it measures that "
                                             "fits); with --channels it coarsens Δ until the stream fits."),

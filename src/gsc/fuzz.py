@@ -47,10 +47,11 @@ def hostile_streams() -> dict[str, bytes]:
     Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
     from . import stream as fmt
     from .bits import BitWriter
+    from .latent.coding import STEP_BITS, step_code
 
     def latent(c: int, m: int, payload: bytes = b"\x01") -> bytes:
         w = BitWriter()
-        w.write(c - 1, 4), w.write(2, 3)               # C, step code 2 (Δ = 1.0)
+        w.write(c - 1, 4), w.write(step_code(1.0), STEP_BITS)   # C, Δ = 1.0
         for i in range(c):
             w.write(i, 5)                               # lite: N = 32, 5 bits an index
         for _ in range(c):

@@ -2,7 +2,7 @@
 
 Latent section layout (``gsc.stream`` carries it as the rest of the stream; empty means C = 0)::
 
-    C − 1 (4 bits) | step code (3 bits) | C ascending indices, ceil(log2 N) bits each
+    C − 1 (4 bits) | step code (4 bits) | C ascending indices, ceil(log2 N) bits each
     | per channel: m_c = max |ŷ_c| as Exp-Golomb order 1 | zero bits to the byte boundary
     | range-coder words (little-endian u32), trailing zero bytes dropped
 
@@ -39,7 +39,12 @@ import numpy as np
 from ..bits import BitReader, BitWriter
 from ..errors import BudgetError, StreamError
 
-STEPS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)   # quantization step codes (3 bits)
+# Quantization steps Δ: 16 codes (4 bits), 2^(1/4) apart from 0.5 to 6.73, so that a sender under a byte
+# budget wastes little of it (the rate control takes the finest step that fits). Written to 4 decimals:
+# these literals, not a formula, are the format.
+STEPS = (0.5, 0.5946, 0.7071, 0.8409, 1.0, 1.1892, 1.4142, 1.6818,
+         2.0, 2.3784, 2.8284, 3.3636, 4.0, 4.7568, 5.6569, 6.7272)
+STEP_BITS = 4
 MAX_CHANNELS_SENT = 16
 MAX_MAGNITUDE = 4095
 INCREMENT = 24
@@ -193,7 +198,7 @@ def encode_latent(q: np.ndarray, indices: list[int], n_channels: int, step: floa
     mags = _check_channels(q, indices, n_channels)
     w = BitWriter()
     w.write(len(indices) - 1, 4)
-    w.write(step_code(step), 3)
+    w.write(step_code(step), STEP_BITS)
     for i in indices:
         w.write(i, index_bits(n_channels))
     for m in mags:
@@ -205,7 +210,7 @@ def read_latent_header(data: bytes, n_channels: int) -> tuple[list[int], float, 
     """(indices, step, m_c per channel, byte offset of the coded symbols); StreamError on malformed input."""
     r = BitReader(data, "latent section")
     c = r.read(4) + 1
-    step = STEPS[r.read(3)]
+    step = STEPS[r.read(STEP_BITS)]
     indices = [r.read(index_bits(n_channels)) for _ in range(c)]
     if indices != sorted(set(indices)) or indices[-1] >= n_channels:
         raise StreamError(f"latent section: invalid channel indices {indices} for {n_channels} channels")
