@@ -67,7 +67,7 @@ def encode(
     captions: Optional[Path] = typer.Option(None, "--captions", help="JSON mapping image file name → caption."),
     captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
     preset: str = typer.Option("lite", "--preset", help="lite | flux-dev | flux-schnell | flux-tiny."),
-    selection: str = typer.Option("ssim", "--selection", help="ssim | ssim-abs | ssim-full | energy | random."),
+    selection: str = typer.Option("ssim", "--selection", help="ssim | ssim-abs | ssim-full | energy | random | det-ssim."),
     step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ: 1.0, 1.5, 2.0 or 2.5."),
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget: coarsen Δ (from --step up) "
                                             "until the whole stream fits, or fail."),
