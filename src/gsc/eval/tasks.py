@@ -282,6 +282,10 @@ class YoloV3Tiny:
         self.names = files["names"].read_text().strip().split("\n")
         self.score_floor, self.nms_iou = float(score_floor), float(nms_iou)
         self.source = str(folder)
+        if model in (None, "", YOLO_PACKAGE):
+            from importlib.metadata import version
+
+            self.source = f"{YOLO_PACKAGE} {version(YOLO_PACKAGE)}"
 
     def detect(self, image: np.ndarray) -> dict:
         import cv2
