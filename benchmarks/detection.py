@@ -190,12 +190,24 @@ def weights_digest() -> str:
 
 
 def known_classical(bundle: Path | None) -> dict:
+    """(image, codec, target) → record, from a bench-classical bundle or from its cache folder (``.cache/``, which
+    a bench-classical run still in progress fills record by record)."""
     import json
 
-    if bundle is None or not bundle.is_file():
+    if bundle is None:
         return {}
-    obj = json.loads(bundle.read_text())
-    return {(r["image"], r["codec"], float(r["target_bpp"])): r for r in obj.get("per_image", [])}
+    if bundle.is_dir():
+        recs = []
+        for p in sorted(bundle.glob("*.json")):
+            try:
+                recs.append(json.loads(p.read_text()))
+            except json.JSONDecodeError:
+                continue
+    elif bundle.is_file():
+        recs = json.loads(bundle.read_text()).get("per_image", [])
+    else:
+        return {}
+    return {(r["image"], r["codec"], float(r["target_bpp"])): r for r in recs if "codec" in r}
 
 
 def parse_codecs(text: str) -> list[str]:
@@ -256,7 +268,8 @@ def summarize(records: list[dict], refs: dict, codecs: list[str], targets: list[
         if any(p["stlpips"] is not None for p in points):
             results["st-lpips-alex"] = [p["stlpips"] for p in points]
         kind = "gsc" if c.startswith("gsc:") else "classical"
-        curves.append({"name": label(c, settings["preset"]), "description": settings["descriptions"][c], "results": results,
+        curves.append({"name": label(c, settings["preset"]), "description": settings["descriptions"][c],
+                       "results": results,
                        "kind": kind, "codec": c, "points": points, "missing": missing})
     return curves
 
@@ -278,6 +291,22 @@ def table(curves: list[dict], with_stlpips: bool) -> str:
     headers = ["codec", "target bpp", "images fit", "bpp", "PSNR (dB)", "MS-SSIM",
                *(["ST-LPIPS ↓"] if with_stlpips else []), "YOLO mAP@.5 (set)", "mAP@.5 per image", "mean C"]
     return markdown_table(headers, rows)
+
+
+def selection_note(records: list[dict], codecs: list[str], targets: list[float]) -> str:
+    """For several gsc selections: on how many images each sent other channels than the first one."""
+    sels = [c for c in codecs if c.startswith("gsc:")]
+    if len(sels) < 2:
+        return ""
+    by = {(r["codec"], r["target_bpp"], r["image"]): r for r in records if r["fit"]}
+    lines = []
+    for c in sels[1:]:
+        for t in targets:
+            pairs = [(by[(sels[0], t, i)], r) for (cc, tt, i), r in by.items() if cc == c and tt == t
+                     and (sels[0], t, i) in by]
+            differ = sum(a["indices"] != b["indices"] for a, b in pairs)
+            lines.append(f"- {c[4:]} vs {sels[0][4:]} at {t:g} bpp: other channels on {differ} of {len(pairs)} images")
+    return "\n" + "\n".join(lines) + "\n"
 
 
 def plot(curves: list[dict], out: Path, title: str) -> None:
@@ -311,6 +340,12 @@ def plot(curves: list[dict], out: Path, title: str) -> None:
     plt.close(fig)
 
 
+def shown(path: Path) -> str:
+    """A path as the docs show it: relative to the repository where it lies inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dataset", nargs="?", type=Path, default=ROOT.parent / "shared/data/bsds500/test")
@@ -320,8 +355,9 @@ def main(argv=None) -> int:
     ap.add_argument("--channels", type=int, default=None, help="gsc: fixed C (default: the encoder's choice)")
     ap.add_argument("--captions", type=Path, default=None,
                     help="gsc: JSON {file name: caption} (default: DATASET/captions.json when present)")
-    ap.add_argument("--classical", type=Path, default=None, help="a gsc bench-classical bundle to take the "
-                    "classical choices from (default: benchmarks/results/classical_<dataset>.json when present)")
+    ap.add_argument("--classical", type=Path, default=None, help="a gsc bench-classical bundle (or its .cache/ "
+                    "folder) to take the classical choices from (default: benchmarks/results/"
+                    "classical_<dataset>.json when present)")
     ap.add_argument("--stlpips", action="store_true", help="also ST-LPIPS (alex, shift-tolerant; ≈ 1.4 s a pair)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
     ap.add_argument("--with-objects", action="store_true", help="only images where YOLOv3-tiny finds an object "
@@ -377,7 +413,8 @@ def main(argv=None) -> int:
                 f"{'' if args.channels is None else f', C = {args.channels}'}, captions "
                 f"{cap_file.name if captions else 'from the preset captioner'}; bpp = stream bytes × 8 / H·W")
         else:
-            settings["descriptions"][c] = (f"{label(c, args.preset)}: best-PSNR downscale × quality that fits the target "
+            settings["descriptions"][c] = (f"{label(c, args.preset)}: best-PSNR downscale × quality that fits the "
+                                           "target "
                                            "(gsc.eval.classical), bicubic upscale; bpp = file bytes × 8 / H·W")
 
     refs = {p.name: detector.detect(to_uint8(load_image(p))) for p in tqdm(images, desc="originals", unit="img")}
@@ -428,12 +465,12 @@ def main(argv=None) -> int:
            "reference_objects": objects, "targets": targets, "settings": settings, "curves": curves,
            "per_image": per_image}
     write_json(paths["json"], obj)
-    body = table(curves, args.stlpips)
+    body = table(curves, args.stlpips) + selection_note(records, codecs, targets)
     how = "python benchmarks/detection.py " + " ".join(
         re.sub(r"^" + re.escape(str(ROOT)) + "/", "", a) for a in (argv if argv is not None else sys.argv[1:]))
     text = (f"`{how}`\n\n{len(images)} images, {obj['images_with_objects']} with a reference object "
             f"(YOLOv3-tiny score ≥ {YOLO_REF_THRESHOLD} on the original), {sum(objects.values())} objects. "
-            f"Plot: `{paths['png'].relative_to(ROOT) if paths['png'].is_relative_to(ROOT) else paths['png']}`.\n\n{body}")
+            f"Plot: `{shown(paths['png'])}`.\n\n{body}")
     write_atomic(paths["md"], lambda f: f.write(text.encode()))
     plot(curves, paths["png"], f"YOLOv3-tiny detection agreement, {dataset}")
     if args.doc:

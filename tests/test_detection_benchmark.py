@@ -52,6 +52,7 @@ def test_benchmark_writes_results_and_resumes(data, tmp_path, monkeypatch):
     assert all(r["channels"] >= 1 and len(r["indices"]) == r["channels"] for r in gsc)
     table = (tmp_path / "det.md").read_text()
     assert "YOLO mAP@.5 (set)" in table and "| gsc lite (det-ssim) | 0.05 | 2/2 |" in table
+    assert "- det-ssim vs ssim at 0.05 bpp: other channels on " in table
     assert "<!-- gsc:detection-det -->" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "det.png").stat().st_size > 0
 
@@ -63,6 +64,14 @@ def test_benchmark_writes_results_and_resumes(data, tmp_path, monkeypatch):
     monkeypatch.setattr(detection, "classical_record", fail)
     assert detection.main(argv) == 0
     assert json.loads(out.read_text())["curves"] == obj["curves"]
+
+    # bench-classical's cache folder serves as well as its bundle (a run in progress fills it)
+    monkeypatch.undo()
+    assert detection.main([str(data), "--targets", "0.05", "--codecs", "webp", "--classical",
+                           str(tmp_path / "classical.cache"), "-o", str(tmp_path / "from_cache.json")]) == 0
+    again = json.loads((tmp_path / "from_cache.json").read_text())
+    assert all(r["source"] == "bench-classical bundle, rebuilt" for r in again["per_image"])
+    assert again["curves"][0]["results"] == obj["curves"][2]["results"]
 
 
 def test_benchmark_rejects_unknown_codecs(data, tmp_path):

@@ -199,7 +199,9 @@ def test_yolo_loads_from_the_package_and_finds_the_person(yolo):
     assert _iou(person, horse) > 0 and person[1] < horse[1]
 
     mirrored = yolo.detect(np.ascontiguousarray(image[:, ::-1]))
-    classes = lambda d: {yolo.names[i] for i, s in zip(d["labels"], d["scores"]) if s >= YOLO_REF_THRESHOLD}  # noqa: E731
+    def classes(d):
+        return {yolo.names[i] for i, s in zip(d["labels"], d["scores"]) if s >= YOLO_REF_THRESHOLD}
+
     assert classes(mirrored) == classes(det) == {"person", "horse"}
     # and in the same place, once mirrored back
     m = mirrored["boxes"][[yolo.names[i] for i in mirrored["labels"]].index("person")]

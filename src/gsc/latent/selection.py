@@ -56,7 +56,8 @@ def _gaussian_window(size: int = 7, sigma: float = 1.5, dtype=torch.float32) -> 
     return (g[:, None] * g[None, :]).view(1, 1, size, size)
 
 
-def ssim_map_score(a: torch.Tensor, b: torch.Tensor, window: int = 7, weight: torch.Tensor | None = None) -> torch.Tensor:
+def ssim_map_score(a: torch.Tensor, b: torch.Tensor, window: int = 7,
+                   weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean SSIM between maps a and b of shape (..., 1, h, w), values in [0, 1]. Returns shape (...).
 
     ``weight`` (h, w), ≥ 0: a weighted mean over the grid instead of the plain mean."""
