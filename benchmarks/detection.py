@@ -417,10 +417,11 @@ def main(argv=None) -> int:
                                            "target "
                                            "(gsc.eval.classical), bicubic upscale; bpp = file bytes × 8 / H·W")
 
+    if not args.with_objects:
+        images = images[: args.limit]
     refs = {p.name: detector.detect(to_uint8(load_image(p))) for p in tqdm(images, desc="originals", unit="img")}
     if args.with_objects:
-        images = [p for p in images if (refs[p.name]["scores"] >= YOLO_REF_THRESHOLD).any()]
-    images = images[: args.limit]
+        images = [p for p in images if (refs[p.name]["scores"] >= YOLO_REF_THRESHOLD).any()][: args.limit]
     refs = {p.name: refs[p.name] for p in images}
     if not images:
         raise GSCError(f"no image of {args.dataset} is left to measure")
@@ -430,7 +431,7 @@ def main(argv=None) -> int:
     bar = tqdm(total=len(images) * len(codecs) * len(targets), desc="detection", unit="rec")
     for path in images:
         original = load_image(path).double()
-        image_u8 = to_uint8(original)
+        image_u8 = np.ascontiguousarray(to_uint8(original))  # the codecs need C order
         sha = file_digest(path)
         caption = captions.get(path.name) if captions else None
         for c in codecs:
