@@ -419,14 +419,23 @@ def main(argv=None) -> int:
 
     if not args.with_objects:
         images = images[: args.limit]
-    refs = {p.name: detector.detect(to_uint8(load_image(p))) for p in tqdm(images, desc="originals", unit="img")}
+    cache = RecordCache(paths["cache"])
+
+    def reference(path: Path) -> dict:  # the original's detections, cached like the records
+        key = {"image": path.name, "image_sha": file_digest(path), "original": settings["detector"]}
+        rec = cache.get(key)
+        if rec is None:
+            rec = packed(detector.detect(to_uint8(load_image(path))))
+            cache.put(key, rec)
+        return unpacked(rec)
+
+    refs = {p.name: reference(p) for p in tqdm(images, desc="originals", unit="img")}
     if args.with_objects:
         images = [p for p in images if (refs[p.name]["scores"] >= YOLO_REF_THRESHOLD).any()][: args.limit]
     refs = {p.name: refs[p.name] for p in images}
     if not images:
         raise GSCError(f"no image of {args.dataset} is left to measure")
 
-    cache = RecordCache(paths["cache"])
     records = []
     bar = tqdm(total=len(images) * len(codecs) * len(targets), desc="detection", unit="rec")
     for path in images:
