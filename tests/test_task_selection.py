@@ -1,0 +1,70 @@
+"""Task-aware channel selection (``det-ssim``): the channels that carry the detected objects' structure."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gsc.image import load_image, pad_to_multiple
+from gsc.latent.selection import _structure, detection_weight, select_channels
+
+BSDS_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "test"
+pytestmark = pytest.mark.skipif(not BSDS_TEST.is_dir(), reason="../shared/data/bsds500 not present")
+PERSONS = ["267036.jpg", "15011.jpg", "102062.jpg", "81066.jpg"]  # people, found by YOLOv3-tiny at ≥ 0.94
+
+
+def test_weights_cover_the_detected_person():
+    x = load_image(BSDS_TEST / "267036.jpg")  # one standing person, 0.98
+    w = detection_weight(x, (31, 21))
+    assert w.shape == (31, 21) and float(w.min()) == pytest.approx(0.1, abs=1e-5)
+    assert 1.9 < float(w.max()) <= 2.1  # 0.1 + 1 + score
+    # the person covers a part of the picture, not all of it
+    inside = (w > 1).float().mean()
+    assert 0.05 < float(inside) < 0.8
+
+
+def test_prefers_the_channel_that_draws_the_objects():
+    """Channel 0 keeps the luma structure inside the rider's and horse's boxes only, channel 1 outside."""
+    x = load_image(BSDS_TEST / "206062.jpg")
+    grid = (21, 31)
+    y = _structure(x[None], grid)[0, 0]
+    inside = detection_weight(x, grid) > 1
+    assert 0.2 < float(inside.float().mean()) < 0.5  # the background is the larger part
+    g = torch.Generator().manual_seed(0)
+    latent = torch.stack([torch.where(inside, y, torch.rand(grid, generator=g)),
+                          torch.where(inside, torch.rand(grid, generator=g), y)]) * 8
+    assert select_channels(latent, x, 1, "det-ssim") == [0]
+    assert select_channels(latent, x, 1, "ssim") == [1]
+
+
+def test_equals_ssim_where_nothing_is_detected():
+    x = torch.full((3, 64, 96), 0.5)
+    x[:, :, 48:] = 0.6  # a flat, two-tone picture: no object
+    latent = torch.randn(8, 4, 6, generator=torch.Generator().manual_seed(1))
+    assert detection_weight(x, (4, 6)) is None
+    for c in range(9):
+        assert select_channels(latent, x, c, "det-ssim") == select_channels(latent, x, c, "ssim")
+
+
+def test_every_c_is_valid_deterministic_and_differs_from_ssim_on_real_images():
+    import gsc.latent.selection as selection
+    from gsc.codec import Codec
+
+    codec = Codec(selection="det-ssim")
+    n = codec.preset.latent_channels
+    differ = []
+    for name in PERSONS:
+        x = load_image(BSDS_TEST / name)
+        y = torch.round(codec.latent_encoder.analyse(pad_to_multiple(x, 16)))  # as the encoder does, at Δ = 1
+        for c in range(n + 1):
+            first = select_channels(y, x, c, "det-ssim")
+            assert first == sorted(set(first)) and len(first) == c and all(0 <= i < n for i in first)
+            if c <= 4:
+                selection._detection_memo.clear()  # a fresh detector run gives the same channels
+                assert select_channels(y, x, c, "det-ssim") == first
+                if first != select_channels(y, x, c, "ssim"):
+                    differ.append((x, c, first))
+    assert differ, "det-ssim chose the same channels as ssim on every image and C"
+    # the stream carries the indices: a receiver built without knowing the sender's selection reads them back
+    x, c, indices = differ[0]
+    assert Codec().read(codec.encode(x, channels=c)).indices == indices
