@@ -8,8 +8,9 @@
 Both start where a hand-made thumbnail codec is: channels 0, 1, 2 of y are the image's Y, Cb, Cr
 (BT.601) area-averaged to 1/16 and scaled by ``scale`` (Δ = 1 is then 1/16 of the range), channels
 3, 4, 5 the Haar details that lift Y to 1/8 (same scale: an orthonormal step). The learned channels
-6..N−1 start at 0 (zero-init last layer), and g_s starts as that thumbnail's bicubic decoder plus a
-zero-init learned residual, so training starts from the thumbnail codec and adds to it.
+6..N−1 start at 0 (zero-init last layer), and g_s starts as the bicubic decoder of the 1/16 thumbnail
+plus a zero-init learned residual that reads every sent channel, so training starts from the thumbnail
+codec and adds to it.
 g_s reads the caption (all-MiniLM-L6-v2, FiLM) so that colour can come from words when few channels
 are sent; a zero embedding means no caption.
 """
@@ -121,23 +122,12 @@ class LiteSynthesis(nn.Module, ConfigMixin):
         # and full-resolution convolutions would dominate the training cost.
         self.out = zero_module(nn.Conv2d(widths[-1], 3, 3, padding=1))
 
-    def thumbnail(self, y_hat: torch.Tensor, mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """The thumbnail codec's decoder: Y at 1/8 from Y16 and the sent Haar details, Cb and Cr at 1/16,
-        bicubic to ``size``. With all three details, the exact inverse Haar; otherwise the details are
-        added to a smooth ×2 upsampling, so that missing ones leave no 16-pixel blocks."""
-        v = y_hat[:, :THUMBNAIL_CHANNELS] / self.scale
-        y16 = v[:, :1] + 0.5
-        exact = mask[:, 3:THUMBNAIL_CHANNELS, :1, :1].prod(dim=1, keepdim=True)  # (B, 1, 1, 1)
-        base = exact * F.interpolate(y16, scale_factor=2, mode="nearest") + (1 - exact) * F.interpolate(
-            y16, scale_factor=2, mode="bicubic", align_corners=False)
-        h, v_, d = v[:, 3:4], v[:, 4:5], v[:, 5:6]
-        detail = torch.zeros_like(base)
-        detail[..., 0::2, 0::2] = h + v_ + d
-        detail[..., 0::2, 1::2] = -h + v_ - d
-        detail[..., 1::2, 0::2] = h - v_ - d
-        detail[..., 1::2, 1::2] = -h - v_ + d
-        up = lambda t: F.interpolate(t, size=size, mode="bicubic", align_corners=False)  # noqa: E731
-        return ycbcr_to_rgb(torch.cat([up(base + detail), up(v[:, 1:3])], 1))
+    def thumbnail(self, y_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The thumbnail codec's decoder: Y, Cb, Cr at 1/16, bicubic to ``size``. The Haar details reach
+        the image through the learned residual only: added here, coarsely quantized, they draw 8-pixel
+        blocks that the residual would first have to learn to undo."""
+        ycc = y_hat[:, :3] / self.scale + torch.tensor([0.5, 0.0, 0.0]).to(y_hat).view(1, 3, 1, 1)
+        return ycbcr_to_rgb(F.interpolate(ycc, size=size, mode="bicubic", align_corners=False))
 
     def forward(self, y_hat: torch.Tensor, mask: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
         """y_hat: (B, N, h, w) dequantized latent; mask: (B, N, 1, 1) 0/1; text: (B, 384) or None.
@@ -150,7 +140,7 @@ class LiteSynthesis(nn.Module, ConfigMixin):
             h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
         h = self.out(self.up(self.body(h)))
         size = (STRIDE * y_hat.shape[-2], STRIDE * y_hat.shape[-1])
-        return self.thumbnail(y_hat, mask, size) + F.interpolate(h, size=size, mode="bicubic", align_corners=False)
+        return self.thumbnail(y_hat, size) + F.interpolate(h, size=size, mode="bicubic", align_corners=False)
 
 
 def quantize(y: torch.Tensor, mode: str) -> torch.Tensor:
