@@ -10,6 +10,12 @@ from typing import List, Optional
 
 import typer
 
+# Kept here as text so that `gsc --help` imports no torch; a test checks it equals metrics.DEFAULT.
+DEFAULT_METRICS = "psnr-rgb,ms-ssim-rgb,psnr-chroma,st-lpips-alex,flip,haarpsi,ms-gmsd"
+METRICS_HELP = ("comma-separated: psnr-rgb, ms-ssim-rgb, psnr-chroma, st-lpips-alex, st-lpips-vgg, flip, "
+                "haarpsi, ms-gmsd (docs/evaluation.md)")
+VGG_HELP = "also ST-LPIPS with the VGG net (≈ 5× the time of alex)"
+
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
@@ -31,13 +37,17 @@ def register(app: typer.Typer) -> None:
         compare: List[Path] = typer.Option([], help="more results JSON files to draw on the plot"),
         doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
         learned: bool = typer.Option(True, help="try LPIPS/DISTS/FID/KID (left out where they cannot load)"),
+        metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
+        st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
     ):
-        """Encode + decode every image at each C; bpp, PSNR, MS-SSIM (and learned metrics where they load)."""
+        """Encode + decode every image at each C; bpp and full-reference metrics (docs/evaluation.md)."""
         from ..caption.captioners import load_captions
         from .evaluate import EvalSettings, eval_table, parse_channels, run_eval
+        from .metrics import parse_metrics
 
         settings = EvalSettings(preset=preset, channels=parse_channels(channels), selection=selection,
-                                captioner=captioner, step=step, seed=seed, steps=steps, learned=learned)
+                                captioner=captioner, step=step, seed=seed, steps=steps, learned=learned,
+                                metrics=parse_metrics(metrics, st_lpips_vgg))
         if captions is not None:
             settings.captions = load_captions(captions)
             settings.captions_label = captions.name
@@ -58,19 +68,26 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, help="processes (use more only on an idle machine)"),
         limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
         resume: bool = typer.Option(False, "--resume", help="reuse records from the cache"),
-        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to DIR/{codec}_{target}/"),
+        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to "
+                                                  "DIR/{codec}_{target}[_{select}]/"),
         doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
+        select: str = typer.Option("psnr", help="metric(s) that choose the setting per image, comma-separated: "
+                                   "psnr, st-lpips, flip (any of --metrics); one curve per codec and metric"),
+        metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
+        st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
     ):
-        """Classical codecs at a byte budget: best PSNR over downscale × quality, bicubic upscale."""
+        """Classical codecs at a byte budget: the best downscale × quality on --select, bicubic upscale."""
         from ..errors import GSCError
-        from .classical import SearchGrid, classical_table, parse_codecs, parse_targets, run_bench
+        from .classical import SearchGrid, classical_table, parse_codecs, parse_selects, parse_targets, run_bench
+        from .metrics import parse_metrics
 
         if max_downscale < 1 or steps_per_octave < 1:
             raise GSCError(f"--max-downscale must be ≥ 1 and --steps-per-octave ≥ 1, got "
                            f"{max_downscale} and {steps_per_octave}")
         bundle = run_bench(dataset, parse_codecs(codecs), parse_targets(target_bpp), output,
                            grid=SearchGrid(max_downscale, steps_per_octave), workers=workers, resume=resume,
-                           limit=limit, save_recon=save_recon, doc=doc)
+                           limit=limit, save_recon=save_recon, doc=doc, selects=parse_selects(select),
+                           metrics=parse_metrics(metrics, st_lpips_vgg), echo=typer.echo)
         typer.echo(classical_table(bundle))
 
     @app.command("eval-task")
@@ -104,7 +121,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "-o", "--output", help="PNG file"),
         title: Optional[str] = typer.Option(None, help="plot title"),
     ):
-        """Draw rate–distortion curves (PSNR and MS-SSIM vs bpp) of several results files in one PNG."""
+        """Draw rate–distortion curves (one panel per metric, against bpp) of several results files in one PNG."""
         from .plot import plot_files
 
         curves = plot_files(files, output, title)
