@@ -1,4 +1,4 @@
-"""CLI commands of the evaluation: ``eval``, ``bench-classical``, ``eval-task`` and ``plot``.
+"""CLI commands of the evaluation: ``eval``, ``bench-classical``, ``compare``, ``eval-task`` and ``plot``.
 
 Heavy imports (torch, transformers, imagecodecs) happen inside the command bodies.
 """
@@ -89,6 +89,68 @@ def register(app: typer.Typer) -> None:
                            limit=limit, save_recon=save_recon, doc=doc, selects=parse_selects(select),
                            metrics=parse_metrics(metrics, st_lpips_vgg), echo=typer.echo)
         typer.echo(classical_table(bundle))
+
+    @app.command("compare")
+    def compare_cmd(
+        image: Path = typer.Argument(..., help="image file"),
+        output: Path = typer.Option(..., "-o", "--output", help="the sheet (PNG)"),
+        channels: Optional[int] = typer.Option(None, "-c", "--channels", help="gsc: latent channels C"),
+        max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="gsc: bit budget for the whole stream"),
+        codecs: str = typer.Option("webp,jxl,avif", help="classical codecs, comma-separated: webp, jxl, avif, jpeg"),
+        select: str = typer.Option("psnr", help="metric that picks each classical codec's downscale × quality: "
+                                   "psnr, st-lpips, flip, …"),
+        crop: Optional[str] = typer.Option(None, help="X,Y,W,H: add a row of 1:1 details of this box"),
+        tile_width: Optional[int] = typer.Option(None, help="shrink the tiles to this width (default: 1:1)"),
+        keep: Optional[Path] = typer.Option(None, help="also write each tile's file (.gsc, .webp, …) and the "
+                                            "sheet's numbers and tile boxes (IMAGE_STEM.json) to DIR"),
+        preset: str = typer.Option("lite", help="gsc preset"),
+        caption: Optional[str] = typer.Option(None, help="gsc: caption text to send"),
+        captions: Optional[Path] = typer.Option(None, help="gsc: JSON mapping image file name → caption"),
+        captioner: Optional[str] = typer.Option(None, help="gsc: captioner name (default: the preset's)"),
+        selection: str = typer.Option("ssim", help="gsc: channel selection method"),
+        step: Optional[float] = typer.Option(None, help="gsc: latent quantization step Δ (finest tried with --max-bpp)"),
+        seed: Optional[int] = typer.Option(None, help="gsc: decoder seed"),
+        steps: Optional[int] = typer.Option(None, help="gsc: decoder sampling steps"),
+    ):
+        """One picture: the original, gsc, and classical codecs at ≤ gsc's bytes, each with bytes, bpp, PSNR, ST-LPIPS."""
+        from ..cli import _codec
+        from ..errors import GSCError
+        from .classical import parse_codecs, parse_selects
+        from .compare import build_row, keep_files, parse_crop, render, summary, title_for, write_sheet
+        from .metrics import get_metric
+        from .results import markdown_table
+
+        if channels is None and max_bpp is None:
+            raise GSCError("give --channels C or --max-bpp B (or both): the gsc stream sets the byte budget")
+        if output.suffix.lower() != ".png":
+            raise GSCError(f"the sheet is a PNG: -o must end in .png, got {output}")
+        if tile_width is not None and tile_width < 16:
+            raise GSCError(f"--tile-width must be ≥ 16, got {tile_width}")
+        names = parse_codecs(codecs)
+        chosen = parse_selects(select)
+        if len(chosen) != 1:
+            raise GSCError(f"--select takes one metric here, got {select!r}")
+        get_metric(chosen[0]).check()
+        from ..image import load_image
+
+        x = load_image(image)
+        box = parse_crop(crop, x.shape[-1], x.shape[-2])
+        codec = _codec(preset, captioner, caption, captions, selection)
+        # only what the user gave goes to the encoder: its own defaults (and its rate control) do the rest
+        encode = {k: v for k, v in dict(channels=channels, max_bpp=max_bpp, step=step, seed=seed,
+                                        steps=steps).items() if v is not None}
+        tiles = build_row(image, codec, encode, names, chosen[0], echo=typer.echo)
+        sheet = render([tiles], box, tile_width, title_for(image, tiles, chosen[0]))
+        write_sheet(sheet, output)
+        if keep is not None:
+            keep_files(tiles, image.stem, keep)
+            from .results import write_json
+
+            write_json(keep / f"{image.stem}.json", {"image": str(image), "sheet": str(output), "encode": encode,
+                                                    "select": chosen[0], "crop": box, "tiles": summary(tiles)})
+        rows = [[t["tile"], t["bytes"], t["bpp"], t["psnr"], t["st_lpips_alex"]] for t in summary(tiles)[1:]]
+        typer.echo(markdown_table(["tile", "bytes", "bpp", "PSNR (dB)", "ST-LPIPS (alex)"], rows))
+        typer.echo(f"{output}: {sheet.width}×{sheet.height}")
 
     @app.command("eval-task")
     def eval_task_cmd(
