@@ -25,6 +25,9 @@ if [ -n "$extras" ]; then
   pip install -c constraints.txt -e ".[$extras]"
   # compressai 1.2.8 asks for torchvision and numpy<2; neither is needed (gsc imports it without torchvision).
   pip install -c constraints.txt --no-deps compressai==1.2.8
+  # piq 0.8.0 and stlpips-pytorch 0.0.2 import torchvision at load time and use none of it on gsc's paths
+  # (gsc/_standins.py); their ST-LPIPS weights ship in the wheel
+  if [ $test = 1 ]; then pip install -c constraints.txt --no-deps piq==0.8.0 stlpips-pytorch==0.0.2; fi
 else
   pip install -c constraints.txt -e .
 fi

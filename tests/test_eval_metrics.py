@@ -124,7 +124,7 @@ def test_identical_images_score_best(name, kodim23, one_thread):
     x = _u8_tensor(crop)
     same = m.fn(x, x.clone())
     worse = m.fn(_u8_tensor(_jpeg(crop, 20)), x)
-    best = {"psnr": math.inf, "psnr_chroma": math.inf, "ms_ssim": 1.0, "haarpsi": 1.0}.get(name, 0.0)
+    best = {"psnr": math.inf, "psnr_chroma": math.inf, "ms_ssim": 1.0, "haarpsi": 1.0, "ssimulacra2": 100.0}.get(name, 0.0)
     assert same == pytest.approx(best, abs=1e-6)
     assert (worse < same) if m.higher_is_better else (worse > same)
     assert m.fn(_u8_tensor(_jpeg(crop, 20)), x) == worse  # deterministic

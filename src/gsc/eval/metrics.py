@@ -12,6 +12,7 @@ rounds both to 8 bits, and returns a float, or None where the image is too small
 | ``flip`` | ``flip`` | lower | mean LDR-FLIP error (flip-evaluator), its default ≈ 67 pixels per degree |
 | ``haarpsi`` | ``haarpsi`` | higher | ``piq.haarpsi``, 3 scales |
 | ``ms_gmsd`` | ``ms-gmsd`` | lower | ``piq.multi_scale_gmsd(chromatic=True)`` |
+| ``ssimulacra2`` | ``ssimulacra2`` | higher | the ``ssimulacra2`` port (opt-in; not libjxl's numbers) |
 
 Each model is built once per process and cached; scores are deterministic for a given thread count.
 A metric whose package is missing raises ``MetricUnavailable``, a one-line ``GSCError`` that says
@@ -117,6 +118,7 @@ INSTALL = {
     "stlpips_pytorch": "pip install --no-deps stlpips-pytorch==0.0.2",
     "piq": "pip install --no-deps piq==0.8.0",
     "flip_evaluator": "pip install flip-evaluator==1.7",
+    "ssimulacra2": "pip install ssimulacra2==0.3.0",
 }
 
 
@@ -235,6 +237,29 @@ def flip(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(flip_evaluator.evaluate(hwc(b), hwc(a), "LDR", applyMagma=False)[1])
 
 
+def ssimulacra2(a: torch.Tensor, b: torch.Tensor) -> float:
+    """SSIMULACRA 2 of ``a`` against the original ``b`` (100 = identical; higher is better).
+
+    The ``ssimulacra2`` package is a Python port: on libjxl's test pair it gives 20.7 where libjxl gives
+    17.4, so its scores are never to be compared with published ones. It reads files, so both images are
+    handed over as in-memory PNGs.
+    """
+    port = _import("ssimulacra2", "SSIMULACRA 2")
+    import io
+
+    from PIL import Image
+
+    a, b = _pair(a, b)
+
+    def png(x):
+        buf = io.BytesIO()
+        Image.fromarray((x[0] * 255).round().byte().permute(1, 2, 0).numpy()).save(buf, format="PNG")
+        buf.seek(0)
+        return buf
+
+    return float(port.compute_ssimulacra2(png(b), png(a)))
+
+
 # --------------------------------------------------------------------------------------------------
 # The registry: one entry per metric, named as in the per-image records; ``key`` is the JSON key.
 
@@ -264,6 +289,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("flip", "flip", "FLIP", False, flip, _flip),
     Metric("haarpsi", "haarpsi", "HaarPSI", True, haarpsi, _piq),
     Metric("ms_gmsd", "ms-gmsd", "MS-GMSD", False, ms_gmsd, _piq),
+    Metric("ssimulacra2", "ssimulacra2", "SSIMULACRA 2 (port)", True, ssimulacra2,
+           lambda: _import("ssimulacra2", "SSIMULACRA 2")),
 ]}
 BASIC = ["psnr", "ms_ssim"]
 # What gsc eval and bench-classical report unless told otherwise (ST-LPIPS vgg costs ≈ 5× alex: a flag).
@@ -307,7 +334,7 @@ def metric_versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
-    for dist in ("torch", "pytorch-msssim", "stlpips-pytorch", "piq", "flip-evaluator"):
+    for dist in ("torch", "pytorch-msssim", "stlpips-pytorch", "piq", "flip-evaluator", "ssimulacra2"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

@@ -11,7 +11,8 @@ from .results import load_curves
 # JSON key → axis label; a panel is drawn for each key that any curve has. ↑/↓: which way is better.
 PANELS = [("psnr-rgb", "PSNR [dB] ↑"), ("ms-ssim-rgb", "MS-SSIM ↑"), ("psnr-chroma", "chroma PSNR [dB] ↑"),
           ("st-lpips-alex", "ST-LPIPS (alex) ↓"), ("st-lpips-vgg", "ST-LPIPS (vgg) ↓"), ("flip", "FLIP ↓"),
-          ("haarpsi", "HaarPSI ↑"), ("ms-gmsd", "MS-GMSD ↓"), ("lpips", "LPIPS ↓"), ("dists", "DISTS ↓"),
+          ("haarpsi", "HaarPSI ↑"), ("ms-gmsd", "MS-GMSD ↓"), ("ssimulacra2", "SSIMULACRA 2 (port) ↑"),
+          ("lpips", "LPIPS ↓"), ("dists", "DISTS ↓"),
           ("fid", "FID ↓"), ("kid", "KID ↓")]
 # a classical curve's line style says which metric chose its settings
 SELECT_STYLES = {"psnr-rgb": "--", "st-lpips-alex": ":", "flip": "-."}
