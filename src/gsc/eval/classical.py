@@ -4,8 +4,10 @@ At 0.01 bpp a 768×512 image has 491 bytes, which no classical codec reaches at 
 image, codec and target the search tries every downscaled size on a geometric grid (``steps_per_octave``
 sizes per halving, from full size down to 1/``max_downscale``) and, per size, binary-searches the
 highest quality whose file fits the budget (file size grows with quality). Each fitting file is
-decoded, upscaled bicubically to full size, rounded to 8 bits and scored by PSNR; the best PSNR wins.
-bpp is the whole file's bits over the original's H·W.
+decoded, upscaled bicubically to full size and rounded to 8 bits: a candidate. The candidate best on the
+selecting metric wins (``--select``: PSNR, exact over all candidates; ST-LPIPS, FLIP or any other metric
+of ``gsc.eval.metrics`` by a coarse-to-fine walk over the sizes, see ``pick``). bpp is the whole file's
+bits over the original's H·W.
 """
 
 from __future__ import annotations
