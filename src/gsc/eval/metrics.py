@@ -146,22 +146,23 @@ def _stlpips_modules():
     return stlpips, _import("stlpips_pytorch.utils", "ST-LPIPS")
 
 
-def st_lpips_model(net: str = "alex") -> torch.nn.Module:
+def st_lpips_model(net: str = "alex", device: str | torch.device = "cpu") -> torch.nn.Module:
     """The shift-tolerant LPIPS network (weights from the stlpips-pytorch wheel), eval mode, frozen.
 
-    Cached per process: every caller shares one object. Differentiable in its inputs:
-    ``st_lpips_model("vgg")(x, y, normalize=True)`` on (N, 3, H, W) in [0, 1] gives (N, 1, 1, 1).
+    Cached per process and device: every caller shares one object, so never ``.to()`` it or register it
+    as a submodule of a model being trained (its dropout would come on). Differentiable in its inputs:
+    ``st_lpips_model("vgg", "cuda")(x, y, normalize=True)`` on (N, 3, H, W) in [0, 1] gives (N, 1, 1, 1).
     """
     if net not in ST_LPIPS_MIN_SIDE:
         raise GSCError(f"ST-LPIPS net must be one of {', '.join(ST_LPIPS_MIN_SIDE)}, got {net!r}")
     stlpips, _ = _stlpips_modules()
-    return _st_lpips_model(stlpips, net)
+    return _st_lpips_model(stlpips, net, str(torch.device(device)))
 
 
 @lru_cache(maxsize=None)
-def _st_lpips_model(stlpips, net: str) -> torch.nn.Module:
+def _st_lpips_model(stlpips, net: str, device: str) -> torch.nn.Module:
     model = stlpips.LPIPS(net=net, variant="shift_tolerant", verbose=False)  # loads the wheel's weights
-    model.eval()
+    model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
