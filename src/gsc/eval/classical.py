@@ -216,9 +216,10 @@ def candidates(codec: ClassicalCodec, image: np.ndarray, budget_bytes: int,
 
         found = best_quality_that_fits(codec, small, budget_bytes, enc)
         if found is None:
-            # files only grow with the size: three misses in a row end the search
+            # files only grow with the size: three sizes in a row that do not fit even at the lowest
+            # quality end the search (also before anything fit: then nothing larger will)
             misses += 1
-            if misses >= 3 and out:
+            if misses >= 3:
                 break
             continue
         misses = 0
