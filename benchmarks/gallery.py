@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def main(argv=None) -> int:
     paths = [args.kodak / f"{n.strip()}.png" for n in args.images.split(",") if n.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
     sections = []
-    for bpp in parse_targets(args.bpp):
+    budgets = parse_targets(args.bpp)
+    for bpp in budgets:
         encode = {"max_bpp": bpp, **({"channels": args.channels} if args.channels is not None else {})}
         rows, table = [], []
         for p in tqdm(paths, desc=f"gallery at {bpp:g} bpp"):
@@ -71,13 +73,14 @@ def main(argv=None) -> int:
         name = f"gallery_{bpp:g}.png"
         write_sheet(sheet, args.out / name)
         print(f"{args.out / name}: {sheet.width}×{sheet.height}, {(args.out / name).stat().st_size} bytes")
-        rel = Path("img") / name if args.doc and str(args.doc) != "-" else args.out / name
+        rel = os.path.relpath(args.out / name, args.doc.parent) if str(args.doc) != "-" else args.out / name
         sections.append(f"**≤ {bpp:g} bpp** ![gallery at {bpp:g} bpp]({rel})\n\n" + markdown_table(
             ["image", "tile", "bytes", "bpp", "PSNR (dB)", "ST-LPIPS (alex) ↓"], table))
     command = " ".join(["python", "benchmarks/gallery.py", *(argv if argv is not None else sys.argv[1:])])
     body = f"`{command}`\n\n" + "\n".join(sections)
-    if args.doc and str(args.doc) != "-":
-        update_section(args.doc, "gallery", body, title="Gallery: Kodak at 0.005 and 0.01 bpp")
+    if str(args.doc) != "-":
+        update_section(args.doc, "gallery", body,
+                       title=f"Gallery: Kodak at {' and '.join(f'{b:g}' for b in budgets)} bpp")
     print(body)
     return 0
 
