@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from ablation_common import by_channels, captions_path, delta, command_line, finish, parser, run_setting
+from ablation_common import (by_channels, captions_path, command_line, delta, finish, metric_columns, parser,
+                             run_setting)
 
 
 def main(argv=None) -> int:
@@ -28,11 +29,11 @@ def main(argv=None) -> int:
     empty = run_setting(args, "caption_only", "no caption", captions={n: "" for n in names},
                         captions_label="empty captions", channels=[0])
     a, b = by_channels(with_caption)[0], by_channels(empty)[0]
-    rows = [["caption", a["images"], a["bpp"], a["psnr"], a["ms_ssim"], a["caption_bytes"]],
-            ["no caption", b["images"], b["bpp"], b["psnr"], b["ms_ssim"], b["caption_bytes"]],
-            ["caption − none", None, delta(a["bpp"], b["bpp"]), delta(a["psnr"], b["psnr"]),
-             delta(a["ms_ssim"], b["ms_ssim"]), None]]
-    body = markdown_table(["C = 0", "images", "bpp", "PSNR (dB)", "MS-SSIM", "caption B"], rows)
+    names, labels = metric_columns([with_caption, empty])
+    rows = [["caption", a["images"], a["bpp"], *[a.get(k) for k in names], a["caption_bytes"]],
+            ["no caption", b["images"], b["bpp"], *[b.get(k) for k in names], b["caption_bytes"]],
+            ["caption − none", None, delta(a["bpp"], b["bpp"]), *[delta(a.get(k), b.get(k)) for k in names], None]]
+    body = markdown_table(["C = 0", "images", "bpp", *labels, "caption B"], rows)
     finish(args, "caption_only", f"Ablation: caption only (C = 0), {args.preset}", [with_caption, empty], body,
            command_line())
     return 0

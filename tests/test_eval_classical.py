@@ -1,5 +1,6 @@
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,8 +8,8 @@ from PIL import Image
 
 from gsc.errors import GSCError
 from gsc.eval import classical
-from gsc.eval.classical import (ClassicalCodec, SearchGrid, best_quality_that_fits, get_codec, parse_codecs,
-                                parse_targets, psnr_u8, resize, run_bench, search)
+from gsc.eval.classical import (Candidate, ClassicalCodec, SearchGrid, best_quality_that_fits, get_codec,
+                                parse_codecs, parse_targets, pick, psnr_u8, resize, run_bench, search)
 from gsc.eval.results import load_curves
 
 
@@ -107,7 +108,8 @@ def test_run_bench_writes_compressai_files_and_resumes(tmp_path, monkeypatch):
     assert webp["results"]["bpp"] == pytest.approx(
         [np.mean([r["bpp"] for r in recs if r["codec"] == "webp" and r["target_bpp"] == t]) for t in (0.02, 0.2)])
     # JPEG's header alone exceeds 0.02 bpp of a 256×176 image: reported missing, not averaged
-    assert {"codec": "jpeg", "target_bpp": 0.02, "images_fit": 0, "images": 2} in bundle["missing"]
+    assert {"codec": "jpeg", "select": "psnr-rgb", "target_bpp": 0.02, "images_fit": 0, "images": 2} \
+        in bundle["missing"]
     assert load_curves(out)[0]["name"] == "WebP"
     per_codec = load_curves(out.with_name("classical.jpeg.json"))
     assert per_codec[0]["results"]["bpp"] == [pytest.approx(
@@ -121,3 +123,94 @@ def test_run_bench_writes_compressai_files_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(classical, "measure", boom)
     again = run_bench(data, ["webp", "jpeg"], [0.02, 0.2], out, grid=grid, resume=True, progress=False)
     assert json.dumps(again["curves"]) == json.dumps(bundle["curves"])
+
+
+# --------------------------------------------------------------------------------------------------
+# --select: the setting best on another metric
+
+BSDS_VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "val"
+
+
+def _cands(psnrs, nbytes=None):
+    return [Candidate((16 + i, 16 + i), 50, b"", None, p, nbytes=(nbytes or [100] * len(psnrs))[i])
+            for i, p in enumerate(psnrs)]
+
+
+def test_pick_walk_finds_the_optimum_and_scores_few():
+    n = 60
+    cands = _cands([20 + 0.01 * i for i in range(n)])  # best PSNR: the largest size
+    calls = []
+
+    def value(i):  # a lower-is-better metric with its optimum at 23
+        calls.append(i)
+        return abs(i - 23) / 10
+
+    assert pick(cands, "st_lpips_alex", value) == 23
+    assert len(set(calls)) < n / 3 and n - 1 in calls  # the best-PSNR candidate is always scored
+    assert pick(cands, "st_lpips_alex", value, exhaustive=True) == 23
+    # PSNR is known for every candidate: its pick is exact; a tie goes to the smaller file
+    tied = _cands([20, 21, 21, 19], nbytes=[90, 99, 95, 80])
+    assert pick(tied, "psnr", lambda i: tied[i].psnr) == 2
+    # a metric that scores None (image too small) never wins over a real value
+    assert pick(cands, "haarpsi", lambda i: None if i % 2 else i / 100) == 58
+
+
+def test_search_state_round_trips_through_the_cache():
+    image = _scene(3)
+    h, w = image.shape[:2]
+    codec = get_codec("webp")
+    state = classical.SearchState.run(codec, image, math.floor(0.05 * h * w / 8), SearchGrid(16, 4))
+    assert state.cands
+    back = classical.SearchState.from_json(codec, image, json.loads(json.dumps(state.to_json())))
+    for a, b in zip(state.cands, back.cands, strict=True):
+        assert b.recon is None and b.nbytes == a.nbytes
+    i = len(back.cands) // 2
+    c = back.materialize(i)
+    assert c.data == state.cands[i].data and np.array_equal(c.recon, state.cands[i].recon)
+
+
+def test_select_st_lpips_is_never_worse_than_the_best_psnr_pick(tmp_path, monkeypatch, one_thread):
+    """bench-classical --select psnr,st-lpips on real photos: per image, the ST-LPIPS pick scores ≤ the PSNR pick."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in sorted(BSDS_VAL.glob("*.jpg"))[:2]:
+        (data / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "sel.json"
+    kw = dict(grid=SearchGrid(32, 8), progress=False, metrics=["psnr", "st_lpips_alex"])
+    bundle = run_bench(data, ["webp"], [0.01], out, selects=["psnr", "st_lpips_alex"], **kw)
+    recs = {(r["image"], r["select"]): r for r in bundle["per_image"]}
+    assert len(recs) == 4
+    for name in {r["image"] for r in bundle["per_image"]}:
+        by_psnr, by_st = recs[(name, "psnr")], recs[(name, "st_lpips_alex")]
+        assert by_st["st_lpips_alex"] <= by_psnr["st_lpips_alex"]
+        assert by_psnr["psnr"] >= by_st["psnr"]
+        assert by_st["bytes"] <= by_st["budget_bytes"] and by_st["scored"] < by_st["candidates"]
+    names = [c["name"] for c in bundle["curves"]]
+    assert names == ["WebP", "WebP, best ST-LPIPS (alex)"]
+    assert out.with_name("sel.webp.st-lpips-alex.json").exists() and out.with_name("sel.webp.json").exists()
+    assert "ST-LPIPS (alex) ↓" in out.with_suffix(".md").read_text()
+
+    # another selection later: the cached candidates and scores are reused, nothing is searched again
+    def boom(*a, **k):
+        raise AssertionError("the search must come from the cache")
+
+    monkeypatch.setattr(classical, "candidates", boom)
+    again = run_bench(data, ["webp"], [0.01], out, selects=["psnr", "st_lpips_alex", "haarpsi"], resume=True,
+                      **{**kw, "metrics": ["psnr", "st_lpips_alex", "haarpsi"]})
+    assert len(again["curves"]) == 3
+    for r in again["per_image"]:
+        if r["select"] != "haarpsi":
+            assert r["st_lpips_alex"] == pytest.approx(recs[(r["image"], r["select"])]["st_lpips_alex"])
+
+
+def test_select_needs_a_metric_that_runs(tmp_path, monkeypatch, capsys):
+    from gsc.cli import main
+    from gsc.eval import metrics
+
+    monkeypatch.setattr(metrics, "_installed", lambda module: module != "stlpips_pytorch")
+    Image.fromarray(_scene(4)).save(tmp_path / "a.png")
+    out = tmp_path / "o.json"
+    assert main(["bench-classical", str(tmp_path), "--select", "st-lpips", "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ST-LPIPS unavailable" in err and "Traceback" not in err
+    assert not out.exists()

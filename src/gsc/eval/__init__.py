@@ -1,9 +1,12 @@
 """Evaluation: metrics, classical baselines, CompressAI-format results and plots, downstream tasks.
 
-- ``metrics``: PSNR and MS-SSIM on 8-bit RGB; learned metrics where their backbones load;
-- ``classical``: WebP / JPEG XL / AVIF / JPEG at a byte budget (downscale × quality search);
+- ``metrics``: PSNR, MS-SSIM, chroma PSNR, ST-LPIPS, FLIP, HaarPSI, MS-GMSD on 8-bit RGB (a small API
+  too); LPIPS/DISTS/FID/KID where their backbones load;
+- ``classical``: WebP / JPEG XL / AVIF / JPEG at a byte budget (downscale × quality search, the setting
+  best on a chosen metric);
+- ``compare``: ``gsc compare``, one picture of gsc and the classical codecs at the same bytes;
 - ``results``: the CompressAI JSON schema, markdown tables, the per-image cache;
-- ``plot``: RD curves of several results files in one PNG;
+- ``plot``: RD curves of several results files in one PNG, a panel per metric;
 - ``evaluate``: ``gsc eval`` (accelerate splits the images between processes);
 - ``tasks``: ``gsc eval-task`` (depth, segmentation, detection on reconstructions);
 - ``commands``: ``register(app)`` adds the CLI commands.

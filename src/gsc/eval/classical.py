@@ -4,15 +4,17 @@ At 0.01 bpp a 768×512 image has 491 bytes, which no classical codec reaches at 
 image, codec and target the search tries every downscaled size on a geometric grid (``steps_per_octave``
 sizes per halving, from full size down to 1/``max_downscale``) and, per size, binary-searches the
 highest quality whose file fits the budget (file size grows with quality). Each fitting file is
-decoded, upscaled bicubically to full size, rounded to 8 bits and scored by PSNR; the best PSNR wins.
-bpp is the whole file's bits over the original's H·W.
+decoded, upscaled bicubically to full size and rounded to 8 bits: a candidate. The candidate best on the
+selecting metric wins (``--select``: PSNR, exact over all candidates; ST-LPIPS, FLIP or any other metric
+of ``gsc.eval.metrics`` by a coarse-to-fine walk over the sizes, see ``pick``). bpp is the whole file's
+bits over the original's H·W.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -138,13 +140,28 @@ def psnr_u8(a: np.ndarray, b: np.ndarray) -> float:
     return math.inf if m == 0 else 10 * math.log10(1.0 / m)
 
 
+def as_tensor(a: np.ndarray):
+    """(H, W, 3) uint8 → (3, H, W) float in [0, 1], the metrics' input."""
+    import torch
+
+    return torch.from_numpy(np.asarray(a, dtype=np.float64)).permute(2, 0, 1) / 255  # a copy: arrays may be read-only
+
+
 @dataclass
 class Candidate:
+    """The highest quality that fits at one downscaled size: the file, its full-size decode, its scores."""
+
     size: tuple[int, int]
     quality: int
     data: bytes
     recon: np.ndarray  # full size, uint8
     psnr: float
+    scores: dict = field(default_factory=dict)  # metric name → value, filled as the selection asks
+    nbytes: int = -1                            # the file's size (kept when ``data`` is not)
+
+    def __post_init__(self):
+        if self.nbytes < 0:
+            self.nbytes = len(self.data)
 
 
 def best_quality_that_fits(codec: ClassicalCodec, small: np.ndarray, budget: int,
@@ -180,11 +197,11 @@ def best_quality_that_fits(codec: ClassicalCodec, small: np.ndarray, budget: int
     return best
 
 
-def search(codec: ClassicalCodec, image: np.ndarray, budget_bytes: int,
-           grid: SearchGrid = SearchGrid()) -> Candidate | None:
-    """Best-PSNR (downscaled size, quality) whose file fits ``budget_bytes``; None if nothing fits."""
+def candidates(codec: ClassicalCodec, image: np.ndarray, budget_bytes: int,
+               grid: SearchGrid = SearchGrid()) -> list[Candidate]:
+    """For every size of the grid that fits, its highest-quality file, decoded and upscaled; smallest first."""
     h, w = image.shape[:2]
-    best: Candidate | None = None
+    out: list[Candidate] = []
     misses = 0
     memo: dict[tuple, bytes] = {}
 
@@ -199,55 +216,214 @@ def search(codec: ClassicalCodec, image: np.ndarray, budget_bytes: int,
 
         found = best_quality_that_fits(codec, small, budget_bytes, enc)
         if found is None:
-            # files only grow with the size: three misses in a row end the search
+            # files only grow with the size: three sizes in a row that do not fit even at the lowest
+            # quality end the search (also before anything fit: then nothing larger will)
             misses += 1
-            if misses >= 3 and best is not None:
+            if misses >= 3:
                 break
             continue
         misses = 0
         q, data = found
         recon = resize(codec.decode(data), (w, h), "bicubic")
-        p = psnr_u8(recon, image)
-        if best is None or p > best.psnr or (p == best.psnr and len(data) < len(best.data)):
-            best = Candidate(size, q, data, recon, p)
-    return best
+        out.append(Candidate(size, q, data, recon, psnr_u8(recon, image)))
+    return out
 
 
-def measure(path, codec_name: str, target: float, grid: SearchGrid = SearchGrid(),
-            recon_dir=None) -> dict:
-    """The record of one image, codec and target: the best-PSNR file that fits, or ``fit: False``."""
+# The coarse-to-fine walk over sizes for metrics that cost a network pass per candidate: every
+# COARSE_STRIDE-th size first (16 sizes per octave: one octave), then halving strides around the best,
+# then a hill climb to a local optimum. BSDS500 val check in docs/evaluation.md.
+COARSE_STRIDE = 16
+
+
+def _better(metric, a: tuple, b: tuple | None) -> bool:
+    """(value, bytes) a beats b: a better value, or the same value in fewer bytes. None is worst."""
+    if b is None or b[0] is None:
+        return a[0] is not None
+    if a[0] is None:
+        return False
+    if a[0] != b[0]:
+        return a[0] > b[0] if metric.higher_is_better else a[0] < b[0]
+    return a[1] < b[1]
+
+
+def pick(cands: list[Candidate], metric_name: str, value, exhaustive: bool = False) -> int:
+    """Index of the best candidate on a metric; ``value(i)`` scores candidate i (and is called sparingly).
+
+    PSNR is known for every candidate, so its pick is exact. For other metrics the walk always scores
+    the best-PSNR candidate too, so the pick is never worse than it on the metric.
+    """
+    from .metrics import METRICS
+
+    metric = METRICS[metric_name]
+    n = len(cands)
+    scored: dict[int, tuple] = {}
+
+    def v(i: int) -> None:
+        if 0 <= i < n and i not in scored:
+            scored[i] = (value(i), cands[i].nbytes)
+
+    def best() -> int:
+        b = None
+        for i in sorted(scored):
+            if b is None or _better(metric, scored[i], scored[b]):
+                b = i
+        return b
+
+    if metric_name == "psnr" or exhaustive:
+        for i in range(n):
+            v(i)
+        return best()
+    start = max(range(n), key=lambda i: (cands[i].psnr, -cands[i].nbytes))
+    for i in [*range(0, n, COARSE_STRIDE), n - 1, start]:
+        v(i)
+    b, stride = best(), COARSE_STRIDE
+    while stride > 1:
+        stride //= 2
+        v(b - stride)
+        v(b + stride)
+        b = best()
+    while True:  # hill climb: stop where both neighbours are scored and worse
+        v(b - 1)
+        v(b + 1)
+        nb = best()
+        if nb == b:
+            return b
+        b = nb
+
+
+def search(codec: ClassicalCodec, image: np.ndarray, budget_bytes: int, grid: SearchGrid = SearchGrid(),
+           select: str = "psnr", reference=None) -> Candidate | None:
+    """The best (downscaled size, quality) on ``select`` whose file fits ``budget_bytes``; None if none fits.
+
+    ``image`` is (H, W, 3) uint8. ``reference`` (a ``metrics.Reference`` of the image) is reused across
+    calls when given. The returned candidate's ``scores`` hold the ``select`` values it was compared on.
+    """
+    from .metrics import Reference
+
+    cands = candidates(codec, image, budget_bytes, grid)
+    if not cands:
+        return None
+    ref = reference or Reference(as_tensor(image))
+
+    def value(i):
+        c = cands[i]
+        if select == "psnr":
+            return c.psnr
+        if select not in c.scores:
+            c.scores.update(ref.score(as_tensor(c.recon), [select]))
+        return c.scores[select]
+
+    return cands[pick(cands, select, value)]
+
+
+class SearchState:
+    """The candidates of one image, codec and budget, with every score computed so far.
+
+    Stored in the run's cache as JSON (no file bytes: the encoders are deterministic, so a candidate is
+    re-encoded from its size and quality when it is needed again, and checked against its byte count).
+    """
+
+    def __init__(self, codec: ClassicalCodec, image: np.ndarray, cands: list[Candidate]):
+        self.codec, self.image, self.cands = codec, image, cands
+
+    @classmethod
+    def run(cls, codec, image, budget, grid) -> "SearchState":
+        return cls(codec, image, candidates(codec, image, budget, grid))
+
+    def to_json(self) -> list[dict]:
+        return [{"width": c.size[0], "height": c.size[1], "quality": c.quality, "bytes": c.nbytes,
+                 "psnr": c.psnr, "scores": c.scores} for c in self.cands]
+
+    @classmethod
+    def from_json(cls, codec, image, items: list[dict]) -> "SearchState":
+        return cls(codec, image, [Candidate((d["width"], d["height"]), d["quality"], b"", None, d["psnr"],
+                                            dict(d["scores"]), d["bytes"]) for d in items])
+
+    def materialize(self, i: int) -> Candidate:
+        c = self.cands[i]
+        if c.recon is None:
+            h, w = self.image.shape[:2]
+            data = self.codec.encode(resize(self.image, c.size, "lanczos"), c.quality)
+            if len(data) != c.nbytes:
+                raise GSCError(f"{self.codec.label} at {c.size} q{c.quality} gave {len(data)} bytes, the cache says "
+                               f"{c.nbytes}: the encoder changed; rerun without --resume")
+            c.data, c.recon = data, resize(self.codec.decode(data), (w, h), "bicubic")
+        return c
+
+    def score(self, i: int, names: list[str], reference) -> dict:
+        c = self.cands[i]
+        todo = [n for n in names if n not in c.scores and n != "psnr"]
+        if todo:
+            c.scores.update(reference.score(as_tensor(self.materialize(i).recon), todo))
+        return {"psnr": c.psnr, **{n: c.scores[n] for n in names if n != "psnr"}}
+
+
+def measure_selects(path, codec_name: str, target: float, grid: SearchGrid = SearchGrid(), recon_dir=None,
+                    selects: tuple[str, ...] = ("psnr",), metrics: list[str] | None = None,
+                    known: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
+    """One record per selection metric for one image, codec and target, and the search state to cache.
+
+    ``known``: a cached search state (``SearchState.to_json``) to start from instead of searching.
+    """
+    import time
+
     import torch
 
     from ..image import load_image
-    from .metrics import ms_ssim
+    from .metrics import BASIC, Reference
 
     torch.set_num_threads(1)
+    metrics = list(metrics or BASIC)
     original = load_image(path)
     image = np.ascontiguousarray((original * 255 + 0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy())
     h, w = image.shape[:2]
     budget = math.floor(target * w * h / 8)
-    rec = {"image": path.name, "codec": codec_name, "target_bpp": target, "width": w, "height": h,
-           "budget_bytes": budget}
-    found = search(get_codec(codec_name), image, budget, grid)
-    if found is None:
-        return {**rec, "fit": False}
-    recon = torch.from_numpy(found.recon.copy()).permute(2, 0, 1).double() / 255
-    rec.update(fit=True, bytes=len(found.data), bpp=len(found.data) * 8 / (w * h), psnr=found.psnr,
-               ms_ssim=ms_ssim(recon, original), scaled_width=found.size[0], scaled_height=found.size[1],
-               quality=found.quality)
-    if recon_dir is not None:
-        from PIL import Image
+    codec = get_codec(codec_name)
+    t0 = time.perf_counter()
+    state = (SearchState.from_json(codec, image, known) if known is not None
+             else SearchState.run(codec, image, budget, grid))
+    t_search = time.perf_counter() - t0
+    reference = Reference(as_tensor(image))
+    records = []
+    for select in selects:
+        rec = {"image": path.name, "codec": codec_name, "target_bpp": target, "select": select, "width": w,
+               "height": h, "budget_bytes": budget}
+        if not state.cands:
+            records.append({**rec, "fit": False})
+            continue
+        t1 = time.perf_counter()
+        i = pick(state.cands, select, lambda j: state.score(j, [select], reference)[select])
+        scored = sum(1 for c in state.cands if select == "psnr" or select in c.scores)
+        t_select = time.perf_counter() - t1
+        scores = state.score(i, metrics, reference)
+        c = state.materialize(i)
+        rec.update(fit=True, bytes=c.nbytes, bpp=c.nbytes * 8 / (w * h), **scores, scaled_width=c.size[0],
+                   scaled_height=c.size[1], quality=c.quality, candidates=len(state.cands), scored=scored,
+                   search_s=t_search, select_s=t_select)
+        if recon_dir is not None:
+            from PIL import Image
 
-        from ..image import write_atomic
+            from ..image import write_atomic
 
-        folder = Path(recon_dir) / f"{codec_name}_{target:g}"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{path.stem}.png", lambda f: Image.fromarray(found.recon).save(f, format="PNG"))
-    return rec
+            suffix = "" if select == "psnr" else f"_{select}"
+            folder = Path(recon_dir) / f"{codec_name}_{target:g}{suffix}"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(folder / f"{path.stem}.png", lambda f: Image.fromarray(c.recon).save(f, format="PNG"))
+        records.append(rec)
+    return records, state.to_json()
+
+
+def measure(path, codec_name: str, target: float, grid: SearchGrid = SearchGrid(), recon_dir=None,
+            select: str = "psnr", metrics: list[str] | None = None) -> dict:
+    """The record of one image, codec and target: the best file on ``select`` that fits, or ``fit: False``.
+
+    ``metrics`` (record names, default PSNR and MS-SSIM) are measured on the chosen file.
+    """
+    return measure_selects(path, codec_name, target, grid, recon_dir, (select,), metrics)[0][0]
 
 
 def _measure_job(args):
-    return measure(*args)
+    return measure_selects(*args)
 
 
 def versions() -> dict:
@@ -276,75 +452,128 @@ def parse_codecs(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def summarize(records: list[dict], codecs: list[str], targets: list[float], n_images: int,
-              dataset: str, grid: SearchGrid) -> dict:
-    """A bundle: one CompressAI curve per codec, a point per target where every image fits."""
+def parse_selects(text: str) -> list[str]:
+    """``psnr,st-lpips,flip`` → record names of metrics; any metric of ``metrics.METRICS`` may select."""
+    from .metrics import get_metric
+
+    names = [get_metric(v).name for v in text.split(",") if v.strip()]
+    if not names:
+        raise GSCError("--select needs at least one metric")
+    return list(dict.fromkeys(names))
+
+
+def curve_name(codec: ClassicalCodec, select: str) -> str:
+    from .metrics import METRICS
+
+    return codec.label if select == "psnr" else f"{codec.label}, best {METRICS[select].label}"
+
+
+def summarize(records: list[dict], codecs: list[str], targets: list[float], n_images: int, dataset: str,
+              grid: SearchGrid, selects: list[str] = ("psnr",), metrics: list[str] = ("psnr", "ms_ssim"),
+              unavailable: dict[str, str] | None = None) -> dict:
+    """A bundle: one CompressAI curve per codec and selection metric, a point per target where every image fits."""
+    from .metrics import METRICS
+
     curves, missing = [], []
     for name in codecs:
         codec = get_codec(name)
-        points = []
-        for t in targets:
-            recs = [r for r in records if r["codec"] == name and r["target_bpp"] == t]
-            fit = [r for r in recs if r["fit"]]
-            if len(fit) < n_images:
-                missing.append({"codec": name, "target_bpp": t, "images_fit": len(fit), "images": n_images})
-                continue
-            points.append({"target_bpp": t, "images": len(fit), "bpp": mean(r["bpp"] for r in fit),
-                           "psnr": mean(r["psnr"] for r in fit), "ms_ssim": mean(r["ms_ssim"] for r in fit),
-                           "bytes": mean(r["bytes"] for r in fit),
-                           "scaled_width": mean(r["scaled_width"] / r["width"] for r in fit)})
-        description = (f"{codec.label} ({codec.settings}) on {dataset}: per image the best-PSNR downscaled "
-                       f"size ({grid.tag()}) × quality whose file fits the target; bicubic upscale; "
-                       "bpp = file bits / original H·W")
-        curves.append(curve(codec.label, description, points, kind="classical", codec=name, points=points))
+        for select in selects:
+            points = []
+            for t in targets:
+                recs = [r for r in records if r["codec"] == name and r["target_bpp"] == t
+                        and r.get("select", "psnr") == select]
+                fit = [r for r in recs if r["fit"]]
+                if len(fit) < n_images:
+                    missing.append({"codec": name, "select": METRICS[select].key, "target_bpp": t, "images_fit": len(fit),
+                                    "images": n_images})
+                    continue
+                p = {"target_bpp": t, "images": len(fit), "bpp": mean(r["bpp"] for r in fit)}
+                p.update({m: mean(r.get(m) for r in fit) for m in metrics})
+                p.update(bytes=mean(r["bytes"] for r in fit),
+                         scaled_width=mean(r["scaled_width"] / r["width"] for r in fit))
+                points.append(p)
+            description = (f"{codec.label} ({codec.settings}) on {dataset}: per image the downscaled size "
+                           f"({grid.tag()}) × quality whose file fits the target with the best "
+                           f"{METRICS[select].label}; bicubic upscale; bpp = file bits / original H·W")
+            curves.append(curve(curve_name(codec, select), description, points, kind="classical", codec=name,
+                                select=METRICS[select].key, points=points))
     return {"name": f"classical codecs on {dataset}", "description": "see each curve",
-            "targets": targets, "codecs": codecs, "versions": versions(), "curves": curves,
-            "missing": missing, "per_image": sorted(records, key=lambda r: (r["codec"], r["target_bpp"], r["image"]))}
+            "targets": targets, "codecs": codecs, "selects": [METRICS[s].key for s in selects],
+            "versions": versions(), "curves": curves, "missing": missing, "unavailable": unavailable or {},
+            "per_image": sorted(records, key=lambda r: (r["codec"], r.get("select", "psnr"), r["target_bpp"],
+                                                        r["image"]))}
 
 
 def classical_table(bundle: dict) -> str:
+    from .metrics import METRICS
+
+    shown = [m for m in METRICS.values() if any(p.get(m.name) is not None for c in bundle["curves"]
+                                                 for p in c["points"])]
     rows = []
     for c in bundle["curves"]:
         entries = [(p["target_bpp"], p) for p in c["points"]]
-        entries += [(m["target_bpp"], m) for m in bundle["missing"] if m["codec"] == c["codec"]]
+        entries += [(m["target_bpp"], m) for m in bundle["missing"] if m["codec"] == c["codec"]
+                    and m.get("select", "psnr-rgb") == c.get("select", "psnr-rgb")]
         for t, e in sorted(entries, key=lambda x: x[0]):
             if "images_fit" in e:  # a target that not every image reaches: no point, never a partial mean
                 rows.append([c["name"], f"{t:g}", f"{e['images_fit']}/{e['images']}", "no point",
-                             None, None, None, None])
+                             *[None] * (len(shown) + 2)])
             else:
-                rows.append([c["name"], f"{t:g}", f"{e['images']}/{e['images']}", e["bpp"], e["psnr"],
-                             e["ms_ssim"], f"{e['bytes']:.1f}", f"1/{1 / e['scaled_width']:.1f}"])
-    headers = ["codec", "target bpp", "images fit", "bpp", "PSNR (dB)", "MS-SSIM", "mean bytes",
-               "mean width"]
-    return markdown_table(headers, rows)
+                rows.append([c["name"], f"{t:g}", f"{e['images']}/{e['images']}", e["bpp"],
+                             *[e.get(m.name) for m in shown], f"{e['bytes']:.1f}", f"1/{1 / e['scaled_width']:.1f}"])
+    headers = ["codec (setting chosen by)", "target bpp", "images fit", "bpp",
+               *[f"{m.label} {m.arrow}" for m in shown], "mean bytes", "mean width"]
+    text = markdown_table(headers, rows)
+    for line in bundle.get("unavailable", {}).values():
+        text += f"\n- {line}"
+    return text
 
 
 def run_bench(dataset, codecs: list[str], targets: list[float], out, *, grid: SearchGrid = SearchGrid(),
               workers: int = 1, resume: bool = False, limit: int | None = None, save_recon=None,
-              doc=None, progress: bool = True) -> dict:
+              doc=None, progress: bool = True, selects: list[str] = ("psnr",),
+              metrics: list[str] | None = None, echo=print) -> dict:
+    """``gsc bench-classical``: every image × codec × target, one record per selection metric.
+
+    ``metrics`` (record names; default ``metrics.DEFAULT``) are measured on every chosen file; those that
+    cannot run here are reported on one line each and left out. A selection metric must be able to run.
+    """
     from tqdm.auto import tqdm
 
     from .evaluate import list_dataset
+    from .metrics import DEFAULT, available, get_metric, metric_versions
     from .plot import plot_rd
     from .results import RecordCache, file_digest, output_paths, update_section, write_json
 
+    selects = list(selects)
+    for s in selects:
+        get_metric(s).check()  # raises MetricUnavailable (one line) before any work
+    metrics, unavailable = available(list(dict.fromkeys([*(metrics or DEFAULT), *selects])))
+    for line in unavailable.values():
+        echo(line)
     paths = output_paths(out)
     images = list_dataset(dataset, limit)
     cache = RecordCache(paths["cache"])
     settings = {"grid": grid.tag(), **versions(), "codec_settings": {n: get_codec(n).settings for n in codecs}}
     jobs, keys, records = [], [], []
     for path in images:
+        sha = file_digest(path)
         for name in codecs:
             for t in targets:
-                key = {"image": path.name, "image_sha": file_digest(path), "codec": name, "target_bpp": t,
-                       "settings": settings["codec_settings"][name], "grid": settings["grid"],
-                       "versions": versions()}
-                rec = cache.get(key) if resume else None
-                if rec is not None:
-                    records.append({k: v for k, v in rec.items() if k != "key"})
-                else:
-                    jobs.append((path, name, t, grid, save_recon))
-                    keys.append(key)
+                base = {"image": path.name, "image_sha": sha, "codec": name, "target_bpp": t,
+                        "settings": settings["codec_settings"][name], "grid": settings["grid"],
+                        "versions": versions()}
+                rec_keys = {s: {**base, "select": s, "metrics": sorted(metrics), "metric_versions": metric_versions()}
+                            for s in selects}
+                done = {s: cache.get(k) for s, k in rec_keys.items()} if resume else {}
+                if resume and all(done.values()):
+                    records += [{k: v for k, v in done[s].items() if k != "key"} for s in selects]
+                    continue
+                state_key = {**base, "kind": "search", "metric_versions": metric_versions()}
+                known = cache.get(state_key) if resume else None
+                jobs.append((path, name, t, grid, save_recon, tuple(selects), metrics,
+                             known["candidates"] if known else None))
+                keys.append((rec_keys, state_key))
     bar = tqdm(total=len(jobs), desc="bench-classical", unit="job", disable=not progress)
     if workers <= 1:
         results = map(_measure_job, jobs)
@@ -354,18 +583,25 @@ def run_bench(dataset, codecs: list[str], targets: list[float], out, *, grid: Se
 
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
         results = pool.map(_measure_job, jobs)
-    for key, rec in zip(keys, results, strict=True):
-        cache.put(key, rec)
-        records.append(rec)
+    for (rec_keys, state_key), (recs, state) in zip(keys, results, strict=True):
+        cache.put(state_key, {"candidates": state})
+        for rec in recs:
+            cache.put(rec_keys[rec["select"]], rec)
+            records.append(rec)
         bar.update(1)
     bar.close()
     if workers > 1:
         pool.shutdown()
 
-    bundle = summarize(records, codecs, targets, len(images), Path(dataset).name, grid)
+    bundle = summarize(records, codecs, targets, len(images), Path(dataset).name, grid, selects, metrics,
+                       unavailable)
     write_json(paths["json"], bundle)
+    from .metrics import METRICS
+
     for c in bundle["curves"]:
-        write_json(paths["json"].with_name(f"{paths['json'].stem}.{c['codec']}.json"), c)
+        select = next(s for s in selects if METRICS[s].key == c["select"])
+        suffix = "" if select == "psnr" else f".{METRICS[select].key}"
+        write_json(paths["json"].with_name(f"{paths['json'].stem}.{c['codec']}{suffix}.json"), c)
     table = classical_table(bundle)
     from ..image import write_atomic
 

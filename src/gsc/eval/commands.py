@@ -1,4 +1,4 @@
-"""CLI commands of the evaluation: ``eval``, ``bench-classical``, ``eval-task`` and ``plot``.
+"""CLI commands of the evaluation: ``eval``, ``bench-classical``, ``compare``, ``eval-task`` and ``plot``.
 
 Heavy imports (torch, transformers, imagecodecs) happen inside the command bodies.
 """
@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+# Kept here as text so that `gsc --help` imports no torch; a test checks it equals metrics.DEFAULT.
+DEFAULT_METRICS = "psnr-rgb,ms-ssim-rgb,psnr-chroma,st-lpips-alex,flip,haarpsi,ms-gmsd"
+METRICS_HELP = ("comma-separated: psnr-rgb, ms-ssim-rgb, psnr-chroma, st-lpips-alex, st-lpips-vgg, flip, "
+                "haarpsi, ms-gmsd, ssimulacra2 (docs/evaluation.md)")
+VGG_HELP = "also ST-LPIPS with the VGG net (≈ 5× the time of alex)"
 
 
 def register(app: typer.Typer) -> None:
@@ -31,13 +37,17 @@ def register(app: typer.Typer) -> None:
         compare: List[Path] = typer.Option([], help="more results JSON files to draw on the plot"),
         doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
         learned: bool = typer.Option(True, help="try LPIPS/DISTS/FID/KID (left out where they cannot load)"),
+        metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
+        st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
     ):
-        """Encode + decode every image at each C; bpp, PSNR, MS-SSIM (and learned metrics where they load)."""
+        """Encode + decode every image at each C; bpp and full-reference metrics (docs/evaluation.md)."""
         from ..caption.captioners import load_captions
         from .evaluate import EvalSettings, eval_table, parse_channels, run_eval
+        from .metrics import parse_metrics
 
         settings = EvalSettings(preset=preset, channels=parse_channels(channels), selection=selection,
-                                captioner=captioner, step=step, seed=seed, steps=steps, learned=learned)
+                                captioner=captioner, step=step, seed=seed, steps=steps, learned=learned,
+                                metrics=parse_metrics(metrics, st_lpips_vgg))
         if captions is not None:
             settings.captions = load_captions(captions)
             settings.captions_label = captions.name
@@ -58,20 +68,89 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(1, help="processes (use more only on an idle machine)"),
         limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
         resume: bool = typer.Option(False, "--resume", help="reuse records from the cache"),
-        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to DIR/{codec}_{target}/"),
+        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to "
+                                                  "DIR/{codec}_{target}[_{select}]/"),
         doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
+        select: str = typer.Option("psnr", help="metric(s) that choose the setting per image, comma-separated: "
+                                   "psnr, st-lpips, flip (any of --metrics); one curve per codec and metric"),
+        metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
+        st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
     ):
-        """Classical codecs at a byte budget: best PSNR over downscale × quality, bicubic upscale."""
+        """Classical codecs at a byte budget: the best downscale × quality on --select, bicubic upscale."""
         from ..errors import GSCError
-        from .classical import SearchGrid, classical_table, parse_codecs, parse_targets, run_bench
+        from .classical import SearchGrid, classical_table, parse_codecs, parse_selects, parse_targets, run_bench
+        from .metrics import parse_metrics
 
         if max_downscale < 1 or steps_per_octave < 1:
             raise GSCError(f"--max-downscale must be ≥ 1 and --steps-per-octave ≥ 1, got "
                            f"{max_downscale} and {steps_per_octave}")
         bundle = run_bench(dataset, parse_codecs(codecs), parse_targets(target_bpp), output,
                            grid=SearchGrid(max_downscale, steps_per_octave), workers=workers, resume=resume,
-                           limit=limit, save_recon=save_recon, doc=doc)
+                           limit=limit, save_recon=save_recon, doc=doc, selects=parse_selects(select),
+                           metrics=parse_metrics(metrics, st_lpips_vgg), echo=typer.echo)
         typer.echo(classical_table(bundle))
+
+    @app.command("compare")
+    def compare_cmd(
+        image: Path = typer.Argument(..., help="image file"),
+        output: Path = typer.Option(..., "-o", "--output", help="the sheet (PNG)"),
+        channels: Optional[int] = typer.Option(None, "-c", "--channels", help="gsc: latent channels C"),
+        max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="gsc: bit budget for the whole stream"),
+        codecs: str = typer.Option("webp,jxl,avif", help="classical codecs, comma-separated: webp, jxl, avif, jpeg"),
+        select: str = typer.Option("psnr", help="metric that picks each classical codec's downscale × quality: "
+                                   "psnr, st-lpips, flip, …"),
+        crop: Optional[str] = typer.Option(None, help="X,Y,W,H: add a row of 1:1 details of this box"),
+        tile_width: Optional[int] = typer.Option(None, help="shrink the tiles to this width (default: 1:1)"),
+        keep: Optional[Path] = typer.Option(None, help="also write each tile's file (.gsc, .webp, …) and the "
+                                            "sheet's numbers and tile boxes (IMAGE_STEM.json) to DIR"),
+        preset: str = typer.Option("lite", help="gsc preset"),
+        caption: Optional[str] = typer.Option(None, help="gsc: caption text to send"),
+        captions: Optional[Path] = typer.Option(None, help="gsc: JSON mapping image file name → caption"),
+        captioner: Optional[str] = typer.Option(None, help="gsc: captioner name (default: the preset's)"),
+        selection: str = typer.Option("ssim", help="gsc: channel selection method"),
+        step: Optional[float] = typer.Option(None, help="gsc: latent quantization step Δ (finest tried with --max-bpp)"),
+        seed: Optional[int] = typer.Option(None, help="gsc: decoder seed"),
+        steps: Optional[int] = typer.Option(None, help="gsc: decoder sampling steps"),
+    ):
+        """One picture: the original, gsc, and classical codecs at ≤ gsc's bytes, each with bytes, bpp, PSNR, ST-LPIPS."""
+        from ..cli import _codec
+        from ..errors import GSCError
+        from .classical import parse_codecs, parse_selects
+        from .compare import build_row, keep_files, parse_crop, render, summary, title_for, write_sheet
+        from .metrics import get_metric
+        from .results import markdown_table
+
+        if channels is None and max_bpp is None:
+            raise GSCError("give --channels C or --max-bpp B (or both): the gsc stream sets the byte budget")
+        if output.suffix.lower() != ".png":
+            raise GSCError(f"the sheet is a PNG: -o must end in .png, got {output}")
+        if tile_width is not None and tile_width < 16:
+            raise GSCError(f"--tile-width must be ≥ 16, got {tile_width}")
+        names = parse_codecs(codecs)
+        chosen = parse_selects(select)
+        if len(chosen) != 1:
+            raise GSCError(f"--select takes one metric here, got {select!r}")
+        get_metric(chosen[0]).check()
+        from ..image import load_image
+
+        x = load_image(image)
+        box = parse_crop(crop, x.shape[-1], x.shape[-2])
+        codec = _codec(preset, captioner, caption, captions, selection)
+        # only what the user gave goes to the encoder: its own defaults (and its rate control) do the rest
+        encode = {k: v for k, v in dict(channels=channels, max_bpp=max_bpp, step=step, seed=seed,
+                                        steps=steps).items() if v is not None}
+        tiles = build_row(image, codec, encode, names, chosen[0], echo=typer.echo)
+        sheet = render([tiles], box, tile_width, title_for(image, tiles, chosen[0]))
+        write_sheet(sheet, output)
+        if keep is not None:
+            keep_files(tiles, image.stem, keep)
+            from .results import write_json
+
+            write_json(keep / f"{image.stem}.json", {"image": str(image), "sheet": str(output), "encode": encode,
+                                                    "select": chosen[0], "crop": box, "tiles": summary(tiles)})
+        rows = [[t["tile"], t["bytes"], t["bpp"], t["psnr"], t["st_lpips_alex"]] for t in summary(tiles)[1:]]
+        typer.echo(markdown_table(["tile", "bytes", "bpp", "PSNR (dB)", "ST-LPIPS (alex)"], rows))
+        typer.echo(f"{output}: {sheet.width}×{sheet.height}")
 
     @app.command("eval-task")
     def eval_task_cmd(
@@ -107,7 +186,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "-o", "--output", help="PNG file"),
         title: Optional[str] = typer.Option(None, help="plot title"),
     ):
-        """Draw rate–distortion curves (PSNR and MS-SSIM vs bpp) of several results files in one PNG."""
+        """Draw rate–distortion curves (one panel per metric, against bpp) of several results files in one PNG."""
         from .plot import plot_files
 
         curves = plot_files(files, output, title)

@@ -4,7 +4,8 @@ Steps for each image and C:
 
 1. encode with the preset's codec (caption from the captions file when one is given) → stream bytes;
 2. bpp = stream bytes · 8 / (H · W) of the true image size: the whole file, header included;
-3. decode, round to 8 bits, score PSNR and MS-SSIM (and the learned metrics that load here);
+3. decode, round to 8 bits, score the metrics of ``EvalSettings.metrics`` (``gsc.eval.metrics``: PSNR,
+   MS-SSIM, chroma PSNR, ST-LPIPS, FLIP, HaarPSI, MS-GMSD) and the learned metrics that load here;
 4. store the record (and the stream) in the cache next to the output, so an interrupted run resumes.
 
 Under ``accelerate launch`` the images are split between the processes; process 0 gathers the
@@ -14,12 +15,15 @@ records, computes the set-level metrics (FID/KID, when they load) and writes JSO
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GSCError
 from ..image import IMAGE_SUFFIXES
+from .metrics import DEFAULT as DEFAULT_METRICS
+from .metrics import METRICS
 from .results import (RecordCache, curve, file_digest, markdown_table, mean, output_paths, update_section,
                       write_json)
 
@@ -37,6 +41,7 @@ class EvalSettings:
     seed: int | None = None
     steps: int | None = None
     learned: bool = True                    # try LPIPS/DISTS/FID/KID
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))  # gsc.eval.metrics names
 
     def caption_for(self, name: str) -> str | None:
         if self.captions is None:
@@ -99,20 +104,21 @@ def evaluate_image(codec, path: Path, settings: EvalSettings, cache: RecordCache
                    resume: bool = False, perceptual=None, recon_dir: Path | None = None) -> list[dict]:
     """One record per operating point for one image (from the cache when resuming)."""
     from ..image import load_image, save_image
-    from .metrics import ms_ssim, psnr
+    from .metrics import Reference
 
-    original = None
+    original = reference = None
     records = []
     for c in settings.channels:
         key = record_key(settings, path, c, fingerprint)
         rec = cache.get(key) if resume else None
-        wanted = perceptual.pair if perceptual is not None else {}
+        wanted = [*settings.metrics, *(perceptual.pair if perceptual is not None else {})]
         recon_path = recon_dir / f"c{c}" / f"{path.stem}.png" if recon_dir is not None else None
         if rec is not None and all(k in rec for k in wanted) and (recon_path is None or recon_path.exists()):
             records.append({k: v for k, v in rec.items() if k != "key"})
             continue
         if original is None:
             original = load_image(path)
+            reference = Reference(original)
         h, w = original.shape[-2:]
         t0 = time.perf_counter()
         data = codec.encode(original, channels=c, caption=settings.caption_for(path.name), image_name=path.name,
@@ -123,7 +129,7 @@ def evaluate_image(codec, path: Path, settings: EvalSettings, cache: RecordCache
         if tuple(recon.shape[-2:]) != (h, w):
             raise GSCError(f"{path.name}: decoded size {tuple(recon.shape[-2:])} differs from {(h, w)}")
         rec = {"image": path.name, "channels": c, "width": w, "height": h, "bytes": len(data),
-               "bpp": len(data) * 8 / (w * h), "psnr": psnr(recon, original), "ms_ssim": ms_ssim(recon, original),
+               "bpp": len(data) * 8 / (w * h), **reference.score(recon, settings.metrics),
                "encode_s": t1 - t0, "decode_s": t2 - t1}
         info = getattr(codec, "info", None)
         if info is not None:
@@ -148,8 +154,7 @@ def summarize(records: list[dict], settings: EvalSettings, set_metrics: dict[int
         if not recs:
             continue
         p = {"channels": c, "images": len(recs)}
-        for k in ("bpp", "psnr", "ms_ssim", "lpips", "dists", "bytes", "header_bytes", "caption_bytes",
-                  "latent_bytes"):
+        for k in ("bpp", *METRICS, "lpips", "dists", "bytes", "header_bytes", "caption_bytes", "latent_bytes"):
             p[k] = mean(r.get(k) for r in recs)
         p.update((set_metrics or {}).get(c, {}))
         points.append(p)
@@ -158,18 +163,25 @@ def summarize(records: list[dict], settings: EvalSettings, set_metrics: dict[int
     name = f"gsc {settings.preset} ({settings.selection})"
     description = (f"gsc eval: preset {settings.preset}, selection {settings.selection}, {caption}, "
                    f"step {settings.step}, C = {', '.join(str(c) for c in settings.channels)}; "
-                   "bpp counts the whole .gsc file; PSNR/MS-SSIM on 8-bit RGB, means over images")
+                   "bpp counts the whole .gsc file; metrics on 8-bit RGB, means over images")
     return curve(name, description, points, kind="gsc", channels=[p["channels"] for p in points],
                  points=points, unavailable=unavailable or {},
                  per_image=sorted(records, key=lambda r: (r["channels"], r["image"])))
 
 
+def metric_columns(points: list[dict]) -> tuple[list[str], list[str]]:
+    """The metrics measured in any of ``points``: (record names, column headers with ↑/↓)."""
+    shown = [m for m in METRICS.values() if any(p.get(m.name) is not None for p in points)]
+    learned = [k for k in ("lpips", "dists", "fid", "kid") if any(p.get(k) is not None for p in points)]
+    return ([m.name for m in shown] + learned,
+            [f"{m.label} {m.arrow}" for m in shown] + [k.upper() for k in learned])
+
+
 def eval_table(result: dict) -> str:
     points = result["points"]
-    learned = [k for k in ("lpips", "dists", "fid", "kid") if any(p.get(k) is not None for p in points)]
-    headers = ["C", "images", "bpp", "PSNR (dB)", "MS-SSIM", *[k.upper() for k in learned],
-               "caption B", "latent B", "total B"]
-    rows = [[p["channels"], p["images"], p["bpp"], p["psnr"], p["ms_ssim"], *[p.get(k) for k in learned],
+    names, labels = metric_columns(points)
+    headers = ["C", "images", "bpp", *labels, "caption B", "latent B", "total B"]
+    rows = [[p["channels"], p["images"], p["bpp"], *[p.get(k) for k in names],
              p.get("caption_bytes"), p.get("latent_bytes"), p.get("bytes")] for p in points]
     text = f"**{result['name']}** — {result['description']}\n\n" + markdown_table(headers, rows)
     for line in result.get("unavailable", {}).values():
@@ -210,14 +222,19 @@ def run_eval(dataset: str | Path, settings: EvalSettings, out: str | Path, *, co
         settings.caption_for(name)  # fail before any work if a caption is missing
     state = _process_state()
     codec = codec if codec is not None else make_codec(settings)
+    from .metrics import available
+
+    ok, unavailable = available(settings.metrics)
+    settings = dataclasses.replace(settings, metrics=ok)
     perceptual = None
     if settings.learned:
         from .metrics import PerceptualMetrics
 
         perceptual = PerceptualMetrics()
-        if state.is_main_process:
-            for line in perceptual.unavailable.values():
-                echo(line)
+        unavailable.update(perceptual.unavailable)
+    if state.is_main_process:
+        for line in unavailable.values():
+            echo(line)
     recon_dir = Path(save_recon) if save_recon else None
     if recon_dir is None and perceptual is not None and perceptual.set:
         recon_dir = paths["cache"] / "recon"  # FID/KID compare sets: keep the reconstructions
@@ -246,7 +263,7 @@ def run_eval(dataset: str | Path, settings: EvalSettings, out: str | Path, *, co
         for c in settings.channels:
             recons = [load_image(recon_dir / f"c{c}" / f"{p.stem}.png") for p in images]
             set_metrics[c] = perceptual.score_sets(recons, [load_image(p) for p in images])
-    result = summarize(records, settings, set_metrics, perceptual.unavailable if perceptual else None)
+    result = summarize(records, settings, set_metrics, unavailable)
     result["dataset"] = str(dataset)
     write_json(paths["json"], result)
     table = eval_table(result)

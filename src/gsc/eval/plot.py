@@ -1,13 +1,21 @@
-"""Rate–distortion plots: any number of CompressAI results files → one PNG (PSNR and MS-SSIM vs bpp)."""
+"""Rate–distortion plots: any number of CompressAI results files → one PNG, one panel per metric."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..image import write_atomic
 from .results import load_curves
 
-PANELS = [("psnr-rgb", "PSNR [dB]"), ("ms-ssim-rgb", "MS-SSIM")]
+# JSON key → axis label; a panel is drawn for each key that any curve has. ↑/↓: which way is better.
+PANELS = [("psnr-rgb", "PSNR [dB] ↑"), ("ms-ssim-rgb", "MS-SSIM ↑"), ("psnr-chroma", "chroma PSNR [dB] ↑"),
+          ("st-lpips-alex", "ST-LPIPS (alex) ↓"), ("st-lpips-vgg", "ST-LPIPS (vgg) ↓"), ("flip", "FLIP ↓"),
+          ("haarpsi", "HaarPSI ↑"), ("ms-gmsd", "MS-GMSD ↓"), ("ssimulacra2", "SSIMULACRA 2 (port) ↑"),
+          ("lpips", "LPIPS ↓"), ("dists", "DISTS ↓"),
+          ("fid", "FID ↓"), ("kid", "KID ↓")]
+# a classical curve's line style says which metric chose its settings
+SELECT_STYLES = {"psnr-rgb": "--", "st-lpips-alex": ":", "flip": "-."}
 
 
 def plot_rd(curves: list[dict], out: str | Path, title: str | None = None) -> None:
@@ -18,8 +26,14 @@ def plot_rd(curves: list[dict], out: str | Path, title: str | None = None) -> No
     from matplotlib.ticker import MaxNLocator
 
     panels = [(k, label) for k, label in PANELS if any(k in c["results"] for c in curves)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False)
-    for ax, (key, label) in zip(axes[0], panels, strict=True):
+    cols = min(4, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    # one colour per codec (or gsc curve), so that its selections read as one family
+    families = list(dict.fromkeys(c.get("codec", c["name"]) for c in curves))
+    colours = {f: plt.get_cmap("tab10")(i % 10) for i, f in enumerate(families)}
+    xmax = max((x for c in curves for x in c["results"]["bpp"] if x is not None), default=1.0)
+    for ax, (key, label) in zip(axes.flat, panels):
         for c in curves:
             xs, ys = c["results"]["bpp"], c["results"].get(key)
             if not ys:
@@ -27,20 +41,28 @@ def plot_rd(curves: list[dict], out: str | Path, title: str | None = None) -> No
             pts = sorted((x, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None)
             if not pts:
                 continue
-            # classical baselines dashed, learned methods solid, as CompressAI's plot does
-            style = "--" if c.get("kind") == "classical" else "-"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", markersize=4, label=c["name"])
-        xmax = max((x for c in curves for x in c["results"]["bpp"] if x is not None), default=1.0)
+            # classical baselines dashed (dotted: chosen by another metric), learned methods solid
+            style = SELECT_STYLES.get(c.get("select", "psnr-rgb"), "--") if c.get("kind") == "classical" else "-"
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", markersize=3.5, label=c["name"],
+                    color=colours[c.get("codec", c["name"])])
         ax.set_xlim(0, xmax * 1.08)  # from zero: at these rates every byte is a visible share
-        ax.xaxis.set_major_locator(MaxNLocator(6))
+        ax.xaxis.set_major_locator(MaxNLocator(5))
         ax.set_xlabel("bits per pixel (whole file)")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if len(panels) == 1:
+        axes.flat[0].legend(fontsize=8)
+    else:  # one legend for all panels, below them
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), fontsize=8,
+                   frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=150))
+    legend_rows = math.ceil(len(labels) / 4) if len(panels) > 1 else 0
+    fig.tight_layout(rect=(0, 0.035 * legend_rows / rows + (0.01 if legend_rows else 0), 1, 1))
+    write_atomic(out, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
 
 

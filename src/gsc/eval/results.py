@@ -3,7 +3,7 @@
 One curve is one JSON object, as CompressAI's ``compressai.utils.plot`` reads it::
 
     {"name": "WebP", "description": "...",
-     "results": {"bpp": [...], "psnr-rgb": [...], "ms-ssim-rgb": [...]}}
+     "results": {"bpp": [...], "psnr-rgb": [...], "ms-ssim-rgb": [...], "st-lpips-alex": [...], ...}}
 
 with one list entry per operating point, each the mean over the images. Extra top-level keys (the
 per-image records, the metrics that were unavailable) are ignored by CompressAI's tool. A run that
@@ -22,8 +22,10 @@ from pathlib import Path
 from ..errors import GSCError
 from ..image import write_atomic
 
-METRIC_KEYS = {"bpp": "bpp", "psnr": "psnr-rgb", "ms_ssim": "ms-ssim-rgb", "lpips": "lpips", "dists": "dists",
-               "fid": "fid", "kid": "kid"}
+# record name → JSON key; the same as gsc.eval.metrics.METRICS (a test checks), kept here without torch
+METRIC_KEYS = {"bpp": "bpp", "psnr": "psnr-rgb", "ms_ssim": "ms-ssim-rgb", "psnr_chroma": "psnr-chroma",
+               "st_lpips_alex": "st-lpips-alex", "st_lpips_vgg": "st-lpips-vgg", "flip": "flip", "haarpsi": "haarpsi",
+               "ms_gmsd": "ms-gmsd", "ssimulacra2": "ssimulacra2", "lpips": "lpips", "dists": "dists", "fid": "fid", "kid": "kid"}
 
 
 def mean(values) -> float | None:

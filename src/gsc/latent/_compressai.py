@@ -1,18 +1,17 @@
 """Import CompressAI without torchvision.
 
 compressai 1.2.8 imports ``torchvision.transforms`` only to list its transforms in a registry, and
-torchvision cannot be imported beside the CPU torch wheel used here. A stand-in module is placed in
-``sys.modules`` for the duration of the import and removed afterwards. transformers is imported first
-when present: it caches a torchvision availability check and chokes on a module without a spec.
+torchvision cannot be imported beside the CPU torch wheel used here. ``gsc._standins`` (which owns
+the stand-in modules for every package in this situation) serves one for the duration of the import.
+transformers is imported first when present: it caches a torchvision availability check.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.machinery
 import importlib.util
 import sys
-import types
+
+from .._standins import TORCHVISION, import_with_standins
 
 
 def import_compressai():
@@ -21,20 +20,4 @@ def import_compressai():
     if importlib.util.find_spec("compressai") is None:
         raise ImportError("compressai is not installed: run scripts/install.sh --full "
                           "(pip install --no-deps compressai==1.2.8 and its real dependencies)")
-    if importlib.util.find_spec("transformers") is not None:
-        importlib.import_module("transformers")
-    placed = []
-    try:
-        importlib.import_module("torchvision")
-    except Exception:
-        for name in ("torchvision", "torchvision.transforms"):
-            stub = types.ModuleType(name)
-            stub.__spec__ = importlib.machinery.ModuleSpec(name, None)
-            sys.modules[name] = stub
-            placed.append(name)
-        sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
-    try:
-        return importlib.import_module("compressai")
-    finally:
-        for name in placed:
-            sys.modules.pop(name, None)
+    return import_with_standins("compressai", TORCHVISION, prime=("transformers",))
