@@ -168,18 +168,28 @@ def markdown(name: str, rows: list[dict], captions_row: dict | None, timing: lis
     return "\n".join(lines)
 
 
-def caption_check(codec, images, captions, budget: float) -> tuple[dict, list[dict]]:
+def caption_check(codec, images, captions, budget: float, cache: Path) -> tuple[dict, list[dict]]:
     from gsc.eval.metrics import psnr_chroma, st_lpips
     from gsc.image import load_image
 
+    done = {}
+    if cache.exists():
+        for line in cache.read_text().splitlines():
+            r = json.loads(line)
+            done[(r["image"], r["budget"])] = r
     recs = []
     for i, p in enumerate(images):
+        if (p.name, budget) in done:
+            recs.append(done[(p.name, budget)])
+            continue
         x = load_image(p)
         other = captions[images[(i + 1) % len(images)].name]
         ys = {k: eight_bit(codec.decode(codec.encode(x, channels=1, caption=c, max_bpp=budget)))
               for k, c in (("right", captions[p.name]), ("swapped", other))}
-        recs.append({"image": p.name, **{f"{k}_st_lpips": st_lpips(y, x) for k, y in ys.items()},
+        recs.append({"image": p.name, "budget": budget, **{f"{k}_st_lpips": st_lpips(y, x) for k, y in ys.items()},
                      **{f"{k}_chroma": psnr_chroma(y, x) for k, y in ys.items()}})
+        with open(cache, "a") as f:
+            f.write(json.dumps(recs[-1]) + "\n")
     n = len(recs)
     st = sum(r["right_st_lpips"] < r["swapped_st_lpips"] for r in recs)
     ch = sum(r["right_chroma"] > r["swapped_chroma"] for r in recs)
@@ -208,14 +218,15 @@ def main(argv=None) -> int:
 
     from gsc.caption.captioners import load_captions
     from gsc.codec import Codec
-    from gsc.eval.results import replace_section
+    from gsc.eval.results import update_section
     from gsc.image import load_image
 
     torch.set_num_threads(args.threads)
     name = args.name or f"lite_{args.data.name}"
     out = ROOT / f"benchmarks/results/{name}.json"
     cache = ROOT / f"benchmarks/results/{name}.cache.jsonl"
-    captions = load_captions(args.captions or args.data / "captions.json")
+    # keys may carry the split ("test/100007.jpg", data/captions/bsds500_test.json): match by file name
+    captions = {k.rsplit("/", 1)[-1]: v for k, v in load_captions(args.captions or args.data / "captions.json").items()}
     images = sorted(p for p in args.data.iterdir() if p.suffix.lower() in (".png", ".jpg") and p.name in captions)
     images = images[: args.limit]
     budgets = [float(b) for b in args.budgets.split(",")]
@@ -246,7 +257,8 @@ def main(argv=None) -> int:
 
     captions_row, caption_recs = (None, [])
     if not args.no_captions_check:
-        captions_row, caption_recs = caption_check(codec, images, captions, budgets[0])
+        captions_row, caption_recs = caption_check(codec, images, captions, budgets[0],
+                                                   cache.with_name(f"{name}.captions.cache.jsonl"))
     timing = []
     if args.cli:
         import tempfile
@@ -265,8 +277,10 @@ def main(argv=None) -> int:
     }
     out.write_text(json.dumps(result, indent=1) + "\n")
     command = "python benchmarks/lite_kodak.py" + ("" if args.data.name == "kodak" else f" --data {args.data}")
+    command += "".join(f" {k} {v}" for k, v in (("--captions", args.captions), ("--budgets", args.budgets if
+                       args.budgets != ap.get_default("budgets") else None), ("--limit", args.limit)) if v)
     text = markdown(name, rows, captions_row, timing, len(images), command)
-    replace_section(args.doc, f"lite-{name}", text)
+    update_section(args.doc, f"lite-{name}", text)
     print(text)
     return 0
 

@@ -2,7 +2,7 @@
 no block grid, exact sizes, deterministic PNGs.
 
 The floors come from the BSDS500 test split (scripts/lite_validate.py, docs/models.md), never from Kodak;
-a broken model fails them (the checks below show that zeroed or swapped parts do).
+a broken receiver fails them (checked below with an untrained base and adapter).
 """
 
 import hashlib
@@ -21,11 +21,12 @@ from gsc.image import load_image, to_uint8
 
 pytestmark = pytest.mark.shared_data("bsds500")
 
-# Two BSDS500 test images and their floors at C = 2 (--max-bpp 0.01 must hold too): per-image minima over
-# the 50 images of scripts/lite_validate.py, rounded outwards (docs/models.md).
-IMAGES = ("test/100007.jpg", "test/103006.jpg")
-PSNR_FLOOR = 0.0
-ST_LPIPS_CEILING = 1.0
+# Two BSDS500 test images at C = 2 under --max-bpp 0.01, with their captions, and their floors: the values
+# measured with the shipped weights (PSNR 21.52 / 16.06 dB, ST-LPIPS 0.443 / 0.504), loosened by 0.5 dB and
+# 0.05. Over the first 50 test images (scripts/lite_validate.py) the means are 18.48 dB and 0.567. An untrained
+# base and adapter give 20.82 / 16.92 dB but ST-LPIPS 0.610 / 0.738: the ceiling is what catches them.
+FLOORS = {"test/100007.jpg": (21.0, 0.50), "test/103006.jpg": (15.5, 0.56)}  # key: (PSNR floor, ST-LPIPS ceiling)
+IMAGES = tuple(FLOORS)
 
 
 def eight_bit(image):
@@ -64,7 +65,8 @@ def test_round_trip_meets_quality_floors(codec, captions, shared_data, key):
     y = eight_bit(codec.decode(data))
     assert y.shape == x.shape
     p, s = psnr(y, x), st_lpips(y, x)
-    assert p >= PSNR_FLOOR and s <= ST_LPIPS_CEILING, (p, s)
+    floor, ceiling = FLOORS[key]
+    assert p >= floor and s <= ceiling, (p, s)
 
 
 def test_a_broken_receiver_fails_the_floors(codec, captions, shared_data):
@@ -84,7 +86,8 @@ def test_a_broken_receiver_fails_the_floors(codec, captions, shared_data):
 
     y = eight_bit(broken.generate(GenerationRequest(p.caption, p.channels, p.indices, 32, p.height, p.width,
                                                     p.seed, p.steps)))
-    assert psnr(y, x) < PSNR_FLOOR or st_lpips(y, x) > ST_LPIPS_CEILING
+    floor, ceiling = FLOORS[key]
+    assert psnr(y, x) < floor or st_lpips(y, x) > ceiling
 
 
 def test_the_caption_is_read(codec, shared_data):
@@ -171,5 +174,7 @@ def test_max_bpp_with_channels_coarsens_the_step_until_the_stream_fits(codec, sh
     data = codec.encode(x, max_bpp=budget, **kw)
     assert len(data) * 8 / pixels <= budget and codec.read(data).step > 1.0
     assert codec.encode(x, max_bpp=1.0, **kw) == fine  # a loose budget keeps the step asked for
+    # stream size need not fall monotonically with Δ: below the smallest over every step tried, nothing fits
+    smallest = min(len(codec.encode(x, step=s, **kw)) for s in STEPS if s >= 1.0)
     with pytest.raises(GSCError, match="does not fit"):
-        codec.encode(x, max_bpp=(len(coarse) - 2) * 8 / pixels, **kw)
+        codec.encode(x, max_bpp=(smallest - 1) * 8 / pixels, **kw)

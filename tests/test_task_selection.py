@@ -55,14 +55,15 @@ def test_every_c_is_valid_deterministic_and_differs_from_ssim_on_real_images():
     differ = []
     for name in PERSONS:
         x = load_image(BSDS_TEST / name)
-        y = torch.round(codec.latent_encoder.analyse(pad_to_multiple(x, 16)))  # as the encoder does, at Δ = 1
+        padded = pad_to_multiple(x, 16)  # as the encoder does: analysis and selection on the padded image, Δ = 1
+        y = torch.round(codec.latent_encoder.analyse(padded))
         for c in range(n + 1):
-            first = select_channels(y, x, c, "det-ssim")
+            first = select_channels(y, padded, c, "det-ssim")
             assert first == sorted(set(first)) and len(first) == c and all(0 <= i < n for i in first)
             if c <= 4:
                 selection._detection_memo.clear()  # a fresh detector run gives the same channels
-                assert select_channels(y, x, c, "det-ssim") == first
-                if first != select_channels(y, x, c, "ssim"):
+                assert select_channels(y, padded, c, "det-ssim") == first
+                if first != select_channels(y, padded, c, "ssim"):
                     differ.append((x, c, first))
     assert differ, "det-ssim chose the same channels as ssim on every image and C"
     # the stream carries the indices: a receiver built without knowing the sender's selection reads them back

@@ -1,7 +1,6 @@
 """`gsc train-lite`'s stage runner: a codec stage resumes where it stopped, and --init warm-starts from
-another run's checkpoint (weights and β; fresh counters). Tiny budgets on real BSDS500 crops."""
+another run's checkpoint (weights and entropy model; fresh counters). Tiny budgets on real BSDS500 crops."""
 
-import math
 from pathlib import Path
 
 import pytest
@@ -26,22 +25,20 @@ def ckpt(tmp_path, out):
 def test_codec_stage_resumes_and_warm_starts(tmp_path, one_thread):
     train_lite(config(tmp_path, "a", 2), ["codec"])
     first = ckpt(tmp_path, "a")
-    assert first["step"] == 2 and "log_beta" in first["extra"]
+    assert first["step"] == 2 and set(first["modules"]) == {"g_a", "g_s", "eb"}
     assert (tmp_path / "weights/lite_analysis.safetensors").is_file()
 
     train_lite(config(tmp_path, "a", 3), ["codec"])  # the same run, a larger budget: one more step
     resumed = ckpt(tmp_path, "a")
     assert resumed["step"] == 3 and resumed["elapsed"] >= first["elapsed"]
 
-    # Warm-start from a checkpoint no cold start could resemble: weights shifted by 0.5, β = 0.05.
+    # Warm-start from a checkpoint no cold start could resemble: weights shifted by 0.5.
     marked = dict(resumed, modules={**resumed["modules"], "g_a": {k: v + 0.5 for k, v in
-                                                                  resumed["modules"]["g_a"].items()}},
-                  extra={"log_beta": math.log(0.05)})
+                                                                  resumed["modules"]["g_a"].items()}})
     torch.save(marked, tmp_path / "marked.ckpt")
     train_lite(config(tmp_path, "b", 1, init={"codec": str(tmp_path / "marked.ckpt")}), ["codec"])
     started = ckpt(tmp_path, "b")
     assert started["step"] == 1  # fresh counters
-    assert started["extra"]["log_beta"] == pytest.approx(math.log(0.05), abs=0.02)
     for k, v in marked["modules"]["g_a"].items():
         assert torch.allclose(started["modules"]["g_a"][k], v, atol=1e-2), k
 
@@ -57,3 +54,12 @@ def test_warm_start_ema_starts_from_the_loaded_weights(tmp_path):
     runner = StageRunner(cfg, "adapter", {"adapter": fresh}, list(fresh.parameters()), ema_module=fresh)
     assert torch.equal(fresh.weight, source.weight)
     assert torch.equal(runner.ema.shadow["weight"], source.weight)
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path):
+    from gsc.errors import GSCError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(GSCError, match="no CUDA"):
+        train_lite(config(tmp_path, "c", 1, device="cuda"), ["codec"])

@@ -25,13 +25,17 @@ class ConfigMixin:
         self.config = dict(kwargs)
 
 
-def save_model(model: nn.Module, path: str | Path, extra: dict | None = None) -> None:
+def save_model(model: nn.Module, path: str | Path, extra: dict | None = None,
+               dtype: torch.dtype | None = None) -> None:
+    """Weights and config (safetensors metadata); ``dtype`` stores floats narrower (loaded back into fp32)."""
     from safetensors.torch import save_file
 
     meta = {"class": type(model).__name__, "config": json.dumps(model.config)}
     if extra:
         meta.update({k: json.dumps(v) for k, v in extra.items()})
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(state, str(tmp), metadata=meta)

@@ -73,17 +73,17 @@ def preset_by_id(pid: int) -> Preset:
 
 DEFAULT_PRESET = "lite"
 
-# Lite's cost: the pixel-space UNet measured at 768×512 and 1536×1024, 1 and 4 steps, 2 threads on a 2-core
-# CPU shared with other jobs (1.5 s per Mpx-step on a quiet machine, up to 5 under load).
-# TODO(lite v2): update LITE_SECONDS_PER_MPX_STEP / LITE_SECONDS_PER_MPX and max_steps for the new receiver.
-LITE_SECONDS_PER_MPX_STEP = 2.0
-LITE_SECONDS_PER_MPX = 0.5
+# Lite's cost, measured with `gsc decode` of kodim23 (768×512, 0.39 Mpx) on the 2-core CPU: 7.1 s at 1 step,
+# 7.9 s at 8 (TAEF2's decoder and loading dominate; 0.12 s per step), i.e. 18 s per Mpx once and 0.35 per
+# Mpx-step, rounded up.
+LITE_SECONDS_PER_MPX_STEP = 0.35
+LITE_SECONDS_PER_MPX = 18.0
 
 register_preset(Preset(
-    id=0, name="lite", latent="lite", generator="lite", latent_channels=32, steps=1, selection="ordered",
+    id=0, name="lite", latent="lite", generator="lite", latent_channels=32, steps=8, selection="ordered",
     description="gsc's own small models (BSDS500-trained) in TAEF2's latent space, offline on a CPU",
     seconds_per_mpx_step=LITE_SECONDS_PER_MPX_STEP, seconds_per_mpx=LITE_SECONDS_PER_MPX,
-    cost_device="a 2-core CPU", max_steps=32,
+    cost_device="a 2-core CPU", max_steps=64,
 ))
 # FLUX: 32.7 TFLOPs per step (transformer + adapter) and 8.7 once (T5, VAE) at 768×512 (docs/flux.md),
 # i.e. 83 and 22 TFLOPs per Mpx, on an H100 (989 TFLOP/s dense bf16) at an assumed 40 % utilisation.

@@ -33,6 +33,9 @@ class CaptionEmbedder:
             from transformers import AutoModel, AutoTokenizer
         except ImportError:
             raise GSCError("the lite receiver needs transformers: run scripts/install.sh") from None
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a receiver's own output, not a bar for 100 ms of loading
         source = source or _model_source()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source)

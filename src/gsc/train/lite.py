@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import GSCError
 from ..generate.lite_unet import LiteAdapter, LiteFlowUNet
 from ..generate.rectified_flow import flow_matching_loss_x0, interpolate, sample_timesteps
 from ..latent.lite import LiteAnalysis, LiteSynthesis, med_residual, quantize, random_channel_mask
@@ -107,7 +108,7 @@ class StageRunner:
         source = self.ckpt if resume else cfg.init.get(stage)
         if source is None:
             return
-        state = torch.load(source, weights_only=False)
+        state = torch.load(source, weights_only=False, map_location="cpu")
         for name, m in modules.items():
             m.load_state_dict(state["modules"][name])
         self.extra = state.get("extra", {})
@@ -121,7 +122,7 @@ class StageRunner:
         except ValueError:  # parameter groups changed between versions of this script
             print(f"[{stage}] optimizer state reset (parameter groups changed)")
         if self.ema is not None:
-            self.ema.shadow = state["ema"]
+            self.ema.shadow = {k: v.to(cfg.device) for k, v in state["ema"].items()}
         self.step, self.elapsed = state["step"], state["elapsed"]
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -212,7 +213,7 @@ def condition_masks(y_hat: torch.Tensor, x: torch.Tensor, max_kept: int, rng: np
             mask[i, [0, *(1 + rng.choice(n - 1, size=kept[i] - 1, replace=False))]] = 1
         else:
             mask[i, : kept[i]] = 1
-    return mask[:, :, None, None]
+    return mask[:, :, None, None].to(y_hat.device)
 
 
 def train_codec(cfg: LiteTrainConfig, data: LiteData) -> dict:
@@ -221,8 +222,9 @@ def train_codec(cfg: LiteTrainConfig, data: LiteData) -> dict:
     import_compressai()
     from compressai.entropy_models import EntropyBottleneck
 
-    g_a, g_s = LiteAnalysis(cfg.latent_channels), LiteSynthesis(cfg.latent_channels)
-    eb = EntropyBottleneck(cfg.latent_channels)
+    dev = torch.device(cfg.device)
+    g_a, g_s = LiteAnalysis(cfg.latent_channels).to(dev), LiteSynthesis(cfg.latent_channels).to(dev)
+    eb = EntropyBottleneck(cfg.latent_channels).to(dev)
     # The density model must keep up with the latent's changing scale: a larger step.
     runner = StageRunner(cfg, "codec", {"g_a": g_a, "g_s": g_s, "eb": eb},
                          [{"params": list(g_a.parameters()) + list(g_s.parameters())},
@@ -230,8 +232,8 @@ def train_codec(cfg: LiteTrainConfig, data: LiteData) -> dict:
 
     def step():
         x, idx = data.codec_batch(cfg.batch, cfg.crop, runner.rng)
-        text = data.text_batch(idx, runner.rng, cfg.p_drop_caption)
-        delta = draw_steps(x.shape[0], *cfg.steps_range, runner.rng)
+        text = data.text_batch(idx, runner.rng, cfg.p_drop_caption).to(dev)
+        x, delta = x.to(dev), draw_steps(x.shape[0], *cfg.steps_range, runner.rng).to(dev)
         q = quantize(g_a(x) / delta, "ste")                     # the integer symbols the stream codes
         with torch.no_grad():
             mask = condition_masks(q * delta, x, cfg.max_kept, runner.rng)
@@ -250,7 +252,8 @@ def train_codec(cfg: LiteTrainConfig, data: LiteData) -> dict:
                       "C": mask.sum().item() / x.shape[0]}
 
     runner.run(step)
-    metrics = validate_codec(g_a.eval(), g_s.eval(), _validation_set(cfg))
+    g_a, g_s = g_a.cpu().eval(), g_s.cpu().eval()  # validated as the CPU receiver runs them
+    metrics = validate_codec(g_a, g_s, _validation_set(cfg))
     extra = {"stage": "codec", "steps": runner.step, "minutes": round(runner.elapsed / 60, 1), **metrics}
     save_model(g_a, Path(cfg.weights) / "lite_analysis.safetensors", extra=extra)
     save_model(g_s, Path(cfg.weights) / "lite_synthesis.safetensors", extra=extra)
@@ -306,20 +309,21 @@ def _with_latents(cfg: LiteTrainConfig, data: LiteData) -> LiteData:
 
 def train_base(cfg: LiteTrainConfig, data: LiteData) -> dict:
     data = _with_latents(cfg, data)
-    base = LiteFlowUNet()
+    dev = torch.device(cfg.device)
+    base = LiteFlowUNet().to(dev)
     runner = StageRunner(cfg, "base", {"base": base}, list(base.parameters()), ema_module=base)
 
     def step():
         _, z0, idx = data.latent_batch(cfg.latent_batch, cfg.latent_crop, runner.rng)
-        text = data.text_batch(idx, runner.rng, cfg.p_drop_caption)
+        z0, text = z0.to(dev), data.text_batch(idx, runner.rng, cfg.p_drop_caption).to(dev)
         noise = torch.randn_like(z0)
-        t = sample_timesteps(z0.shape[0], p_one=0.1)
+        t = sample_timesteps(z0.shape[0], p_one=0.1).to(dev)
         loss = flow_matching_loss_x0(base.predict_x0(interpolate(z0, noise, t), t, text), z0)
         return loss, {}
 
     runner.run(step)
     base = runner.final_state(base)
-    save_model(base, Path(cfg.weights) / "lite_base.safetensors",
+    save_model(base, Path(cfg.weights) / "lite_base.safetensors", dtype=torch.float16,  # half the bytes
                extra={"stage": "base", "steps": runner.step, "minutes": round(runner.elapsed / 60, 1)})
     return {"steps": runner.step}
 
@@ -327,20 +331,22 @@ def train_base(cfg: LiteTrainConfig, data: LiteData) -> dict:
 def train_adapter(cfg: LiteTrainConfig, data: LiteData) -> dict:
     data = _with_latents(cfg, data)
     weights = Path(cfg.weights)
-    g_a = load_model(LiteAnalysis, weights / "lite_analysis.safetensors").requires_grad_(False)
-    base = load_model(LiteFlowUNet, weights / "lite_base.safetensors").requires_grad_(False)
-    adapter = LiteAdapter.from_base(base, cfg.latent_channels)
+    dev = torch.device(cfg.device)
+    g_a = load_model(LiteAnalysis, weights / "lite_analysis.safetensors").requires_grad_(False).to(dev)
+    base = load_model(LiteFlowUNet, weights / "lite_base.safetensors").requires_grad_(False).to(dev)
+    adapter = LiteAdapter.from_base(base, cfg.latent_channels).to(dev)
     runner = StageRunner(cfg, "adapter", {"adapter": adapter}, list(adapter.parameters()), ema_module=adapter)
 
     def step():
         x, z0, idx = data.latent_batch(cfg.latent_batch, cfg.latent_crop, runner.rng)
-        text = data.text_batch(idx, runner.rng, cfg.p_drop_caption)
+        x, z0 = x.to(dev), z0.to(dev)
+        text = data.text_batch(idx, runner.rng, cfg.p_drop_caption).to(dev)
         with torch.no_grad():
-            delta = draw_steps(x.shape[0], *cfg.steps_range, runner.rng)
+            delta = draw_steps(x.shape[0], *cfg.steps_range, runner.rng).to(dev)
             y_hat = torch.round(g_a(x) / delta) * delta            # what the receiver dequantizes
             mask = condition_masks(y_hat, x, cfg.max_kept, runner.rng)
         noise = torch.randn_like(z0)
-        t = sample_timesteps(z0.shape[0], p_one=cfg.p_one)
+        t = sample_timesteps(z0.shape[0], p_one=cfg.p_one).to(dev)
         z_t = interpolate(z0, noise, t)
         residuals = adapter(z_t, t, text, y_hat * mask, mask)
         loss = flow_matching_loss_x0(base.predict_x0(z_t, t, text, residuals), z0)
@@ -348,7 +354,7 @@ def train_adapter(cfg: LiteTrainConfig, data: LiteData) -> dict:
 
     runner.run(step)
     adapter = runner.final_state(adapter)
-    save_model(adapter, weights / "lite_adapter.safetensors",
+    save_model(adapter, weights / "lite_adapter.safetensors", dtype=torch.float16,
                extra={"stage": "adapter", "steps": runner.step, "minutes": round(runner.elapsed / 60, 1)})
     return {"steps": runner.step}
 
@@ -357,6 +363,8 @@ def train_lite(cfg: LiteTrainConfig, stages: list[str]) -> dict:
     from ..caption.embedding import embed_captions
 
     torch.set_num_threads(cfg.threads)
+    if torch.device(cfg.device).type == "cuda" and not torch.cuda.is_available():
+        raise GSCError(f"--device {cfg.device}: this torch sees no CUDA device")
     Path(cfg.weights).mkdir(parents=True, exist_ok=True)
     root = Path(cfg.data)
     for split in ("train", "val", "test"):
