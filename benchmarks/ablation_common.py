@@ -26,7 +26,7 @@ def parser(description: str, channels: str) -> argparse.ArgumentParser:
     ap.add_argument("--channels", default=channels, help="operating points C, comma-separated")
     ap.add_argument("--captions", type=Path, default=None,
                     help="JSON {file name: caption} (default: DATASET/captions.json when it exists)")
-    ap.add_argument("--selection", default="ssim")
+    ap.add_argument("--selection", default=None, help="default: the preset's")
     ap.add_argument("--step", type=float, default=1.0)
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (a smoke run)")
     ap.add_argument("--resume", action="store_true", help="reuse per-image records from the cache")

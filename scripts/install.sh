@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up .venv for gsc. Usage: scripts/install.sh [--full] [--test]
-#   (none)   the lite preset: encode/decode offline on a CPU
+#   (none)   the lite preset: encode/decode offline on a CPU (with its caption encoder, all-MiniLM-L6-v2)
 #   --full   + diffusers/transformers/accelerate and CompressAI (FLUX presets, Qwen2.5-VL captioner)
 #   --test   --full + evaluation tools + pytest (what the test suite needs)
 set -euo pipefail

@@ -33,7 +33,7 @@ from .results import (RecordCache, curve, file_digest, markdown_table, mean, out
 class EvalSettings:
     preset: str = "lite"
     channels: list[int] = field(default_factory=lambda: [1, 2, 4])
-    selection: str = "ssim"
+    selection: str | None = None            # None: the preset's (lite: ordered, flux: ssim)
     captioner: str | None = None            # None: the preset's default captioner
     captions: dict[str, str] | None = None  # file name → caption; overrides the captioner
     captions_label: str = ""                # where the captions came from, for the description
@@ -42,6 +42,12 @@ class EvalSettings:
     steps: int | None = None
     learned: bool = True                    # try LPIPS/DISTS/FID/KID
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))  # gsc.eval.metrics names
+
+    def __post_init__(self):
+        if self.selection is None:
+            from ..presets import get_preset
+
+            self.selection = get_preset(self.preset).selection
 
     def caption_for(self, name: str) -> str | None:
         if self.captions is None:
