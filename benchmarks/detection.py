@@ -6,7 +6,7 @@
 
 For every image, codec and target B (bpp of the whole file):
 
-- ``gsc`` (or ``gsc:SELECTION``, e.g. ``gsc:det-ssim``): ``Codec.encode(image, max_bpp=B)``, the stream
+- ``gsc`` (the preset's selection; or ``gsc:SELECTION``, e.g. ``gsc:det-ssim``): ``Codec.encode(image, max_bpp=B)``, the stream
   decoded by a receiver that is not told the selection. C is left to the encoder (lite v2 picks C for the
   budget; ``--channels N`` fixes it). Images whose stream cannot fit B are counted as not fitting;
 - ``webp``, ``jxl``, ``avif``, ``jpeg``: ``gsc.eval.classical``'s downscale × quality search (best PSNR
@@ -210,7 +210,8 @@ def known_classical(bundle: Path | None) -> dict:
     return {(r["image"], r["codec"], float(r["target_bpp"])): r for r in recs if "codec" in r}
 
 
-def parse_codecs(text: str) -> list[str]:
+def parse_codecs(text: str, default_selection: str = "ordered") -> list[str]:
+    """``gsc`` is ``gsc:<the preset's selection>``; classical names pass through."""
     from gsc.errors import GSCError
     from gsc.latent.selection import SELECTORS
 
@@ -222,7 +223,7 @@ def parse_codecs(text: str) -> list[str]:
         if base == "gsc":
             if sel and sel not in SELECTORS:
                 raise GSCError(f"unknown selection {sel!r} in {c!r}; choose from {', '.join(sorted(SELECTORS))}")
-            out.append(f"gsc:{sel or 'ssim'}")
+            out.append(f"gsc:{sel or default_selection}")
         elif base in CLASSICAL and not sel:
             out.append(base)
         else:
@@ -378,6 +379,7 @@ def main(argv=None) -> int:
     from gsc.errors import GSCError
     from gsc.eval.classical import parse_targets
     from gsc.eval.evaluate import list_dataset
+    from gsc.presets import get_preset
     from gsc.eval.results import RecordCache, file_digest, output_paths, update_section, write_json
     from gsc.eval.tasks import YOLO_INPUT, YOLO_REF_THRESHOLD, detection_agreement, yolo_detector
     from gsc.image import load_image, to_uint8, write_atomic
@@ -391,11 +393,13 @@ def main(argv=None) -> int:
     paths = output_paths(out)
     images = list_dataset(args.dataset)
     targets = parse_targets(args.targets)
-    codecs = parse_codecs(args.codecs)
+    codecs = parse_codecs(args.codecs, get_preset(args.preset).selection)
     bundle = args.classical or ROOT / "benchmarks/results" / f"classical_{dataset.removesuffix('_test')}.json"
     known = known_classical(bundle)
     cap_file = args.captions or (args.dataset / "captions.json")
-    captions = load_captions(cap_file) if any(c.startswith("gsc:") for c in codecs) and cap_file.is_file() else None
+    captions = load_captions(cap_file) if any(c.split(":")[0] == "gsc" for c in codecs) and cap_file.is_file() else None
+    if captions:  # keys may carry the split ("test/100007.jpg", data/captions/): match by file name
+        captions = {k.rsplit("/", 1)[-1]: v for k, v in captions.items()}
     detector = yolo_detector()
     st_lpips = st_lpips_metric() if args.stlpips else None
     weights = weights_digest() if any(c.startswith("gsc:") for c in codecs) else None
