@@ -52,7 +52,7 @@ def test_committed_weights_load():
     enc, gen = LiteLatentEncoder(), LiteGenerator()
     assert enc.latent_channels == gen.latent_channels == 32
     # Trained, not fresh: the zero-initialised residual layers and adapter outputs have moved.
-    assert float(enc.model.g_a[-1].weight.abs().sum()) > 0
+    assert float(enc.model.g_a[-1].weight.detach().abs().sum()) > 0
     assert float(gen.g_s.out.weight.abs().sum()) > 0
     assert float(gen.adapter.zero_mid.weight.abs().sum()) > 0
 
