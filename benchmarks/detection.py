@@ -237,7 +237,10 @@ def label(codec: str, preset: str) -> str:
     from gsc.eval.classical import get_codec
 
     if codec.startswith("gsc:"):
-        return f"gsc {preset}" + ("" if codec == "gsc:ssim" else f" ({codec[4:]})")
+        from gsc.presets import get_preset
+
+        default = codec[4:] == get_preset(preset).selection  # the preset's own selection goes unnamed
+        return f"gsc {preset}" + ("" if default else f" ({codec[4:]})")
     return get_codec(codec).label
 
 

@@ -52,7 +52,7 @@ def test_benchmark_writes_results_and_resumes(data, tmp_path, monkeypatch):
     assert all(r["channels"] >= 1 and len(r["indices"]) == r["channels"] for r in gsc)
     table = (tmp_path / "det.md").read_text()
     assert "YOLO mAP@.5 (set)" in table and "| gsc lite (det-ssim) | 0.05 | 2/2 |" in table
-    assert "- det-ssim vs ssim at 0.05 bpp: other channels on " in table
+    assert "- det-ssim vs ordered at 0.05 bpp: other channels on " in table  # plain gsc: the preset's selection
     assert "<!-- gsc:detection-det -->" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "det.png").stat().st_size > 0
 
