@@ -59,6 +59,13 @@ def _codec(preset: str, captioner: Optional[str], caption: Optional[str], captio
                  latent_kwargs=latent_kwargs)
 
 
+def _indices(indices: list[int]) -> str:
+    """[0, 1, …, 51] as "0–51": lite sends a prefix of its bands."""
+    if len(indices) > 3 and indices == list(range(indices[0], indices[-1] + 1)):
+        return f"{indices[0]}–{indices[-1]}"
+    return str(indices)
+
+
 def _read_stream(path: Path) -> bytes:
     from .image import read_regular_file
     from .stream import MAX_STREAM_BYTES
@@ -71,7 +78,8 @@ def encode(
     image: Path = typer.Argument(..., help="Image file (PNG, JPEG, …; any mode and size ≥ 16×16)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output .gsc stream."),
     channels: Optional[int] = typer.Option(None, "-c", "--channels", help="C: latent channels to send (0 = caption "
-                                           "only). Default: chosen by the sender under --max-bpp, else 1."),
+                                           "only; lite: the thumbnail's first C DCT bands, 1..64). Default: chosen "
+                                           "by the sender under --max-bpp, else 1 (lite: all bands, 0.01 bpp)."),
     caption: Optional[str] = typer.Option(None, "--caption", help="Caption text to send."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="JSON mapping image file name → caption."),
     captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
@@ -79,11 +87,15 @@ def encode(
     selection: Optional[str] = typer.Option(None, "--selection", help="ordered | ssim | ssim-color | ssim-abs | "
                                             "ssim-full | det-ssim | energy | random (default: the preset's; lite: "
                                             "ordered)."),
-    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ (the finest tried under --max-bpp): "
-                               "one of gsc.latent.coding.STEPS, 0.5 · 2^(k/4) to 4 decimals (0.5 … 6.7272)."),
+    step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ (the finest tried under --max-bpp; "
+                               "flux presets): one of gsc.latent.coding.STEPS, 0.5 · 2^(k/4) to 4 decimals "
+                               "(0.5 … 6.7272). lite picks its steps itself."),
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream. Without "
                                             "--channels the sender picks C and Δ (the best it measures that "
                                             "fits); with --channels it coarsens Δ until the stream fits."),
+    caption_policy: str = typer.Option("keep", "--caption-policy", help="keep | drop | auto: send the caption, "
+                                       "or not (its bytes go to the image), or drop it where it would take more "
+                                       "than 15 % of --max-bpp."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Decoder seed to write in the stream."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Decoder sampling steps to write in the stream."),
     latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",
@@ -103,12 +115,12 @@ def encode(
     codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint,
                    {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
-                        max_bpp=max_bpp)
+                        max_bpp=max_bpp, caption_policy=caption_policy)
     write_atomic(output, lambda f: f.write(data))
     info = codec.summary(data)
     typer.echo(f"{output}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
                f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
-               f"C={info['channels']} {info['indices']}, step {info['step']})")
+               f"C={info['channels']} {_indices(info['indices'])}, step {info['step']})")
     if info["decode_refused"]:
         print(f"gsc: note: a receiver with the default limits refuses this stream: {info['decode_refused']}",
               file=sys.stderr)
@@ -182,13 +194,12 @@ def train_lite(
     data: Path = typer.Option(Path("../shared/data/bsds500"), "--data", help="BSDS500 root (train/ val/ test/)."),
     out: Path = typer.Option(Path("runs/lite"), "--out", help="Checkpoints and logs."),
     weights: Path = typer.Option(Path("src/gsc/weights"), "--weights", help="Where the final safetensors go."),
-    stages: str = typer.Option("codec,base,adapter", "--stages", help="Comma list of codec, base, adapter."),
+    stages: str = typer.Option("synthesis,base,adapter", "--stages", help="Comma list of synthesis, base, adapter."),
     minutes: str = typer.Option("", "--minutes", help="Wall-clock budget per stage, stage=minutes,… "
                                 "(default: the config's, docs/models.md)."),
     steps: str = typer.Option("", "--steps", help="Step budget per stage, stage=steps,…"),
-    init: str = typer.Option("", "--init", help="Warm starts, stage=checkpoint,… (weights and stage state; "
-                             "a new optimizer and schedule)."),
-    lam: float = typer.Option(0.16, "--lambda", help="codec: rate weight λ (MSE per bit per pixel)."),
+    init: str = typer.Option("", "--init", help="Warm starts, stage=weights.safetensors,… (a new optimizer "
+                             "and schedule)."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(2, "--threads", help="torch threads."),
@@ -210,12 +221,12 @@ def train_lite(
     if not chosen or any(s not in STAGES for s in chosen):
         raise GSCError(f"--stages must list some of {', '.join(STAGES)}, got {stages!r}")
     cfg = LiteTrainConfig(data=str(data), out=str(out), weights=str(weights), seed=seed, threads=threads,
-                          lam=lam, device=device)
+                          device=device)
     cfg.minutes.update(parse(minutes, float))
     cfg.init.update(parse(init, str))
     for stage, path in cfg.init.items():
         if not Path(path).is_file():
-            raise GSCError(f"--init {stage}={path}: no such checkpoint")
+            raise GSCError(f"--init {stage}={path}: no such weights file")
     cfg.steps.update(parse(steps, int))
     try:
         run(cfg, chosen)

@@ -26,6 +26,8 @@ from .budget import DecodeLimits
 from .errors import GSCError, StreamError
 from .presets import DEFAULT_PRESET, get_preset, preset_by_id
 
+CAPTION_POLICIES = ("keep", "drop", "auto")
+
 
 @dataclass
 class Payload:
@@ -38,15 +40,18 @@ class Payload:
     steps: int
     caption: str
     indices: list[int]
-    q: np.ndarray          # (C, h, w) integer symbols
-    step: float            # quantization step Δ
+    q: np.ndarray | None   # (C, h, w) integer symbols (grid presets)
+    step: float | tuple    # quantization step Δ (lite: Δ_Y, Δ_C)
     sizes: dict            # total / header / caption / latent bytes
+    latent: object = None  # lite: the decoded ``gsc.latent.bands.BandLatent``
 
     @property
     def channels(self):
-        """Dequantized selected channels, (C, h, w) float tensor."""
+        """Dequantized selected channels, (C, h, w) float tensor (empty for lite: its bands are in ``latent``)."""
         import torch
 
+        if self.q is None:
+            return torch.zeros(0, 0, 0)
         return torch.from_numpy(self.q.astype(np.float32) * self.step)
 
 
@@ -105,8 +110,11 @@ class Codec:
     # -- sender ---------------------------------------------------------------------------------
     def encode(self, image, channels: int | None = None, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None,
-               max_bpp: float | None = None) -> bytes:
+               max_bpp: float | None = None, caption_policy: str = "keep") -> bytes:
         """Compress ``image`` to a stream carrying its caption and C selected latent channels.
+
+        ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
+        it when it would take more than ``CAPTION_SHARE`` of the budget (docs/lite-kodak.md measures why).
 
         - ``channels`` alone: C channels at quantization step ``step``.
         - ``channels`` and ``max_bpp``: ``step`` is the finest step tried; the finest of the steps from
@@ -129,6 +137,8 @@ class Codec:
             raise GSCError(f"--step must be one of {', '.join(map(str, STEPS))}, got {step}")
         if max_bpp is not None and not max_bpp > 0:
             raise GSCError(f"--max-bpp must be positive, got {max_bpp}")
+        if caption_policy not in CAPTION_POLICIES:
+            raise GSCError(f"--caption-policy must be one of {', '.join(CAPTION_POLICIES)}, got {caption_policy!r}")
         if (seed is None) != (steps is None):
             seed = self.preset.seed if seed is None else seed
             steps = self.preset.steps if steps is None else steps
@@ -140,7 +150,11 @@ class Codec:
         # 1. caption
         text = caption if caption is not None else self.captioner.caption(x, image_name)
         caption_data = encode_caption(text)
+        if self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
+            caption_data = b""
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
+        if self.preset.coding == "bands":
+            return self._encode_bands(x, header, caption_data, channels, step, max_bpp)
         # 2. latent: analysis transform on the padded image
         padded = pad_to_multiple(x, 16)
         y = self.latent_encoder.analyse(padded)
@@ -165,6 +179,35 @@ class Codec:
                        f"({len(data) * 8 / (width * height):.5f} bpp); send fewer channels")
 
     MAX_AUTO_CHANNELS = 8
+    CAPTION_SHARE = 0.15   # caption_policy="auto": the largest share of the budget a caption may take
+
+    def _drop_caption(self, policy: str, caption_bytes: int, max_bpp: float | None, pixels: int) -> bool:
+        if policy == "auto":
+            budget = (self.DEFAULT_BPP if max_bpp is None else max_bpp) * pixels / 8
+            return caption_bytes > self.CAPTION_SHARE * budget
+        return policy == "drop"
+    DEFAULT_BPP = 0.01   # lite without --max-bpp
+
+    def _encode_bands(self, x, header, caption_data: bytes, channels: int | None, step: float,
+                      max_bpp: float | None) -> bytes:
+        """The lite sender: 2. g_a and 3. the rate control (scale, steps, C) in one, 4. entropy coding."""
+        from .latent.bands import encode_bands
+
+        if step != 1.0:
+            raise GSCError(f"--step applies to the flux presets; the {self.preset.name} preset picks its steps "
+                           f"under --max-bpp")
+        if channels == 0:
+            return fmt.pack(header, caption_data, b"")
+        height, width = x.shape[-2:]
+        max_bpp = self.DEFAULT_BPP if max_bpp is None else max_bpp
+        total = int(max_bpp * width * height / 8)
+        budget = total - len(fmt.pack(header, caption_data, b""))
+        best = self.latent_encoder.rate_control(x, budget, channels) if budget > 0 else None
+        if best is None:
+            raise GSCError(f"nothing fits in {max_bpp} bpp ({total} bytes): the header and caption take "
+                           f"{total - budget} bytes and the coarsest thumbnail more than the rest; raise --max-bpp"
+                           f" or send a shorter caption")
+        return fmt.pack(header, caption_data, encode_bands(best.latent, width, height))
 
     def _stream(self, header, caption_data: bytes, y, padded, c: int, delta: float):
         import torch
@@ -217,15 +260,23 @@ class Codec:
 
         s, preset, steps = self._header(data)
         caption = decode_caption(s.caption_data)
-        h, w = -(-s.header.height // 16), -(-s.header.width // 16)
-        q, indices, step = decode_latent(s.latent_data, preset.latent_channels, h, w,
-                                         max_work=self.limits.max_symbol_work)
+        latent = None
+        if preset.coding == "bands":
+            from .latent.bands import decode_bands
+
+            latent = decode_bands(s.latent_data, s.header.width, s.header.height, self.limits.max_symbol_work)
+            q, indices = None, list(range(latent.channels if latent else 0))
+            step = tuple(round(v, 4) for v in latent.steps[:2]) if latent else None
+        else:
+            h, w = -(-s.header.height // 16), -(-s.header.width // 16)
+            q, indices, step = decode_latent(s.latent_data, preset.latent_channels, h, w,
+                                             max_work=self.limits.max_symbol_work)
         return Payload(
             preset=preset.name, width=s.header.width, height=s.header.height,
             seed=preset.seed if s.header.seed is None else s.header.seed, steps=steps,
             caption=caption, indices=indices, q=q, step=step,
             sizes={"total": len(data), "header": s.header_bytes, "caption": len(s.caption_data),
-                   "latent": len(s.latent_data)},
+                   "latent": len(s.latent_data)}, latent=latent,
         )
 
     def check_budget(self, data: bytes) -> None:
@@ -243,7 +294,7 @@ class Codec:
         preset = get_preset(p.preset)
         request = GenerationRequest(caption=p.caption, channels=p.channels, indices=p.indices,
                                     latent_channels=preset.latent_channels, height=p.height, width=p.width,
-                                    seed=p.seed, steps=p.steps)
+                                    seed=p.seed, steps=p.steps, latent=p.latent)
         return self.generator(preset).generate(request, progress=progress)
 
     def summary(self, data: bytes) -> dict:
@@ -254,10 +305,13 @@ class Codec:
         s, preset, steps = self._header(data)
         width, height = s.header.width, s.header.height
         indices, step, mags = [], None, []
-        if s.latent_data:
-            indices, step, mags, _ = read_latent_header(s.latent_data, preset.latent_channels)
+        if preset.coding == "bands":
+            indices, step, work = self._band_summary(s.latent_data, width, height)
+        else:
+            if s.latent_data:
+                indices, step, mags, _ = read_latent_header(s.latent_data, preset.latent_channels)
+            work = symbol_work(mags, -(-height // 16), -(-width // 16))
         refused = self.limits.generation_refusal(preset, width, height, steps)
-        work = symbol_work(mags, -(-height // 16), -(-width // 16))
         if refused is None and work > self.limits.max_symbol_work:
             refused = (f"its latent section needs {work:.2g} units of entropy-decoding work, over the limit of "
                        f"{self.limits.max_symbol_work:.2g}; --max-pixels lifts it")
@@ -265,6 +319,19 @@ class Codec:
                 "caption_bytes": len(s.caption_data), "latent_bytes": len(s.latent_data), "channels": len(indices),
                 "indices": indices, "step": step, "preset": preset.name, "width": width, "height": height,
                 "steps": steps, "decode_refused": refused}
+
+    @staticmethod
+    def _band_summary(latent_data: bytes, width: int, height: int):
+        """(indices, (Δ_Y, Δ_C), decoding work) of a lite latent section, from its header."""
+        from .latent.bands import band_work, read_band_header
+        from .models.thumbnail_format import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
+
+        if not latent_data:
+            return [], None, 0
+        (scale, c, luma, chroma, _), dc, ac, _ = read_band_header(latent_data)
+        work = band_work(ThumbnailGeometry(width, height, SCALES[scale]), c, dc, ac)
+        step = (LUMA_STEPS[luma], round(LUMA_STEPS[luma] * CHROMA_RATIOS[chroma], 4))
+        return list(range(c)), step, work
 
     def info(self, data: bytes) -> dict:
         """What a stream carries and costs, and whether this receiver would decode it (never generates)."""
@@ -282,6 +349,7 @@ class Codec:
             "channels": len(p.indices),
             "indices": p.indices,
             "step": p.step,
+            **({"scale": p.latent.scale, "texture": round(p.latent.texture, 3)} if p.latent is not None else {}),
             "preset": p.preset,
             "width": p.width,
             "height": p.height,

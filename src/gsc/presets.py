@@ -27,6 +27,7 @@ class Preset:
     seed: int = 0                   # default decoder seed
     captioner: str = "none"         # default captioner when no caption source is given
     selection: str = "ssim"         # default channel selection (gsc.latent.selection)
+    coding: str = "grid"            # latent section: "grid" (gsc.latent.coding) or "bands" (gsc.latent.bands)
     latent_kwargs: dict = field(default_factory=dict)
     generator_kwargs: dict = field(default_factory=dict)
     description: str = ""
@@ -45,10 +46,12 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {}
 PRESETS_BY_ID: dict[int, Preset] = {}
+# Ids of presets this gsc no longer decodes, with what made their streams: refused in one line.
+RETIRED = {0: "lite v2 (a 1/16 learned grid, gsc before lite v3)"}
 
 
 def register_preset(p: Preset) -> Preset:
-    if p.name in PRESETS or p.id in PRESETS_BY_ID:
+    if p.name in PRESETS or p.id in PRESETS_BY_ID or p.id in RETIRED:
         raise ValueError(f"preset {p.name!r} / id {p.id} registered twice")
     if not 0 <= p.id < 8:
         raise ValueError("preset ids are 0..7 (3 bits in the stream)")
@@ -66,6 +69,9 @@ def get_preset(name: str) -> Preset:
 def preset_by_id(pid: int) -> Preset:
     from .errors import StreamError
 
+    if pid in RETIRED:
+        raise StreamError(f"this stream was made by {RETIRED[pid]}, which this gsc no longer decodes; "
+                          f"encode the image again")
     if pid not in PRESETS_BY_ID:
         raise StreamError(f"stream names preset id {pid}, which this gsc does not know")
     return PRESETS_BY_ID[pid]
@@ -73,15 +79,15 @@ def preset_by_id(pid: int) -> Preset:
 
 DEFAULT_PRESET = "lite"
 
-# Lite's cost, measured with `gsc decode` of kodim23 (768×512, 0.39 Mpx) on the 2-core CPU: 7.1 s at 1 step,
-# 7.9 s at 8 (TAEF2's decoder and loading dominate; 0.12 s per step), i.e. 18 s per Mpx once and 0.35 per
-# Mpx-step, rounded up.
+# Lite's cost on the 2-core CPU, measured with `gsc decode` of kodim23 (768×512, 0.39 Mpx): see docs/models.md.
 LITE_SECONDS_PER_MPX_STEP = 0.35
-LITE_SECONDS_PER_MPX = 18.0
+LITE_SECONDS_PER_MPX = 20.0
 
 register_preset(Preset(
-    id=0, name="lite", latent="lite", generator="lite", latent_channels=32, steps=8, selection="ordered",
-    description="gsc's own small models (BSDS500-trained) in TAEF2's latent space, offline on a CPU",
+    id=3, name="lite", latent="lite", generator="lite", latent_channels=64, steps=8, selection="ordered",
+    coding="bands",
+    description="gsc's own small models (BSDS500-trained): a DCT-coded YCbCr thumbnail, a learned upsampler, "
+                "texture from a rectified flow in TAEF2's latent space; offline on a CPU",
     seconds_per_mpx_step=LITE_SECONDS_PER_MPX_STEP, seconds_per_mpx=LITE_SECONDS_PER_MPX,
     cost_device="a 2-core CPU", max_steps=64,
 ))

@@ -25,6 +25,8 @@ class GenerationRequest:
     width: int
     seed: int
     steps: int
+    latent: object = None           # the decoded latent section where the preset codes more than a grid
+                                    # (lite: ``gsc.latent.bands.BandLatent``)
 
     def condition(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The full N-channel grid with unselected channels zeroed, and the (N,) 0/1 mask."""

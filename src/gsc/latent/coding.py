@@ -89,7 +89,7 @@ def _diagonals(h: int, w: int):
         yield ys, d - ys
 
 
-def _wavefront(mags: list[int], h: int, w: int, code, truth: np.ndarray | None = None) -> np.ndarray:
+def wavefront(mags: list[int], h: int, w: int, code, truth: np.ndarray | None = None) -> np.ndarray:
     """The model loop that encoder and decoder share. ``code(probs, symbols)`` codes one row of
     ``probs`` per symbol and returns the symbols: the encoder passes ``truth``'s, the decoder None and
     gets decoded ones. Returns q (C, h, w)."""
@@ -186,7 +186,7 @@ def _encode_symbols(q: np.ndarray, mags: list[int]) -> bytes:
         enc.encode(symbols, cat, probs)
         return symbols
 
-    _wavefront(mags, *q.shape[1:], code, truth=q)
+    wavefront(mags, *q.shape[1:], code, truth=q)
     return enc.get_compressed().astype("<u4").tobytes().rstrip(b"\x00")
 
 
@@ -247,7 +247,7 @@ def decode_latent(data: bytes, n_channels: int, h: int, w: int,
         return symbols
 
     try:
-        q = _wavefront(mags, h, w, code)
+        q = wavefront(mags, h, w, code)
     except (AssertionError, ValueError, RuntimeError) as e:  # constriction's complaint about invalid data
         raise StreamError(f"latent section is corrupted ({e})") from None
     if check.get_compressed().astype("<u4").tobytes().rstrip(b"\x00") != payload:

@@ -1,6 +1,6 @@
 """Latent encoders: the sender's pretrained learned codec analysis transform, image → ŷ at 1/16.
 
-- ``lite``: gsc's own g_a (32 channels), weights shipped in the package.
+- ``lite``: gsc's own sender: a YCbCr thumbnail in 8×8 DCT bands (64 channels), with its rate control.
 - ``mbt2018-mean``: CompressAI's mean-scale hyperprior model (Minnen et al. 2018); quality 8 gives
   320 channels at 1/16. Weights from CompressAI's zoo URL where a network exists, or a local checkpoint
   (``checkpoint=PATH``); ``random_init_seed`` builds it with seeded random weights (tests only).
@@ -38,40 +38,29 @@ def weights_dir() -> Path:
 
 @LATENT_ENCODERS.register("lite")
 class LiteLatentEncoder(LatentEncoder):
-    """gsc's g_a; its g_s (the receiver's low band) lets the sender measure what a choice of C and Δ gives."""
+    """The lite sender (``gsc.latent.lite``): thumbnail DCT bands and the rate control that picks their
+    scale and steps, scoring its shortlist through the receiver's g_s (loaded from ``synthesis``)."""
 
-    def __init__(self, path: str | Path | None = None, synthesis: str | Path | None = None):
-        from ..nn import load_model
-        from .lite import LiteAnalysis
+    latent_channels = 64
 
-        path = Path(path) if path else weights_dir() / "lite_analysis.safetensors"
-        self.synthesis_path = Path(synthesis) if synthesis else path.with_name("lite_synthesis.safetensors")
-        if not path.exists():
-            raise GSCError(f"lite analysis weights not found at {path}; run `gsc train-lite` or reinstall gsc")
-        self.model = load_model(LiteAnalysis, path)
-        self.latent_channels = self.model.latent_channels
-
-    @torch.no_grad()
-    def analyse(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model(image[None].float())[0]
+    def __init__(self, synthesis: str | Path | None = None):
+        self.synthesis_path = Path(synthesis) if synthesis else weights_dir() / "lite_synthesis.safetensors"
+        if not self.synthesis_path.exists():
+            raise GSCError(f"lite synthesis weights not found at {self.synthesis_path}; run `gsc train-lite` "
+                           f"or reinstall gsc")
 
     @cached_property
-    def g_s(self):
+    def sender(self):
+        from ..models.lite import LiteSynthesis
         from ..nn import load_model
-        from .lite import LiteSynthesis
+        from .lite import LiteSender
 
-        if not self.synthesis_path.exists():
-            raise GSCError(f"lite synthesis weights not found at {self.synthesis_path}")
-        return load_model(LiteSynthesis, self.synthesis_path)
+        return LiteSender(load_model(LiteSynthesis, self.synthesis_path))
 
     @torch.no_grad()
-    def distortion(self, image: torch.Tensor, symbols, indices: list[int], step: float) -> float:
-        """MSE of g_s's reconstruction from the sent channels (no caption: the sender's quick proxy)."""
-        grid = torch.zeros(1, self.latent_channels, image.shape[-2] // 16, image.shape[-1] // 16)
-        mask = torch.zeros(1, self.latent_channels, 1, 1)
-        grid[0, indices] = torch.from_numpy(symbols).float() * step
-        mask[0, indices] = 1
-        return float(torch.mean((self.g_s(grid, mask).clamp(0, 1) - image[None]) ** 2))
+    def rate_control(self, image: torch.Tensor, budget: int, channels: int | None = None):
+        """The best ``BandLatent`` whose section fits ``budget`` bytes, or None."""
+        return self.sender.rate_control(image, budget, channels)
 
 
 MBT2018_MEAN_URL = "https://compressai.s3.amazonaws.com/models/v1/mbt2018-mean-{quality}-{hash}.pth.tar"

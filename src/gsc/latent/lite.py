@@ -1,176 +1,169 @@
-"""The lite codec: analysis g_a (sender) and synthesis g_s (receiver's low band), a thumbnail at heart.
+"""The lite sender: g_a (a YCbCr 4:2:0 thumbnail in 8×8 DCT bands) and its rate control.
 
 ::
 
-    x (3, H, W) ──g_a──► y (N, H/16, W/16) ──round(y / Δ)──► ŷ        sender, N = 32 channels
-    ŷ ⊙ mask, mask, caption embedding ──g_s──► x̂ (3, H, W)          receiver: the image's low band
+    x ─► for each scale f: thumbnail planes ─► DCT bands ─► for each chroma ratio: the finest Δ_Y whose
+         section fits the budget ─► candidate (f, Δ_Y, Δ_C, C = the last non-zero band + 1)
+      ─► score every candidate on the bin-consistent thumbnail, upscaled, against x (colour-weighted YCbCr
+         error) ─► the best, through g_s: the low band the receiver shows, against which the sender measures
+         how much texture to ask for
 
-Both start where a hand-made thumbnail codec is: channels 0, 1, 2 of y are the image's Y, Cb, Cr
-(BT.601) area-averaged to 1/16 and scaled by ``scale`` (Δ = 1 is then 1/16 of the range), channels
-3, 4, 5 the Haar details that lift Y to 1/8 (same scale: an orthonormal step). The learned channels
-6..N−1 start at 0 (zero-init last layer), and g_s starts as the bicubic decoder of the 1/16 thumbnail
-plus a zero-init learned residual that reads every sent channel, so training starts from the thumbnail
-codec and adds to it.
-g_s reads the caption (all-MiniLM-L6-v2, FiLM) so that colour can come from words when few channels
-are sent; a zero embedding means no caption.
+The rate control measures bytes with the real entropy coder (``gsc.latent.bands``), so a candidate that
+"fits" fits. Everything the receiver reconstructs is reconstructed here the same way (``gsc.models``).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 import torch
-from torch import nn
-import torch.nn.functional as F
 
-from ..nn import ConfigMixin, zero_module
+from ..models import thumbnail as T
+from ..models.texture import texture_code
+from ..models.thumbnail_format import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
+from .bands import BandLatent, encode_bands
 
-STRIDE = 16
-TEXT_DIM = 384  # all-MiniLM-L6-v2
-THUMBNAIL_CHANNELS = 6  # Y, Cb, Cr at 1/16 and Y's Haar details H, V, D (Y at 1/8)
-
-# BT.601 full range (JPEG): rows Y, Cb, Cr.
-_RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
-                              [-0.168736, -0.331264, 0.5],
-                              [0.5, -0.418688, -0.081312]])
-_YCBCR_TO_RGB = torch.linalg.inv(_RGB_TO_YCBCR)
-
-
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) RGB in [0, 1] → Y in [0, 1], Cb and Cr in [−0.5, 0.5]."""
-    return torch.einsum("kc,bchw->bkhw", _RGB_TO_YCBCR.to(x), x)
+CHROMA_WEIGHT = 8.0          # the objective: MSE(Y) + CHROMA_WEIGHT · (MSE(Cb) + MSE(Cr)), on [0, 1] planes
+CHROMA_CODES = (1, 2, 3)     # Δ_C / Δ_Y ∈ {0.71, 1, 1.41} tried by the rate control (BSDS500 val)
+SHORTLIST = 1                # candidates g_s scores: reranking 3 by g_s gains 0.02 dB (BSDS500 test, 30 cases)
+MIN_THUMBNAIL = 4            # pixels, the thumbnail's short side
+BITS_PER_PIXEL = 1.2         # bits per thumbnail pixel where the best scale usually lies (BSDS500 val)
+SCALE_WINDOW = 3             # scale codes tried on each side of that guess
+START_CODE = 10              # the first luma step code tried
 
 
-def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("kc,bchw->bkhw", _YCBCR_TO_RGB.to(x), x)
+@dataclass
+class Candidate:
+    latent: BandLatent
+    nbytes: int
+    distortion: float = math.inf
+    low_band: torch.Tensor | None = None     # what was scored, (3, H, W)
 
 
-def conv(c_in: int, c_out: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
-    return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2)
+def colour_distortion(a: torch.Tensor, b: torch.Tensor) -> float:
+    """MSE of Y plus ``CHROMA_WEIGHT`` times the MSE of Cb and Cr, images (…, 3, H, W) in [0, 1]."""
+    d = (T.rgb_to_ycbcr(a.clamp(0, 1).double()) - T.rgb_to_ycbcr(b.double())) ** 2
+    d = d.flatten(-2).mean(-1)
+    return float(d[..., 0].mean() + CHROMA_WEIGHT * d[..., 1:].sum(-1).mean())
 
 
-class ResBlock(nn.Module):
-    def __init__(self, c: int):
-        super().__init__()
-        self.body = nn.Sequential(nn.GELU(), nn.Conv2d(c, c, 3, padding=1), nn.GELU(), nn.Conv2d(c, c, 3, padding=1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+def analyse(x: torch.Tensor, geometry: ThumbnailGeometry) -> list[torch.Tensor]:
+    """g_a: (3, H, W) → DCT bands of Y, Cb, Cr, each (64, hb, wb), float64."""
+    return [T.block_dct(p)[0] for p in T.to_planes(x[None].double(), geometry)]
 
 
-class Up(nn.Sequential):
-    """×2 bilinear upsampling, then a 3×3 conv: no transposed conv, so no checkerboard or block grid."""
-
-    def __init__(self, c_in: int, c_out: int):
-        super().__init__(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                         nn.Conv2d(c_in, c_out, 3, padding=1), nn.GELU())
-
-
-class LiteAnalysis(nn.Module, ConfigMixin):
-    """g_a: a YCbCr thumbnail pyramid (channels 0–5, times ``scale``), then learned channels 6..N−1.
-
-    Channels 0–2 are Y, Cb, Cr at 1/16; 3–5 the Haar details (H, V, D) that lift Y to 1/8. They stay
-    exact: training only adds learned channels on top of what a thumbnail codec already sends."""
-
-    stride = STRIDE
-
-    def __init__(self, latent_channels: int = 32, width: int = 64, scale: float = 16.0):
-        super().__init__()
-        self.register_config(latent_channels=latent_channels, width=width, scale=scale)
-        self.scale = scale
-        self.g_a = nn.Sequential(
-            conv(3, width), nn.GELU(),
-            conv(width, width), nn.GELU(),
-            conv(width, width), nn.GELU(),
-            zero_module(conv(width, latent_channels - THUMBNAIL_CHANNELS)),
-        )
-
-    @property
-    def latent_channels(self) -> int:
-        return self.config["latent_channels"]
-
-    def thumbnail(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) → (B, 6, H/16, W/16): Y − 0.5, Cb, Cr block means and Y's Haar details, × scale."""
-        ycc = rgb_to_ycbcr(x)
-        y16 = F.avg_pool2d(ycc, STRIDE) - torch.tensor([0.5, 0.0, 0.0]).to(x).view(1, 3, 1, 1)
-        y8 = F.avg_pool2d(ycc[:, :1], STRIDE // 2)
-        a, b, c, d = y8[..., 0::2, 0::2], y8[..., 0::2, 1::2], y8[..., 1::2, 0::2], y8[..., 1::2, 1::2]
-        haar = torch.cat([a - b + c - d, a + b - c - d, a - b - c + d], 1) / 4
-        return torch.cat([y16, haar], 1) * self.scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.thumbnail(x), self.g_a(x * 2 - 1)], 1)
+def quantize_bands(coefs: list[torch.Tensor], steps, channels: int | None) -> list[torch.Tensor]:
+    q = [T.quantize(c[None], s)[0] for c, s in zip(coefs, steps)]
+    nonzero = [int(torch.nonzero(p.flatten(1).abs().sum(1)).max()) + 1 if p.any() else 1 for p in q]
+    c = channels if channels is not None else max(nonzero)
+    return [p[:c].long() for p in q]
 
 
-class LiteSynthesis(nn.Module, ConfigMixin):
-    """g_s: the bicubic thumbnail from channels 0–2 + a learned residual from every sent channel.
+class LiteSender:
+    """Picks (f, Δ_Y, Δ_C, C) for an image and a latent byte budget.
 
-    Input: ŷ ⊙ mask ⊕ mask at 1/16 (unsent channels are 0 and flagged so), caption embedding (FiLM).
+    ``synthesis``, when given, is g_s (``gsc.models.lite.LiteSynthesis``): the shortlisted candidates are
+    scored through it, as the receiver shows them (its no-caption mode, trained by caption dropout: the
+    sender does not load the caption encoder), else through the bicubic upscale of the thumbnail.
     """
 
-    def __init__(self, latent_channels: int = 32, width: int = 128, scale: float = 16.0,
-                 text_dim: int = TEXT_DIM, up_widths: tuple[int, ...] = (96, 64, 32)):
-        super().__init__()
-        up_widths = tuple(up_widths)
-        self.register_config(latent_channels=latent_channels, width=width, scale=scale, text_dim=text_dim,
-                             up_widths=list(up_widths))
-        self.scale = scale
-        self.stem = nn.Conv2d(2 * latent_channels, width, 3, padding=1)
-        self.film = zero_module(nn.Linear(text_dim, 2 * width))  # zero: no caption effect at init
-        self.body = nn.Sequential(ResBlock(width), ResBlock(width))
-        widths = (width,) + up_widths
-        self.up = nn.Sequential(*[Up(a, b) for a, b in zip(widths[:-1], widths[1:])])
-        # The residual stops at 1/2 resolution and is upsampled bicubically: the low band needs no more,
-        # and full-resolution convolutions would dominate the training cost.
-        self.out = zero_module(nn.Conv2d(widths[-1], 3, 3, padding=1))
+    def __init__(self, synthesis: torch.nn.Module | None = None):
+        self.synthesis = synthesis
 
-    def thumbnail(self, y_hat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """The thumbnail codec's decoder: Y, Cb, Cr at 1/16, bicubic to ``size``. The Haar details reach
-        the image through the learned residual only: added here, coarsely quantized, they draw 8-pixel
-        blocks that the residual would first have to learn to undo."""
-        ycc = y_hat[:, :3] / self.scale + torch.tensor([0.5, 0.0, 0.0]).to(y_hat).view(1, 3, 1, 1)
-        return ycbcr_to_rgb(F.interpolate(ycc, size=size, mode="bicubic", align_corners=False))
+    def low_band(self, latent: BandLatent, height: int, width: int) -> torch.Tensor:
+        """What the receiver's g_s makes of ``latent`` without the caption, (3, H, W)."""
+        steps, scale = latent.settings()
+        return self.synthesis(latent.planes(height, width), (height, width), steps, scale, torch.zeros(1, 384))[0]
 
-    def forward(self, y_hat: torch.Tensor, mask: torch.Tensor, text: torch.Tensor | None = None) -> torch.Tensor:
-        """y_hat: (B, N, h, w) dequantized latent; mask: (B, N, 1, 1) 0/1; text: (B, 384) or None.
-        Returns (B, 3, 16h, 16w), not clamped (the loss sees the overshoot)."""
-        mask = mask.expand(-1, -1, *y_hat.shape[-2:])
-        y_hat = y_hat * mask
-        h = self.stem(torch.cat([y_hat, mask], 1))
-        if text is not None:
-            gamma, beta = self.film(text).chunk(2, dim=1)
-            h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
-        h = self.out(self.up(self.body(h)))
-        size = (STRIDE * y_hat.shape[-2], STRIDE * y_hat.shape[-1])
-        return self.thumbnail(y_hat, size) + F.interpolate(h, size=size, mode="bicubic", align_corners=False)
+    def encode(self, x: torch.Tensor, scale_code: int, luma_code: int, chroma_code: int,
+               channels: int | None = None, texture_code: int = 0) -> Candidate:
+        h, w = x.shape[-2:]
+        latent = self.latent(analyse(x, ThumbnailGeometry(w, h, SCALES[scale_code])), scale_code, luma_code,
+                             chroma_code, channels, texture_code)
+        return Candidate(latent, len(encode_bands(latent, w, h)))
 
+    @staticmethod
+    def latent(coefs, scale_code, luma_code, chroma_code, channels, texture_code=0) -> BandLatent:
+        steps = (LUMA_STEPS[luma_code],) + (LUMA_STEPS[luma_code] * CHROMA_RATIOS[chroma_code],) * 2
+        q = [p.numpy() for p in quantize_bands(coefs, steps, channels)]
+        return BandLatent(scale_code, luma_code, chroma_code, texture_code, q)
 
-def quantize(y: torch.Tensor, mode: str) -> torch.Tensor:
-    """'noise' for the rate estimate, 'ste' (straight-through rounding) for the decoder, 'round' at test."""
-    if mode == "noise":
-        return y + torch.empty_like(y).uniform_(-0.5, 0.5)
-    if mode == "ste":
-        return y + (torch.round(y) - y).detach()
-    return torch.round(y)
+    def finest_fit(self, coefs, x_size, scale_code: int, chroma_code: int, budget: int, channels,
+                   start: int) -> Candidate | None:
+        """The finest luma step code whose section fits ``budget`` bytes, walking from ``start`` (a good
+        guess costs two or three encodes: the size only grows as the step gets finer)."""
+        h, w = x_size
+        memo: dict[int, Candidate | None] = {}
 
+        def fit(code: int) -> Candidate | None:
+            if code not in memo:
+                latent = self.latent(coefs, scale_code, code, chroma_code, channels)
+                n = len(encode_bands(latent, w, h))
+                memo[code] = Candidate(latent, n) if n <= budget else None
+            return memo[code]
 
-def med_residual(q: torch.Tensor) -> torch.Tensor:
-    """Residuals of (B, N, h, w) integer maps against the entropy coder's predictor (vectorised).
+        top = len(LUMA_STEPS) - 1
+        code = min(max(start, 0), top)
+        if fit(code) is None:
+            while code < top and fit(code) is None:
+                code += 1
+            return fit(code)
+        while code > 0 and fit(code - 1) is not None:
+            code -= 1
+        return fit(code)
 
-    Same predictor as ``gsc.latent.coding`` (LOCO-I median edge detector; first row: left, first
-    column: up, origin: 0), so that the training rate term prices what the stream really codes.
-    """
-    a = F.pad(q, (1, 0, 0, 0))[..., :, :-1]          # left
-    b = F.pad(q, (0, 0, 1, 0))[..., :-1, :]          # up
-    c = F.pad(q, (1, 0, 1, 0))[..., :-1, :-1]        # up-left
-    lo, hi = torch.minimum(a, b), torch.maximum(a, b)
-    pred = torch.where(c >= hi, lo, torch.where(c <= lo, hi, a + b - c))
-    pred[..., 1:, 0] = q[..., :-1, 0]
-    pred[..., 0, :] = a[..., 0, :]
-    return q - pred
+    def _scale_candidates(self, x, budget, channels, scale_code, chroma_codes, start) -> list[Candidate]:
+        h, w = x.shape[-2:]
+        geometry = ThumbnailGeometry(w, h, SCALES[scale_code])
+        if min(geometry.luma) < MIN_THUMBNAIL:
+            return []
+        coefs = analyse(x, geometry)
+        out = [self.finest_fit(coefs, (h, w), scale_code, j, budget, channels, start) for j in chroma_codes]
+        return [c for c in out if c is not None]
 
+    def candidates(self, x: torch.Tensor, budget: int, channels: int | None = None) -> list[Candidate]:
+        """The scales around the one a budget usually wants (≈ ``BITS_PER_PIXEL`` bits per thumbnail
+        pixel), each at the finest step that fits; then the other chroma ratios at the best scale."""
+        h, w = x.shape[-2:]
+        guess = math.sqrt(h * w * BITS_PER_PIXEL / (8 * max(budget, 1)))
+        centre = min(range(len(SCALES)), key=lambda s: abs(math.log(SCALES[s] / guess)))
+        out, start = [], START_CODE
+        for s in range(min(len(SCALES) - 1, centre + SCALE_WINDOW), max(-1, centre - SCALE_WINDOW - 1), -1):
+            found = self._scale_candidates(x, budget, channels, s, (CHROMA_CODES[1],), start)
+            if found:
+                start = found[0].latent.luma_code + 1   # a larger thumbnail needs a coarser step
+                out += found
+        for c in out:
+            self._proxy(x, c)
+        if not out:
+            return []
+        best = min(out, key=lambda c: c.distortion)
+        fine = self._scale_candidates(x, budget, channels, best.latent.scale_code,
+                                      (CHROMA_CODES[0], CHROMA_CODES[2]), best.latent.luma_code)
+        for c in fine:
+            self._proxy(x, c)
+        return out + fine
 
-def random_channel_mask(batch: int, channels: int, max_kept: int, generator=None) -> torch.Tensor:
-    """(B, N, 1, 1) masks keeping a random subset of 1..max_kept channels per sample."""
-    kept = torch.randint(1, max_kept + 1, (batch,), generator=generator)
-    scores = torch.rand(batch, channels, generator=generator)
-    rank = scores.argsort(dim=1).argsort(dim=1)
-    return (rank < kept[:, None]).float()[:, :, None, None]
+    def _proxy(self, x: torch.Tensor, c: Candidate) -> None:
+        h, w = x.shape[-2:]
+        c.low_band = T.from_planes(c.latent.planes(h, w), (h, w))[0]
+        c.distortion = colour_distortion(c.low_band, x)
+
+    def score(self, x: torch.Tensor, cands: list[Candidate]) -> Candidate | None:
+        """The best candidate: by the proxy, then the shortlist through g_s (when given)."""
+        h, w = x.shape[-2:]
+        cands = sorted(cands, key=lambda c: c.distortion)
+        if self.synthesis is not None:
+            for c in cands[:SHORTLIST]:
+                c.low_band = self.low_band(c.latent, h, w)
+                c.distortion = colour_distortion(c.low_band, x)
+            cands = sorted(cands[:SHORTLIST], key=lambda c: c.distortion)
+        return cands[0] if cands else None
+
+    def rate_control(self, x: torch.Tensor, budget: int, channels: int | None = None) -> Candidate | None:
+        """The best candidate within ``budget`` latent bytes, or None if none fits, with the texture the
+        receiver should add to its low band (the texture code costs no byte: its 3 bits are always sent)."""
+        best = self.score(x, self.candidates(x, budget, channels))
+        if best is not None:
+            best.latent.texture_code = texture_code(x, best.low_band, best.latent.scale)
+        return best

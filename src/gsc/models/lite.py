@@ -1,12 +1,26 @@
-"""The lite receiver's generator: a rectified-flow U-Net in TAEF2's latent space and its zero-init adapter.
+"""The lite preset's networks: g_s (the low band) and the rectified-flow U-Net with its zero-init adapter.
+
+Shared by the sender (whose rate control runs g_s on its candidates), the receiver and the trainer.
+
+g_s, the learned upsampler of the decoded thumbnail (``gsc.models.thumbnail``)::
+
+    thumbnail (Y, Cb, Cr at 1/f) ─► bicubic ─────────────────────────────────────────────► x̃ (3, H, W)
+                                 └► bicubic to 1/4 ⊕ (log Δ_Y, log Δ_C, log f) ─► stem ─► down ─► 4 blocks ─►
+                                    up ⊕ stem ─► 2 blocks ─► zero-init conv ─► pixel shuffle ×4 ─► + x̃ ─► x̂
+    every block reads (log Δ_Y, log Δ_C, log f, caption embedding) by scale and shift.
+
+At initialisation g_s is the bicubic upscale of the thumbnail; training adds what a learned upsampler of
+coded thumbnails can (edges, deblocking, the colour a coarse chroma step lost).
+
+The generator::
 
 The paper's FLUX works in its VAE's latent space; the adapter is a trainable copy of some of its blocks
 whose outputs pass through zero-initialised layers into the frozen base. In miniature::
 
     z_t (32, H/8, W/8) ─► conv_in ─► down[0] ─► down[1] ─► down[2] ─► mid ─► up[2] ─► up[1] ─► up[0] ─► ẑ_0
                                        ▲ +        ▲ +        ▲ +       ▲ +
-    adapter: copy of conv_in/down/mid, fed ŷ_sel ⊙ mask ⊕ mask (1/16, upsampled to 1/8) at every level,
-             each output through a zero-init 1×1 conv (``zero_convs``) into the base's skips and mid.
+    adapter: copy of conv_in/down/mid, fed the decoded thumbnail at 1/8 ⊕ (log Δ_Y, log Δ_C, log f) at every
+             level, each output through a zero-init 1×1 conv (``zero_convs``) into the base's skips and mid.
 
 Both read the time t and the caption embedding (all-MiniLM-L6-v2, 384-d; zero = no caption) through
 scale-and-shift of every block. At initialisation the adapter adds exactly zero.
@@ -21,9 +35,18 @@ from torch import nn
 import torch.nn.functional as F
 
 from ..nn import ConfigMixin, timestep_embedding, zero_module
+from . import thumbnail
 
 LATENT_CHANNELS = 32  # TAEF2
 TEXT_DIM = 384
+
+
+N_SETTINGS = 3   # log Δ_Y, log Δ_C, log f
+
+
+def settings_vector(steps: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(B, 3): the receiver's knowledge of how coarse the thumbnail is, roughly centred on 0."""
+    return torch.stack([torch.log(steps[:, 0] / 32), torch.log(steps[:, 1] / 32), torch.log(scale / 12)], 1)
 
 
 class CondResBlock(nn.Module):
@@ -122,18 +145,18 @@ class LiteFlowUNet(nn.Module, ConfigMixin):
 
 
 class LiteAdapter(nn.Module, ConfigMixin):
-    """Trainable copy of the base's conditioning, input, down path and mid blocks, reading the channels.
+    """Trainable copy of the base's conditioning, input, down path and mid blocks, reading the low band.
 
-    The condition is the sender's full latent grid with unsent channels zeroed, concatenated with the
-    0/1 channel mask, so that one adapter serves every C and every index set.
+    The condition (``adapter_hint``) is the decoded thumbnail rendered at the latent's 1/8 with how coarse
+    it is (log Δ_Y, log Δ_C, log f as constant maps): one adapter for every scale and step.
     """
 
-    def __init__(self, sent_channels: int = 32, channels: tuple[int, ...] = (96, 160, 224), cond_dim: int = 256,
+    def __init__(self, channels: tuple[int, ...] = (96, 160, 224), cond_dim: int = 256,
                  latent_channels: int = LATENT_CHANNELS, text_dim: int = TEXT_DIM, hint_width: int = 128):
         super().__init__()
         channels = tuple(channels)
-        self.register_config(sent_channels=sent_channels, channels=list(channels), cond_dim=cond_dim,
-                             latent_channels=latent_channels, text_dim=text_dim, hint_width=hint_width)
+        self.register_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
+                             text_dim=text_dim, hint_width=hint_width)
         base_like = LiteFlowUNet(channels, cond_dim, latent_channels, text_dim)
         self.conditioning = base_like.conditioning
         self.conv_in = base_like.conv_in
@@ -141,9 +164,8 @@ class LiteAdapter(nn.Module, ConfigMixin):
         self.downsample = base_like.downsample
         self.mid = base_like.mid
         self.hint = nn.Sequential(
-            nn.Conv2d(2 * sent_channels, hint_width, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(3 + N_SETTINGS, hint_width, 3, padding=1), nn.SiLU(),
             nn.Conv2d(hint_width, hint_width, 3, padding=1), nn.SiLU(),
-            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),   # 1/16 → the latent's 1/8
             nn.Conv2d(hint_width, hint_width, 3, padding=1), nn.SiLU(),
         )
         # The hint enters each level through its own zero-init projection (ControlNet's "hint").
@@ -153,18 +175,17 @@ class LiteAdapter(nn.Module, ConfigMixin):
         self.zero_mid = zero_module(nn.Conv2d(channels[-1], channels[-1], 1))
 
     @classmethod
-    def from_base(cls, base: LiteFlowUNet, sent_channels: int) -> "LiteAdapter":
+    def from_base(cls, base: LiteFlowUNet) -> "LiteAdapter":
         cfg = base.config
-        adapter = cls(sent_channels, tuple(cfg["channels"]), cfg["cond_dim"], cfg["latent_channels"], cfg["text_dim"])
+        adapter = cls(tuple(cfg["channels"]), cfg["cond_dim"], cfg["latent_channels"], cfg["text_dim"])
         for name in ("conditioning", "conv_in", "down", "downsample", "mid"):
             getattr(adapter, name).load_state_dict(copy.deepcopy(getattr(base, name).state_dict()))
         return adapter
 
-    def forward(self, z_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, y_sent: torch.Tensor,
-                mask: torch.Tensor) -> dict:
-        """y_sent: (B, N, h, w) sent channels (others zero) at 1/16; mask: (B, N, 1, 1) or (B, N, h, w)."""
+    def forward(self, z_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, hint: torch.Tensor) -> dict:
+        """hint: (B, 6, h, w) from ``adapter_hint``, at the latent's resolution."""
         cond = self.conditioning(t, text)
-        hint = self.hint(torch.cat([y_sent, mask.expand_as(y_sent)], 1))
+        hint = self.hint(hint)
         h = self.conv_in(z_t)
         down_res = []
         for i, (block, down) in enumerate(zip(self.down, self.downsample)):
@@ -175,3 +196,48 @@ class LiteAdapter(nn.Module, ConfigMixin):
         for block in self.mid:
             h = block(h, cond)
         return {"down": down_res, "mid": self.zero_mid(h)}
+
+
+def adapter_hint(planes: list[torch.Tensor], size, steps: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The adapter's condition: the thumbnail rendered at ``size`` (the latent's grid) in [−1, 1], and the
+    settings vector as constant maps. (B, 6, *size)."""
+    low = thumbnail.from_planes(planes, tuple(size)) * 2 - 1
+    s = settings_vector(steps, scale)[:, :, None, None].expand(-1, -1, *low.shape[-2:])
+    return torch.cat([low, s], 1)
+
+
+class LiteSynthesis(nn.Module, ConfigMixin):
+    """g_s: decoded thumbnail planes (+ the steps, the scale and the caption) → the image's low band."""
+
+    def __init__(self, width: int = 48, inner_width: int = 96, inner_blocks: int = 4, outer_blocks: int = 1,
+                 cond_dim: int = 128, text_dim: int = TEXT_DIM):
+        super().__init__()
+        self.register_config(width=width, inner_width=inner_width, inner_blocks=inner_blocks,
+                             outer_blocks=outer_blocks, cond_dim=cond_dim, text_dim=text_dim)
+        self.cond = nn.Sequential(nn.Linear(N_SETTINGS + text_dim, cond_dim), nn.SiLU(),
+                                  nn.Linear(cond_dim, cond_dim), nn.SiLU())
+        self.stem = nn.Conv2d(3 + N_SETTINGS, width, 3, padding=1)
+        self.down = nn.Conv2d(width, inner_width, 3, stride=2, padding=1)
+        self.inner = nn.ModuleList([CondResBlock(inner_width, inner_width, cond_dim) for _ in range(inner_blocks)])
+        self.up = nn.Conv2d(inner_width, width, 3, padding=1)
+        self.outer = nn.ModuleList([CondResBlock(2 * width if i == 0 else width, width, cond_dim)
+                                    for i in range(outer_blocks)])
+        self.out = zero_module(nn.Conv2d(width, 3 * 16, 3, padding=1))   # ×4 by pixel shuffle
+
+    def forward(self, planes: list[torch.Tensor], size: tuple[int, int], steps: torch.Tensor,
+                scale: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """planes: [Y (B, h, w), Cb, Cr (B, h/2, w/2)] in 8-bit levels; size: (H, W);
+        steps: (B, 2) Δ_Y, Δ_C; scale: (B,) f; text: (B, 384). Returns (B, 3, H, W), not clamped."""
+        s = settings_vector(steps, scale)
+        cond = self.cond(torch.cat([s, text], 1))
+        base = thumbnail.from_planes(planes, size)
+        work = thumbnail.from_planes(planes, (-(-size[0] // 4), -(-size[1] // 4)))
+        h0 = self.stem(torch.cat([work * 2 - 1, s[:, :, None, None].expand(-1, -1, *work.shape[-2:])], 1))
+        h = F.silu(self.down(F.silu(h0)))
+        for block in self.inner:
+            h = block(h, cond)
+        h = F.interpolate(self.up(h), size=h0.shape[-2:], mode="bilinear", align_corners=False)
+        h = torch.cat([h, h0], 1)
+        for block in self.outer:
+            h = block(h, cond)
+        return base + F.pixel_shuffle(self.out(F.silu(h)), 4)[..., : size[0], : size[1]]
