@@ -21,7 +21,8 @@ Because a whole band is coded before the next, every context may use the lower b
   2×2 Y blocks' |q| in this band (0, 1–2, ≥ 3): colour given luma;
 - the band's frequency group (``GROUPS``), and luma or chroma.
 
-Each table starts from a fixed prior and is updated once per (band, plane) call with every symbol of it
+Each table starts from a prior fitted on BSDS500 train (``band_prior.json``, part of the format: magnitudes
+0..15 each, and one count shared by all larger ones) and is updated once per (band, kind) call with every symbol of it
 (+``INCREMENT``; a table over ``LIMIT`` is halved, rounding up), so encoder and decoder keep bit-identical
 integer tables on any machine; constriction quantizes them the same way everywhere.
 
@@ -30,7 +31,10 @@ Work. ``band_work`` bounds the decoder's CPU time from the section header, befor
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -128,14 +132,35 @@ def _contexts(a: list[np.ndarray], plane: int, k: int) -> np.ndarray:
     return (ctx + _bucket(_near(a, plane, k), NEAR_EDGES)).ravel()
 
 
-class _Tables:
-    """Adaptive integer frequency tables, one row per context, over magnitudes 0..M."""
+PRIOR_SYMBOLS = 17      # prior entries per context: magnitudes 0..15, and one shared by all ≥ 16
+KINDS = ((0,), (1, 2))  # the planes coded together: Y; Cb and Cr
 
-    def __init__(self, m: int):
-        s = np.arange(m + 1)
-        prior = np.maximum(1, 16 >> np.minimum(s, 4)).astype(np.float64)
-        prior[0] = 32
-        self.t = np.repeat(prior[None], N_CONTEXTS, axis=0)
+
+def default_prior(m: int) -> np.ndarray:
+    """The flat prior over magnitudes 0..m: 32 for 0, then 16 >> min(s, 4) (at least 1)."""
+    s = np.arange(m + 1)
+    prior = np.maximum(1, 16 >> np.minimum(s, 4)).astype(np.float64)
+    prior[0] = 32
+    return prior
+
+
+@lru_cache(maxsize=1)
+def fitted_prior() -> np.ndarray:
+    """(2, N_CONTEXTS, PRIOR_SYMBOLS) initial counts fitted on BSDS500 train (``scripts/lite_band_prior.py``):
+    part of the format, so the file ships beside this module."""
+    data = json.loads((Path(__file__).with_name("band_prior.json")).read_text())
+    prior = np.asarray(data["prior"], dtype=np.float64)
+    if prior.shape != (2, N_CONTEXTS, PRIOR_SYMBOLS) or prior.min() < 1:
+        raise RuntimeError("band_prior.json does not match this coder (reinstall gsc)")
+    return prior
+
+
+class _Tables:
+    """Adaptive integer frequency tables, one row per context, over magnitudes 0..M, starting from the
+    fitted prior of their kind (luma or chroma)."""
+
+    def __init__(self, m: int, kind: int):
+        self.t = fitted_prior()[kind][:, np.minimum(np.arange(m + 1), PRIOR_SYMBOLS - 1)].copy()
 
     def probs(self, ctx: np.ndarray) -> np.ndarray:
         return self.t[ctx]
@@ -166,9 +191,9 @@ def _ac_loop(shapes: list[tuple[int, int, int]], ac_mags: list[int], code,
     if truth is not None:
         for p in range(3):
             q[p][0] = truth[p][0]
-    tables = [_Tables(ac_mags[0]), _Tables(ac_mags[1])]
+    tables = [_Tables(ac_mags[0], 0), _Tables(ac_mags[1], 1)]
     for k in range(1, shapes[0][0]):
-        for kind, planes in enumerate(((0,), (1, 2))):
+        for kind, planes in enumerate(KINDS):
             if ac_mags[kind] == 0:
                 continue
             ctx = np.concatenate([_contexts(a, p, k) for p in planes])
