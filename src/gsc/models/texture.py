@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .thumbnail_format import TEXTURE_ENERGY
 
-SIGMA_PER_SCALE = 0.5     # the Gaussian cut, in pixels per unit of the downscale factor f
+SIGMA_PER_SCALE = 0.35    # the Gaussian cut, in pixels per unit of the downscale factor f
 TEXTURE_SHARE = 0.5       # the share of the missing detail energy the sender asks for
 
 
