@@ -38,6 +38,7 @@ from typing import Callable
 import torch
 
 from ..errors import GSCError
+from ..color import block_drift, chroma
 
 MS_SSIM_MIN_SIDE = 161  # pytorch_msssim: the side must exceed (win_size − 1) · 2⁴ = 160
 # Below these sides the networks' reflection padding (ST-LPIPS) or the filters (piq) do not fit.
@@ -92,22 +93,18 @@ def ms_ssim(a: torch.Tensor, b: torch.Tensor) -> float | None:
     return float(_ms_ssim(a.float(), b.float(), data_range=1.0, size_average=True))
 
 
-# BT.601 full-range (JFIF) chroma rows; the +0.5 offsets cancel in a difference.
-_CB = (-0.168736, -0.331264, 0.5)
-_CR = (0.5, -0.418688, -0.081312)
-
-
-def chroma(image: torch.Tensor) -> torch.Tensor:
-    """(…, 3, H, W) RGB in [0, 1] → (…, 2, H, W): Cb and Cr (BT.601, full range), centred on 0."""
-    m = torch.tensor([_CB, _CR], dtype=image.dtype, device=image.device)
-    return torch.einsum("kc,...chw->...khw", m, image)
-
-
 def psnr_chroma(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of the Cb and Cr planes together (one MSE over both; peak-to-peak 1)."""
     a, b = _pair(a, b)
     m = float((chroma(a) - chroma(b)).pow(2).mean())
     return math.inf if m == 0 else 10 * math.log10(1.0 / m)
+
+
+def colour_drift(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Mean CIELAB ΔE76 between the 32×32 block means of a and b: casts and wrong patch colours, blind to
+    texture (lower is better)."""
+    a, b = _pair(a, b)
+    return block_drift(a, b)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,6 +280,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("psnr", "psnr-rgb", "PSNR (dB)", True, psnr),
     Metric("ms_ssim", "ms-ssim-rgb", "MS-SSIM", True, ms_ssim),
     Metric("psnr_chroma", "psnr-chroma", "chroma PSNR (dB)", True, psnr_chroma),
+    Metric("colour_drift", "colour-drift", "colour drift (ΔE, 32×32)", False, colour_drift),
     Metric("st_lpips_alex", "st-lpips-alex", "ST-LPIPS (alex)", False, lambda a, b: st_lpips(a, b, "alex"),
            lambda: st_lpips_model("alex")),
     Metric("st_lpips_vgg", "st-lpips-vgg", "ST-LPIPS (vgg)", False, lambda a, b: st_lpips(a, b, "vgg"),
@@ -295,7 +293,7 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
 ]}
 BASIC = ["psnr", "ms_ssim"]
 # What gsc eval and bench-classical report unless told otherwise (ST-LPIPS vgg costs ≈ 5× alex: a flag).
-DEFAULT = ["psnr", "ms_ssim", "psnr_chroma", "st_lpips_alex", "flip", "haarpsi", "ms_gmsd"]
+DEFAULT = ["psnr", "ms_ssim", "psnr_chroma", "colour_drift", "st_lpips_alex", "flip", "haarpsi", "ms_gmsd"]
 
 
 def get_metric(name: str) -> Metric:

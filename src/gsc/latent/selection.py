@@ -27,6 +27,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..color import luma, rgb_to_ycbcr
+
 SELECTORS: dict[str, Callable] = {}
 
 
@@ -35,12 +37,6 @@ def register(name: str):
         SELECTORS[name] = fn
         return fn
     return deco
-
-
-def luma(image: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] → (B, 1, H, W)."""
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    return (image * w).sum(1, keepdim=True)
 
 
 def _minmax(x: torch.Tensor) -> torch.Tensor:
@@ -112,8 +108,6 @@ def ssim_color_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> torch.T
     and a colourful one lets a chroma-carrying channel in at small C.
 
     Batched too: latent (B, N, h, w) with image (B, 3, H, W) gives (B, N)."""
-    from .lite import rgb_to_ycbcr
-
     batched = latent.dim() == 4
     latent, image = (latent, image) if batched else (latent[None], image[None])
     planes = F.adaptive_avg_pool2d(rgb_to_ycbcr(image.float()), latent.shape[-2:])        # (B, 3, h, w)

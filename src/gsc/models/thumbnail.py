@@ -27,15 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from .thumbnail_format import BANDS, BLOCK, DC_STEP, ROUNDING, ThumbnailGeometry
+from ..color import rgb_to_ycbcr, ycbcr_to_rgb  # noqa: F401  (re-exported: the thumbnail is YCbCr)
 
 # The POCS blurs, coarse to fine (σ in thumbnail pixels): the wide ones spread a block's mean across its
 # neighbours (a ramp, not a staircase, where only DCs were sent), the narrow ones keep what edges the bins pin.
 POCS_SIGMAS = (2.0,) * 10 + (1.0,) * 10
-
-_RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114],
-                              [-0.168736, -0.331264, 0.5],
-                              [0.5, -0.418688, -0.081312]], dtype=torch.float64)
-_YCBCR_TO_RGB = torch.linalg.inv(_RGB_TO_YCBCR)
 
 
 def _zigzag() -> torch.Tensor:
@@ -55,15 +51,6 @@ def _dct_matrix() -> torch.Tensor:
 
 
 DCT = _dct_matrix()
-
-
-def rgb_to_ycbcr(x: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) RGB in [0, 1] → Y in [0, 1], Cb and Cr in [−0.5, 0.5] (BT.601 full range)."""
-    return torch.einsum("kc,...chw->...khw", _RGB_TO_YCBCR.to(x), x)
-
-
-def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("kc,...chw->...khw", _YCBCR_TO_RGB.to(x), x)
 
 
 def downscale(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
