@@ -18,7 +18,8 @@ def test_payload_round_trip_and_byte_accounting():
     data = sample_stream(CAPTION, channels=3, size=(768, 512), seed=1)
     p = Codec().read(data)
     assert p.caption == CAPTION
-    assert len(p.indices) == 3 and p.q.shape == (3, 32, 48)
+    assert p.indices == [0, 1, 2] and p.latent.channels == 3
+    assert all(np.array_equal(a, b) for a, b in zip(p.latent.q, sample_symbols(3, (768, 512), 1).q))
     assert p.sizes["total"] == len(data)
     assert p.sizes["header"] + p.sizes["caption"] + p.sizes["latent"] == len(data)
     assert p.sizes["header"] <= 6
@@ -41,9 +42,11 @@ def test_thousand_plain_mutants_are_all_refused():
     assert refused >= 1000
 
 
-def test_resealed_mutants_are_refused_or_parse_cleanly():
-    # With the CRC recomputed, mutations reach the header parser and both entropy decoders.
-    data = sample_stream(CAPTION, channels=2, size=(240, 160))
+@pytest.mark.parametrize("preset", ["lite", "flux-tiny"])
+def test_resealed_mutants_are_refused_or_parse_cleanly(preset):
+    # With the CRC recomputed, mutations reach the header parser and both entropy decoders (lite's bands,
+    # the flux presets' channel grid).
+    data = sample_stream(CAPTION, channels=2, size=(240, 160), preset=preset)
     report = fuzz(data, 1100, seed=1, resealed_share=1.0, timeout=5.0)
     assert report.cases >= 1000
     assert report.crashes == [] and report.hangs == []
@@ -55,7 +58,11 @@ def test_small_and_odd_sizes_round_trip():
         data = sample_stream("", channels=1, size=size, seed=seed)
         p = Codec().read(data)
         assert (p.width, p.height) == size and p.caption == ""
-        q, idx = sample_symbols(1, size, seed)
+        latent = sample_symbols(1, size, seed)
+        assert p.latent.channels == 1 and p.indices == [0]
+        assert all(np.array_equal(a, b) for a, b in zip(p.latent.q, latent.q))
+        q, idx = sample_symbols(1, size, seed, "flux-tiny")
+        p = Codec().read(sample_stream("", channels=1, size=size, seed=seed, preset="flux-tiny"))
         assert p.q.shape == q.shape == (1, -(-size[1] // 16), -(-size[0] // 16))
         assert np.array_equal(p.q, q) and p.indices == idx
 
@@ -65,8 +72,8 @@ def test_small_and_odd_sizes_round_trip():
 HOSTILE = {
     "8192², C = 0": (None, "Mpx"),
     "768×512, steps = 1000": (None, "sampling steps"),
-    "8192², C = 16, m = 4095, 1-byte payload": ("entropy-decoding work", "Mpx"),
-    "8192², C = 16, m = 4095, steps = 1000": ("entropy-decoding work", "Mpx"),
+    "8192², C = 64, m = 4095, 1-byte payload": ("entropy-decoding work", "Mpx"),
+    "8192², C = 64, m = 4095, steps = 1000": ("entropy-decoding work", "Mpx"),
 }
 
 
@@ -96,9 +103,9 @@ def test_limits_lift_for_a_trusted_sender_and_are_checked():
     Codec(max_pixels=8192 * 8192).check_budget(big)
     with pytest.raises(BudgetError, match="67.1 Mpx"):
         Codec(max_pixels=8192 * 8192 - 1).check_budget(big)
-    # The symbol-work limit scales with max_pixels, but no setting admits 16 channels of m = 4095 at 8192².
+    # The symbol-work limit scales with max_pixels, but no setting admits 64 bands of m = 4095 at 8192².
     with pytest.raises(BudgetError, match="entropy-decoding work"):
-        Codec(max_pixels=1 << 26).read(hostile_streams()["8192², C = 16, m = 4095, 1-byte payload"])
+        Codec(max_pixels=1 << 26).read(hostile_streams()["8192², C = 64, m = 4095, 1-byte payload"])
     for bad in ({"max_pixels": 0}, {"max_pixels": (1 << 26) + 1}, {"max_steps": 0}, {"max_steps": 1001}):
         with pytest.raises(GSCError, match="--max-"):
             Codec(**bad)
@@ -119,7 +126,7 @@ def test_summary_reads_headers_only_and_says_what_a_receiver_would_refuse():
     assert summary == {k: info[k] for k in summary}
     assert summary["decode_refused"] is None
     hostile = hostile_streams()
-    big = codec.summary(hostile["8192², C = 16, m = 4095, 1-byte payload"])
-    assert big["channels"] == 16 and "67.1 Mpx" in big["decode_refused"]
-    lifted = Codec(max_pixels=1 << 26).summary(hostile["8192², C = 16, m = 4095, 1-byte payload"])
+    big = codec.summary(hostile["8192², C = 64, m = 4095, 1-byte payload"])
+    assert big["channels"] == 64 and "67.1 Mpx" in big["decode_refused"]
+    lifted = Codec(max_pixels=1 << 26).summary(hostile["8192², C = 64, m = 4095, 1-byte payload"])
     assert "entropy-decoding work" in lifted["decode_refused"]

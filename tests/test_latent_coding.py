@@ -170,16 +170,9 @@ def test_mutated_latent_sections_raise_stream_error_or_decode_in_range():
     assert refused > 150
 
 
-def test_training_rate_term_uses_the_coders_predictor():
-    """gsc.latent.lite.med_residual (the codec stage's rate term) sees the residuals the stream codes."""
-    import torch
-
-    from gsc.latent.lite import med_residual
-
+def test_the_predictor_is_loco_i():
+    """Position by position, LOCO-I's median predictor (first row: left; first column: up; origin: 0)."""
     q = np.random.default_rng(3).integers(-6, 7, (2, 5, 8))
-    residual = med_residual(torch.from_numpy(q).float()[None])[0].numpy()
-    np.testing.assert_array_equal(residual, q - predictions(q))
-    # And the predictor is LOCO-I's, position by position (first row: left; first column: up; origin: 0).
     for y, x in [(0, 0), (0, 3), (2, 0), (3, 5)]:
         a = q[0, y, x - 1] if x else 0
         b = q[0, y - 1, x] if y else 0

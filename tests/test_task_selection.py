@@ -46,26 +46,27 @@ def test_equals_ssim_where_nothing_is_detected():
         assert select_channels(latent, x, c, "det-ssim") == select_channels(latent, x, c, "ssim")
 
 
-def test_every_c_is_valid_deterministic_and_differs_from_ssim_on_real_images():
+def test_every_c_is_valid_deterministic_and_travels_in_the_stream():
+    """On real images through a channel-grid codec (flux-tiny's mbt2018-mean; lite v3 sends DCT bands): every
+    C gives C sorted, distinct, valid indices, the same on a fresh detector run, and a receiver that does not
+    know the selection reads them back from the stream. (That det-ssim differs from ssim where the objects
+    matter is test_prefers_the_channel_that_draws_the_objects.)"""
     import gsc.latent.selection as selection
     from gsc.codec import Codec
 
-    codec = Codec(selection="det-ssim")
+    codec = Codec(preset="flux-tiny", selection="det-ssim")
     n = codec.preset.latent_channels
-    differ = []
-    for name in PERSONS:
+    for name in PERSONS[:2]:
         x = load_image(BSDS_TEST / name)
         padded = pad_to_multiple(x, 16)  # as the encoder does: analysis and selection on the padded image, Δ = 1
         y = torch.round(codec.latent_encoder.analyse(padded))
-        for c in range(n + 1):
+        for c in range(17):                # the paper's C = 0..16
             first = select_channels(y, padded, c, "det-ssim")
             assert first == sorted(set(first)) and len(first) == c and all(0 <= i < n for i in first)
             if c <= 4:
                 selection._detection_memo.clear()  # a fresh detector run gives the same channels
                 assert select_channels(y, padded, c, "det-ssim") == first
-                if first != select_channels(y, padded, c, "ssim"):
-                    differ.append((x, c, first))
-    assert differ, "det-ssim chose the same channels as ssim on every image and C"
-    # the stream carries the indices: a receiver built without knowing the sender's selection reads them back
-    x, c, indices = differ[0]
-    assert Codec().read(codec.encode(x, channels=c)).indices == indices
+    data = codec.encode(x, channels=3, caption="")
+    sent = select_channels(torch.round(codec.latent_encoder.analyse(padded) / codec.read(data).step), padded, 3,
+                           "det-ssim")
+    assert Codec(preset="flux-tiny").read(data).indices == sent

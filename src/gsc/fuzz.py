@@ -19,51 +19,73 @@ from dataclasses import dataclass, field
 from .errors import StreamError
 
 
-def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0):
-    """Synthetic latent symbols (C, ⌈H/16⌉, ⌈W/16⌉) and ascending indices, as ``sample_stream`` codes them."""
+SAMPLE_SCALE_CODE = 6      # f ≈ 11.3: where lite's rate control lands at 0.01 bpp
+
+
+def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite"):
+    """Synthetic latent symbols as ``sample_stream`` codes them: for lite a ``BandLatent`` (C DCT bands of the
+    thumbnail), for the flux presets the grid (C, ⌈H/16⌉, ⌈W/16⌉) and ascending indices."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     w, h = size
-    q = np.round(rng.laplace(0, 0.7, (channels, -(-h // 16), -(-w // 16)))).astype(np.int64)
-    idx = sorted(rng.choice(32, channels, replace=False).tolist())
-    return q, idx
+    if preset != "lite":
+        q = np.round(rng.laplace(0, 0.7, (channels, -(-h // 16), -(-w // 16)))).astype(np.int64)
+        return q, sorted(rng.choice(320, channels, replace=False).tolist())
+    from .latent.bands import BandLatent, _shapes
+    from .models.thumbnail_format import SCALES, ThumbnailGeometry
+
+    q = []
+    for shape in _shapes(ThumbnailGeometry(w, h, SCALES[SAMPLE_SCALE_CODE]), channels):
+        p = np.round(rng.laplace(0, 0.7, shape)).astype(np.int64)
+        p[0] = rng.integers(-60, 60, shape[1:])              # DC: block means, wide
+        q.append(p)
+    return BandLatent(SAMPLE_SCALE_CODE, 12, 2, 3, q)
 
 
 def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
-                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0) -> bytes:
-    """A realistic lite stream built without any model weights (synthetic latent symbols)."""
+                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite") -> bytes:
+    """A realistic stream built without any model weights (synthetic latent symbols), for lite (its DCT
+    bands) or a flux preset (its channel grid)."""
     from . import stream as fmt
     from .caption.coding import encode_caption
-    from .latent.coding import encode_latent
+    from .presets import get_preset
 
-    q, idx = sample_symbols(channels, size, seed)
-    return fmt.pack(fmt.Header(0, *size), encode_caption(caption), encode_latent(q, idx, 32))
+    if preset == "lite":
+        from .latent.bands import encode_bands
+
+        latent = encode_bands(sample_symbols(channels, size, seed), *size)
+    else:
+        from .latent.coding import encode_latent
+
+        q, idx = sample_symbols(channels, size, seed, preset)
+        latent = encode_latent(q, idx, get_preset(preset).latent_channels)
+    return fmt.pack(fmt.Header(get_preset(preset).id, *size), encode_caption(caption), latent)
 
 
 def hostile_streams() -> dict[str, bytes]:
-    """Tiny, well-formed streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
+    """Tiny, well-formed lite streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
 
     Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
     from . import stream as fmt
     from .bits import BitWriter
-    from .latent.coding import STEP_BITS, step_code
+    from .presets import get_preset
+
+    lite = get_preset("lite").id
 
     def latent(c: int, m: int, payload: bytes = b"\x01") -> bytes:
         w = BitWriter()
-        w.write(c - 1, 4), w.write(step_code(1.0), STEP_BITS)   # C, Δ = 1.0
-        for i in range(c):
-            w.write(i, 5)                               # lite: N = 32, 5 bits an index
-        for _ in range(c):
-            w.write_eg(m, 1)
+        w.write(0, 4), w.write(c - 1, 6), w.write(0, 5), w.write(2, 3), w.write(0, 3)   # f = 4, finest Δ
+        for _ in range(5):
+            w.write_eg(m, 1)                            # DC of Y, Cb, Cr; AC of Y, of Cb/Cr
         return w.to_bytes() + payload
 
     return {
-        "8192², C = 0": fmt.pack(fmt.Header(0, 8192, 8192), b"", b""),
-        "768×512, steps = 1000": fmt.pack(fmt.Header(0, 768, 512, steps=1000, seed=0), b"", b""),
-        "8192², C = 16, m = 4095, 1-byte payload": fmt.pack(fmt.Header(0, 8192, 8192), b"", latent(16, 4095)),
-        "8192², C = 16, m = 4095, steps = 1000": fmt.pack(fmt.Header(0, 8192, 8192, steps=1000, seed=0), b"",
-                                                         latent(16, 4095)),
+        "8192², C = 0": fmt.pack(fmt.Header(lite, 8192, 8192), b"", b""),
+        "768×512, steps = 1000": fmt.pack(fmt.Header(lite, 768, 512, steps=1000, seed=0), b"", b""),
+        "8192², C = 64, m = 4095, 1-byte payload": fmt.pack(fmt.Header(lite, 8192, 8192), b"", latent(64, 4095)),
+        "8192², C = 64, m = 4095, steps = 1000": fmt.pack(fmt.Header(lite, 8192, 8192, steps=1000, seed=0), b"",
+                                                         latent(64, 4095)),
     }
 
 

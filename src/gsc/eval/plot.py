@@ -10,6 +10,7 @@ from .results import load_curves
 
 # JSON key → axis label; a panel is drawn for each key that any curve has. ↑/↓: which way is better.
 PANELS = [("psnr-rgb", "PSNR [dB] ↑"), ("ms-ssim-rgb", "MS-SSIM ↑"), ("psnr-chroma", "chroma PSNR [dB] ↑"),
+          ("colour-drift", "colour drift [ΔE, 32×32] ↓"),
           ("st-lpips-alex", "ST-LPIPS (alex) ↓"), ("st-lpips-vgg", "ST-LPIPS (vgg) ↓"), ("flip", "FLIP ↓"),
           ("haarpsi", "HaarPSI ↑"), ("ms-gmsd", "MS-GMSD ↓"), ("ssimulacra2", "SSIMULACRA 2 (port) ↑"),
           ("lpips", "LPIPS ↓"), ("dists", "DISTS ↓"),
