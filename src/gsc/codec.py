@@ -116,6 +116,11 @@ class Codec:
         ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
         it when it would take more than ``CAPTION_SHARE`` of the budget (docs/lite-kodak.md measures why).
 
+        lite (DCT bands of a thumbnail): ``max_bpp`` (default ``DEFAULT_BPP``) is rate control over the
+        thumbnail's scale, its steps and C; ``channels`` caps C (the first C bands); ``step`` does not apply.
+
+        The flux presets (a channel grid):
+
         - ``channels`` alone: C channels at quantization step ``step``.
         - ``channels`` and ``max_bpp``: ``step`` is the finest step tried; the finest of the steps from
           there up whose whole stream fits the budget is used (or GSCError).
@@ -123,22 +128,10 @@ class Codec:
           fits, and the one the sender measures best (the latent encoder's synthesis, ``LatentEncoder.
           distortion``) is sent. Neither: C = 1 at ``step``.
         """
-        from .image import as_image_tensor, pad_to_multiple
         from .caption.coding import encode_caption
-        from .latent.coding import MAX_CHANNELS_SENT, STEPS
-        from .latent.selection import SELECTORS
+        from .image import as_image_tensor
 
-        if self.selection not in SELECTORS:
-            raise GSCError(f"unknown selection {self.selection!r}; choose from {', '.join(sorted(SELECTORS))}")
-        max_c = min(MAX_CHANNELS_SENT, self.preset.latent_channels)
-        if channels is not None and not 0 <= channels <= max_c:
-            raise GSCError(f"--channels must be 0..{max_c}, got {channels}")
-        if step not in STEPS:
-            raise GSCError(f"--step must be one of {', '.join(map(str, STEPS))}, got {step}")
-        if max_bpp is not None and not max_bpp > 0:
-            raise GSCError(f"--max-bpp must be positive, got {max_bpp}")
-        if caption_policy not in CAPTION_POLICIES:
-            raise GSCError(f"--caption-policy must be one of {', '.join(CAPTION_POLICIES)}, got {caption_policy!r}")
+        self._check_options(channels, step, max_bpp, caption_policy)
         if (seed is None) != (steps is None):
             seed = self.preset.seed if seed is None else seed
             steps = self.preset.steps if steps is None else steps
@@ -153,13 +146,39 @@ class Codec:
         if self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
             caption_data = b""
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
+        # 2.–4. latent, selection, entropy coding
         if self.preset.coding == "bands":
             return self._encode_bands(x, header, caption_data, channels, step, max_bpp)
-        # 2. latent: analysis transform on the padded image
+        return self._encode_grid(x, header, caption_data, channels, step, max_bpp)
+
+    def _check_options(self, channels, step, max_bpp, caption_policy) -> None:
+        from .latent.coding import MAX_CHANNELS_SENT, STEPS
+        from .latent.selection import SELECTORS
+        from .models.thumbnail_format import BANDS
+
+        if self.selection not in SELECTORS:
+            raise GSCError(f"unknown selection {self.selection!r}; choose from {', '.join(sorted(SELECTORS))}")
+        max_c = BANDS if self.preset.coding == "bands" else min(MAX_CHANNELS_SENT, self.preset.latent_channels)
+        if channels is not None and not 0 <= channels <= max_c:
+            raise GSCError(f"--channels must be 0..{max_c}, got {channels}")
+        if step not in STEPS:
+            raise GSCError(f"--step must be one of {', '.join(map(str, STEPS))}, got {step}")
+        if max_bpp is not None and not max_bpp > 0:
+            raise GSCError(f"--max-bpp must be positive, got {max_bpp}")
+        if caption_policy not in CAPTION_POLICIES:
+            raise GSCError(f"--caption-policy must be one of {', '.join(CAPTION_POLICIES)}, got {caption_policy!r}")
+
+    def _encode_grid(self, x, header, caption_data: bytes, channels: int | None, step: float,
+                     max_bpp: float | None) -> bytes:
+        """The flux presets' sender: 2. g_a on the padded image, 3. selection of C channels at step Δ,
+        4. entropy coding of caption and channels."""
+        from .image import pad_to_multiple
+        from .latent.coding import STEPS
+
+        height, width = x.shape[-2:]
         padded = pad_to_multiple(x, 16)
         y = self.latent_encoder.analyse(padded)
 
-        # 3. selection of C channels at step Δ and 4. entropy coding of caption and channels
         def stream(c: int, delta: float) -> tuple[bytes, list[int], "np.ndarray"]:
             return self._stream(header, caption_data, y, padded, c, delta)
 
@@ -349,7 +368,7 @@ class Codec:
             "channels": len(p.indices),
             "indices": p.indices,
             "step": p.step,
-            **({"scale": p.latent.scale, "texture": round(p.latent.texture, 3)} if p.latent is not None else {}),
+            **({"scale": p.latent.scale, "texture": float(f"{p.latent.texture:.3g}")} if p.latent is not None else {}),
             "preset": p.preset,
             "width": p.width,
             "height": p.height,

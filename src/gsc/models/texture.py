@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from .thumbnail_format import TEXTURE_ENERGY
 
 SIGMA_PER_SCALE = 0.35    # the Gaussian cut, in pixels per unit of the downscale factor f
-TEXTURE_SHARE = 0.5       # the share of the missing detail energy the sender asks for
+TEXTURE_SHARE = 0.05      # the share of the missing detail energy the sender asks for (BSDS500 val, docs/models.md)
 
 
 def cut(scale: float) -> float:
