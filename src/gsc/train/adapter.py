@@ -244,17 +244,42 @@ STORED_DTYPE = {"x0": torch.bfloat16, "prompt_embeds": torch.bfloat16, "pooled":
 PART_TENSORS = {"text": ("prompt_embeds", "pooled"), "image": ("x0", "y", "small")}
 
 
-def prepare_cache(cache, settings: dict, accelerator) -> None:
-    """Keep the cache if it was made with ``settings`` (a crashed run resumes), else start it afresh."""
+def image_digests(images) -> dict[str, str]:
+    """SHA-256 of each image file's bytes, by key: an image replaced in place is encoded again."""
+    import hashlib
+
+    digests = {}
+    for key in images.keys:
+        h = hashlib.sha256()
+        with open(images.folder / key, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digests[key] = h.hexdigest()
+    return digests
+
+
+def prepare_cache(cache, settings: dict, accelerator, images=None) -> None:
+    """Keep the cache if it was made with ``settings`` (a crashed run resumes), else start it afresh.
+
+    The manifest also keeps each of ``images``' file digests (:func:`image_digests`): an image whose file
+    changed since (or that is new) loses its cached encodings, so it is encoded again.
+    """
     import shutil
 
     manifest = cache.root / "manifest.json"
     if accelerator.is_main_process:
-        if manifest.exists() and json.loads(manifest.read_text()) != settings:
+        old = json.loads(manifest.read_text()) if manifest.exists() else None
+        if old is not None and old.get("settings") != settings:
             shutil.rmtree(cache.root)
+            old = None
         cache.root.mkdir(parents=True, exist_ok=True)
-        if not manifest.exists():
-            manifest.write_text(json.dumps(settings, indent=1))
+        known = (old or {}).get("images", {})
+        digests = image_digests(images) if images is not None else {}
+        for key, digest in digests.items():
+            if known.get(key) != digest:
+                for part in PART_TENSORS:
+                    cache.path(part, key).unlink(missing_ok=True)
+        manifest.write_text(json.dumps({"settings": settings, "images": {**known, **digests}}, indent=1))
     accelerator.wait_for_everyone()
 
 
