@@ -58,7 +58,7 @@ def test_flux_cli_decode_options_reach_the_pipeline(tiny_stream, tmp_path, monke
     # dtype in the transformer's weights, the guidance in the generator (and the image).
     import torch
 
-    import gsc.generate.flux as flux
+    import gsc.generate.flux_pipeline as flux
     from gsc.cli import app
 
     seen = []

@@ -203,3 +203,14 @@ def write_atomic(path: str | Path, writer) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def list_dataset(folder: str | Path, limit: int | None = None) -> list[Path]:
+    """The images directly in ``folder`` (``IMAGE_SUFFIXES``), sorted, the first ``limit``; GSCError when none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GSCError(f"dataset folder not found: {folder}")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise GSCError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return paths[:limit] if limit else paths

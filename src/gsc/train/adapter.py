@@ -133,7 +133,7 @@ class FluxSetup:
 
             return {k: v.to(dtype) if isinstance(v, torch.nn.Module) and v.dtype != dtype else v
                     for k, v in tiny_components(self.seed).items()}
-        from ..generate.flux import load_base
+        from ..generate.flux_pipeline import load_base
 
         return load_base(self.model, dtype)
 

@@ -16,7 +16,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from .errors import StreamError
+from ..errors import StreamError
 
 
 def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0):
@@ -33,9 +33,9 @@ def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: 
 def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
                   channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0) -> bytes:
     """A realistic lite stream built without any model weights (synthetic latent symbols)."""
-    from . import stream as fmt
-    from .caption.coding import encode_caption
-    from .latent.coding import encode_latent
+    from .. import stream as fmt
+    from ..caption.coding import encode_caption
+    from ..latent.coding import encode_latent
 
     q, idx = sample_symbols(channels, size, seed)
     return fmt.pack(fmt.Header(0, *size), encode_caption(caption), encode_latent(q, idx, 32))
@@ -45,9 +45,9 @@ def hostile_streams() -> dict[str, bytes]:
     """Tiny, well-formed streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
 
     Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
-    from . import stream as fmt
-    from .bits import BitWriter
-    from .latent.coding import STEP_BITS, step_code
+    from .. import stream as fmt
+    from ..bits import BitWriter
+    from ..latent.coding import STEP_BITS, step_code
 
     def latent(c: int, m: int, payload: bytes = b"\x01") -> bytes:
         w = BitWriter()
@@ -91,12 +91,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def reseal(data: bytes) -> bytes:
     """Recompute the CRC so the mutation reaches the parsers behind it."""
-    from .stream import _crc
+    from ..stream import crc as stream_crc
 
     if len(data) < 3:
         return data
     m = bytearray(data)
-    crc = _crc(bytes(m))
+    crc = stream_crc(bytes(m))
     m[1], m[2] = crc >> 8, crc & 0xFF
     return bytes(m)
 
@@ -123,7 +123,7 @@ def _alarm(signum, frame):
 
 def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeout: float = 2.0,
          progress=None) -> FuzzReport:
-    from .codec import Codec
+    from ..codec import Codec
 
     codec = Codec()
     rng = random.Random(seed)
