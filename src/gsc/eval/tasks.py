@@ -33,8 +33,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import GSCError
 from ..detector import YOLO_INPUT, YOLO_PACKAGE, YOLO_REF_THRESHOLD, YoloV3Tiny, yolo_detector  # noqa: F401 (also re-exported)
+from ..errors import GSCError
+from ..registry import Registry
 from .results import markdown_table, mean
 
 IMAGENET = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
@@ -270,7 +271,10 @@ class YoloTask:
                 "yolo-map50-image-mean": mean(r["map50"] for r in self.per_image)}
 
 
-TASKS = {"depth": DepthTask, "segmentation": SegmentationTask, "detection": DetectionTask, "yolov3-tiny": YoloTask}
+TASKS: Registry[type] = Registry("task")
+for _task in (DepthTask, SegmentationTask, DetectionTask, YoloTask):
+    TASKS.register(_task.name, _task)
+del _task
 
 
 def _rgb_u8(path: Path) -> np.ndarray:

@@ -28,15 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from ..color import luma, rgb_to_ycbcr
+from ..registry import Registry
 
-SELECTORS: dict[str, Callable] = {}
-
-
-def register(name: str):
-    def deco(fn):
-        SELECTORS[name] = fn
-        return fn
-    return deco
+SELECTORS: Registry[Callable] = Registry("selection")  # name → scores(latent, image, seed=…) per channel
+register = SELECTORS.register
 
 
 def _minmax(x: torch.Tensor) -> torch.Tensor:
