@@ -26,11 +26,12 @@ def test_registry_by_decorator_and_by_call_and_reads_like_a_mapping():
 def test_every_stage_registry_is_the_one_type():
     from gsc.caption.captioners import CAPTIONERS
     from gsc.caption.coding import CAPTION_CODERS
-    from gsc.generate import GENERATORS
+    from gsc.generate import GENERATORS, load_generators
     from gsc.latent.encoders import LATENT_ENCODERS
     from gsc.latent.selection import SELECTORS
     from gsc.presets import PRESETS
 
+    load_generators()
     for registry in (CAPTIONERS, CAPTION_CODERS, GENERATORS, LATENT_ENCODERS, SELECTORS, PRESETS):
         assert isinstance(registry, Registry) and len(registry), registry
     assert {"lite", "flux-dev"} <= set(PRESETS) and "ssim" in SELECTORS and "model" in CAPTION_CODERS
