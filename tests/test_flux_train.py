@@ -361,3 +361,25 @@ def test_flux_docs_memory_table_counts_the_pinned_host_copy_of_group_offload():
     text = (Path(__file__).parents[1] / "docs" / "flux.md").read_text()
     section = text[text.index("## Memory options"):text.index("## Cost of one")]
     assert "use_stream" in section and "37 GB of page-locked host RAM" in section
+
+
+def test_flux_train_cli_options_are_the_config_fields(folder, monkeypatch):
+    # One option per AdapterTrainConfig field, with its default: the CLI and the settings cannot drift.
+    import dataclasses
+
+    import gsc.train.trainer as trainer
+
+    seen = []
+    monkeypatch.setattr(trainer, "train_adapter", lambda cfg: seen.append(cfg) or
+                        {"steps": 0, "first_loss": None, "last_loss": None, "adapter": "x"})
+    result = CliRunner().invoke(cli(), ["train-adapter", "--data", str(folder / "images"), "--grad-accum", "3",
+                                        "--no-resume", "--guidance", "2.5", "--gradient-checkpointing"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    expected = AdapterTrainConfig(data=str(folder / "images"), grad_accum=3, resume=False, guidance=2.5,
+                                  gradient_checkpointing=True)
+    assert seen == [expected]
+    from gsc.train.adapter_cli import options
+
+    params = options().parameters
+    assert list(params) == [f.name for f in dataclasses.fields(AdapterTrainConfig)]
+    assert all(params[f.name].default.default == f.default for f in dataclasses.fields(AdapterTrainConfig)[1:])
