@@ -118,30 +118,35 @@ class FluxChannelPipeline(FluxPipeline):
                       if self.transformer.config.guidance_embeds else None)
 
         # 5. Denoising loop: the adapter's residuals enter the frozen base at every step.
+        context = dict(encoder_hidden_states=prompt_embeds, pooled_projections=pooled, img_ids=img_ids,
+                       txt_ids=text_ids, guidance=guidance_t)
         for i, t in enumerate(timesteps):
-            timestep = (t / 1000).expand(1).to(latents.dtype)
-            block_samples = single_samples = None
-            if use_adapter:
-                block_samples, single_samples = self.adapter(
-                    latents, cond_grid, cond_mask, encoder_hidden_states=prompt_embeds, pooled_projections=pooled,
-                    timestep=timestep, img_ids=img_ids, txt_ids=text_ids, guidance=guidance_t)
-            velocity = self.transformer(
-                hidden_states=latents, timestep=timestep, guidance=guidance_t, pooled_projections=pooled,
-                encoder_hidden_states=prompt_embeds, txt_ids=text_ids, img_ids=img_ids,
-                controlnet_block_samples=block_samples, controlnet_single_block_samples=single_samples,
-                return_dict=False)[0]
+            velocity = self._velocity(latents, t, cond_grid if use_adapter else None, cond_mask, context)
             latents = self.scheduler.step(velocity, t, latents, return_dict=False)[0]
             if progress is not None:
                 progress(i)
 
-        # 6. Decode: unpack the tokens, undo FLUX's latent normalisation, VAE decode.
+        # 6. Decode, and 7. post-process: [-1, 1] → [0, 1].
+        image = self._decode(latents, height, width)
+        return (image[0].float().cpu() / 2 + 0.5).clamp(0, 1)
+
+    def _velocity(self, latents: torch.Tensor, t: torch.Tensor, cond_grid: torch.Tensor | None,
+                  cond_mask: torch.Tensor, context: dict) -> torch.Tensor:
+        """The base's velocity at ``t``, with the adapter's residuals when a condition is given."""
+        timestep = (t / 1000).expand(1).to(latents.dtype)
+        block_samples = single_samples = None
+        if cond_grid is not None:
+            block_samples, single_samples = self.adapter(latents, cond_grid, cond_mask, timestep=timestep, **context)
+        return self.transformer(hidden_states=latents, timestep=timestep, controlnet_block_samples=block_samples,
+                                controlnet_single_block_samples=single_samples, return_dict=False, **context)[0]
+
+    def _decode(self, latents: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Unpack the tokens, undo FLUX's latent normalisation, VAE decode: (1, 3, H, W) in [-1, 1]."""
         latents = unpack_latents(latents, height // STRIDE, width // STRIDE)
         latents = latents / self.vae.config.scaling_factor + self.vae.config.shift_factor
         image = self.vae.decode(latents.to(get_module_execution_device(self.vae), self.vae.dtype), return_dict=False)[0]
         self.maybe_free_model_hooks()
-
-        # 7. Post-process: [-1, 1] → [0, 1].
-        return (image[0].float().cpu() / 2 + 0.5).clamp(0, 1)
+        return image
 
 
 # --- loading, memory options and the generator (shared by flux, flux-tiny and train-adapter) --------
