@@ -140,23 +140,29 @@ def test_flux_train_resume_equals_the_uninterrupted_run_and_ema_is_diffusers_ave
     assert any(not torch.equal(ema[k], theta[2][k]) for k in ema)
 
 
-def test_flux_train_precompute_keys_dtypes_and_crash_resume(folder):
-    # The cache: keyed by relative path, T5/CLIP/x0 in bf16, y in fp32 (the condition rounds it), batched,
-    # and a rerun after a crash encodes only what is missing (a stale .part file is ignored).
+def cache_parts(cfg, folder):
+    """What a precompute needs, on the CPU: setup, accelerator, encoders, captions, centre crops, cache."""
     from accelerate import Accelerator
 
     from gsc.generate.flux_pipeline import FluxChannelPipeline
-    from gsc.train.adapter import Encoders, FluxSetup, precompute, prepare_cache
+    from gsc.train.adapter import Encoders, FluxSetup
     from gsc.train.data import FeatureCache
 
-    cfg = config(folder, max_sequence_length=16)  # flux-tiny's own is 32
     setup = FluxSetup.from_config(cfg)
-    acc = Accelerator(cpu=True)
     encoders = Encoders(FluxChannelPipeline(**setup.components(torch.float32)), setup.latent_encoder(),
                         torch.device("cpu"), setup.max_sequence_length)
     captions = read_captions(cfg.captions)
     images = CaptionedImages(cfg.data, captions, 32, random_crop=False)
-    cache = FeatureCache(folder / "cache")
+    return setup, Accelerator(cpu=True), encoders, captions, images, FeatureCache(folder / "cache")
+
+
+def test_flux_train_precompute_keys_dtypes_and_crash_resume(folder):
+    # The cache: keyed by relative path, T5/CLIP/x0 in bf16, y in fp32 (the condition rounds it), batched,
+    # and a rerun after a crash encodes only what is missing (a stale .part file is ignored).
+    from gsc.train.adapter import precompute, prepare_cache
+
+    cfg = config(folder, max_sequence_length=16)  # flux-tiny's own is 32
+    setup, acc, encoders, captions, images, cache = cache_parts(cfg, folder)
     prepare_cache(cache, setup.cache_settings(cfg, captions), acc)
     assert precompute(cache, ("text", "image"), images, encoders, acc, batch=3, workers=0) == 4
     entry = cache.read("text", "a.jpg")
@@ -315,21 +321,13 @@ def test_flux_train_refuses_fp16_before_importing_diffusers_or_accelerate(folder
 def test_flux_train_cache_notices_an_image_replaced_in_place(folder):
     # The manifest keeps each image file's SHA-256: a file rewritten under the same name is encoded again,
     # the others keep their cached encodings.
-    from accelerate import Accelerator
     from PIL import Image
 
-    from gsc.generate.flux_pipeline import FluxChannelPipeline
-    from gsc.train.adapter import Encoders, FluxSetup, precompute, prepare_cache
-    from gsc.train.data import FeatureCache
+    from gsc.train.adapter import precompute, prepare_cache
 
     cfg = config(folder)
-    setup = FluxSetup.from_config(cfg)
-    acc = Accelerator(cpu=True)
-    encoders = Encoders(FluxChannelPipeline(**setup.components(torch.float32)), setup.latent_encoder(),
-                        torch.device("cpu"), setup.max_sequence_length)
-    captions = read_captions(cfg.captions)
-    images = CaptionedImages(cfg.data, captions, 32, random_crop=False)
-    cache, settings = FeatureCache(folder / "cache"), setup.cache_settings(cfg, captions)
+    setup, acc, encoders, captions, images, cache = cache_parts(cfg, folder)
+    settings = setup.cache_settings(cfg, captions)
     prepare_cache(cache, settings, acc, images)
     assert precompute(cache, ("image",), images, encoders, acc, batch=4, workers=0) == 4
     before = cache.read("image", "c.png")["y"]

@@ -35,3 +35,17 @@ def test_every_stage_registry_is_the_one_type():
     for registry in (CAPTIONERS, CAPTION_CODERS, GENERATORS, LATENT_ENCODERS, SELECTORS, PRESETS):
         assert isinstance(registry, Registry) and len(registry), registry
     assert {"lite", "flux-dev"} <= set(PRESETS) and "ssim" in SELECTORS and "model" in CAPTION_CODERS
+
+
+def test_load_generators_registers_every_generator_without_diffusers():
+    # Registration is cheap and cannot fail for a missing optional stack: diffusers loads only when a FLUX
+    # generator is built (so there is no ImportError fallback to hide a broken module).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys\nfrom gsc.generate import GENERATORS, load_generators\nload_generators()\n"
+            "print(sorted(GENERATORS), 'diffusers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "['flux', 'flux-tiny', 'lite'] False"

@@ -147,13 +147,10 @@ def as_image_tensor(image) -> "torch.Tensor":
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=2)
         return torch.from_numpy(np.ascontiguousarray(a[..., :3].transpose(2, 0, 1))).clamp(0, 1)
-    try:
-        from PIL import Image
+    from PIL import Image  # pillow is a dependency: no fallback for its absence
 
-        if isinstance(image, Image.Image):
-            return torch.from_numpy(np.ascontiguousarray(to_rgb_array(image).transpose(2, 0, 1)))
-    except ImportError:
-        pass
+    if isinstance(image, Image.Image):
+        return torch.from_numpy(np.ascontiguousarray(to_rgb_array(image).transpose(2, 0, 1)))
     raise GSCError(f"cannot read an image from a {type(image).__name__}")
 
 

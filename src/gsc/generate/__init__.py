@@ -12,9 +12,6 @@ __all__ = ["GENERATORS", "GenerationRequest", "Generator", "load_generators"]
 
 
 def load_generators() -> None:
-    """Import the modules that register generators (cheap: they import heavy stacks lazily)."""
-    from . import lite  # noqa: F401
-    try:
-        from . import flux, flux_tiny  # noqa: F401
-    except ImportError:
-        pass
+    """Import the modules that register generators (cheap: they import heavy stacks, diffusers included,
+    only when a generator is built)."""
+    from . import flux, flux_tiny, lite  # noqa: F401
