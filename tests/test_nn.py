@@ -54,9 +54,13 @@ def test_register_config_by_hand_as_the_lite_models_do():
 
 
 def test_shipped_lite_weights_rebuild_from_their_saved_configs():
-    from gsc.latent.encoders import weights_dir
+    from gsc.errors import GSCError
+    from gsc.models import zoo
     from gsc.models.lite import LiteAdapter, LiteFlowUNet, LiteSynthesis
 
-    for cls, name in ((LiteFlowUNet, "lite_base"), (LiteAdapter, "lite_adapter"), (LiteSynthesis, "lite_synthesis")):
-        model = load_model(cls, weights_dir() / f"{name}.safetensors")
-        assert isinstance(model, cls) and model.config, name
+    for cls, name in ((LiteFlowUNet, "lite-base"), (LiteAdapter, "lite-adapter"), (LiteSynthesis, "lite-synthesis")):
+        model = zoo.load(name)  # one loader: the class from the zoo entry, the config from the file
+        assert type(model) is cls and model.config and not model.training, name
+    assert sorted(zoo.ZOO) == ["lite-adapter", "lite-base", "lite-synthesis"]
+    with pytest.raises(GSCError, match="lite-base weights not found"):
+        zoo.load("lite-base", folder="/nonexistent")

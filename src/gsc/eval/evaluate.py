@@ -75,7 +75,7 @@ def parse_channels(text: str) -> list[int]:
 
 def weights_fingerprint() -> str:
     """Changes when gsc's shipped weights change, so a cache never mixes two trainings."""
-    from ..latent.encoders import weights_dir
+    from ..models.zoo import weights_dir
     from .results import digest
 
     files = sorted(p for p in weights_dir().glob("*") if p.is_file())
