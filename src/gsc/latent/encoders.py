@@ -18,7 +18,7 @@ import torch
 
 from ..errors import GSCError
 from ..models.zoo import load as load_weights
-from ..models.zoo import weights_path
+from ..models.zoo import weights_dir, weights_path  # noqa: F401 (weights_dir: re-exported for eval)
 from ..registry import Registry
 
 
