@@ -44,7 +44,7 @@ def worker(steps: int, size: int, channels: int, repeats: int, threads: int) -> 
     import torch
 
     torch.set_num_threads(threads)
-    import gsc.generate.flux  # noqa: F401
+    import gsc.generate.flux_tiny  # noqa: F401
     from gsc.generate import GENERATORS, GenerationRequest
 
     t0 = time.perf_counter()

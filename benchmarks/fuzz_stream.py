@@ -24,7 +24,7 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
-    from gsc.fuzz import fuzz, sample_stream
+    from gsc.testing.fuzz import fuzz, sample_stream
     from gsc.stream import VERSION
 
     data = sample_stream(channels=2, size=(768, 512))

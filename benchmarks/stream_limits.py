@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     from gsc.budget import DecodeLimits
     from gsc.codec import Codec
     from gsc.errors import BudgetError
-    from gsc.fuzz import hostile_streams, sample_stream
+    from gsc.testing.fuzz import hostile_streams, sample_stream
     from gsc.latent.coding import MAX_MAGNITUDE, decode_latent, encode_latent, symbol_work
 
     result = {"load_average_1min": os.getloadavg()[0], "speed": [], "worst_admitted": [], "hostile": []}

@@ -65,17 +65,6 @@ def wordfreq_counts() -> dict[str, float]:
     return dict(out)
 
 
-def walk_tokens(caption: str):
-    """Yield (prev classes, last word, last word's context, class, token) as the model's walk sees them."""
-    prev, last, last_ctx = (wm.START, wm.START), "", "<s>"
-    for cls, tok in wm.tokenize(caption) + [(wm.END, "")]:
-        yield prev, last, last_ctx, cls, tok
-        if cls == wm.WORD:
-            last_ctx = wm.word_context(prev, last)
-            last = tok.lower()
-        prev = (prev[1], cls)
-
-
 def fit(corpus: list[str], wf: dict[str, float], params: dict) -> dict:
     """The tables of ``WordModel`` from a corpus and wordfreq, all integers."""
     p = {**DEFAULTS, **params}
@@ -86,19 +75,18 @@ def fit(corpus: list[str], wf: dict[str, float], params: dict) -> dict:
     classes: dict[str, Counter] = defaultdict(Counter)
     case: dict[str, Counter] = defaultdict(Counter)
     digits, flags, number_bits, other_bits = Counter(), Counter(), Counter(), Counter()
-    for caption in corpus:
-        for prev, last, last_ctx, cls, tok in walk_tokens(caption):
-            classes[f"{prev[0]},{prev[1]}"][cls] += 1
-            if prev[1] == wm.WORD:
-                after_word[last][cls] += 1
+    for caption in corpus:  # counted in the contexts the coder's own walk looks the tables up in
+        for ctx, cls, tok in wm.contexts(caption):
+            classes[ctx.class_key()][cls] += 1
+            if ctx.after_word() is not None:
+                after_word[ctx.after_word()][cls] += 1
             if cls == wm.WORD:
                 lw = tok.lower()
                 uni[lw] += 1
-                ctx = wm.word_context(prev, last)
-                big[ctx][lw] += 1
-                tri[wm.trigram_context(last_ctx, ctx)][lw] += 1
+                big[ctx.context][lw] += 1
+                tri[ctx.trigram_key()][lw] += 1
                 c = wm.case_of(tok)
-                case[wm.case_context(prev, len(tok))][c] += 1
+                case[ctx.case_key(len(tok))][c] += 1
                 if c == wm.MIXED:
                     flags.update(int(ch.isupper()) for ch in tok)
             elif cls == wm.NUM:

@@ -23,7 +23,7 @@ from gsc.image import load_image
 from gsc.latent import bands as B
 from gsc.latent.lite import LiteSender, analyse
 from gsc.models.thumbnail_format import SCALES, ThumbnailGeometry
-from gsc.train.data import list_images
+from gsc.image import list_dataset
 
 
 def count(files: list[Path], points: list[dict]) -> np.ndarray:
@@ -50,7 +50,7 @@ def main(argv=None) -> None:
     ap.add_argument("-o", "--output", default="src/gsc/latent/band_prior.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    counts = count(list_images(args.data), json.loads(Path(args.points).read_text())["points"])
+    counts = count(list_dataset(args.data), json.loads(Path(args.points).read_text())["points"])
     seen = counts.sum(2, keepdims=True)
     prior = np.maximum(1, np.round(counts / np.maximum(seen, 1) * args.total)).astype(int)
     prior[seen[..., 0] == 0] = B.default_prior(B.PRIOR_SYMBOLS - 1)

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from gsc.image import load_image
-from gsc.train.data import list_images
+from gsc.image import list_dataset
 from gsc.latent.lite import LiteSender
 
 ABOUT = ("Operating points (scale, luma step, chroma ratio codes) that the lite sender's rate control picks on "
@@ -38,7 +38,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    files = [p for split in ("train", "val") for p in list_images(Path(args.data) / split)][1::args.every]
+    files = [p for split in ("train", "val") for p in list_dataset(Path(args.data) / split)][1::args.every]
     sender, points = LiteSender(), []
     for f in tqdm(files[: args.limit], desc="operating points"):
         x = load_image(f)

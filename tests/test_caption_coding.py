@@ -237,3 +237,36 @@ def test_ideal_cost_tracks_the_real_bytes():
 def test_shipped_data_is_small():
     data = ROOT / "src" / "gsc" / "caption" / "data"
     assert sum(f.stat().st_size for f in data.iterdir()) < 2_000_000
+
+
+def test_the_fitting_counts_the_contexts_the_walk_looks_up(monkeypatch):
+    # scripts/build_caption_model.py counts the tables over wordmodel.contexts(); the coder's walk must
+    # look them up in exactly those contexts, or the shipped model is fitted on the wrong statistics.
+    from gsc.caption import wordmodel as wm
+    from gsc.caption.coding import _word_model
+
+    seen = []
+
+    class Recording(wm.CaptionState):
+        def class_counts(self):
+            seen.append(("class", self.class_key(), self.after_word()))
+            return super().class_counts()
+
+        def word_counts(self):
+            counts = super().word_counts()
+            seen.append(("word", self.context, self.trigram_key()))
+            return counts
+
+        def case_counts(self, word_len):
+            seen.append(("case", self.case_key(word_len)))
+            return super().case_counts(word_len)
+
+    monkeypatch.setattr(wm, "CaptionState", Recording)
+    text = "A dog, two cats and 3 Birds sit by the RIVER; the dog sleeps. Zürich: McDonald's"
+    wm.walk(wm.CostMeter(), _word_model(), text)
+    expected = []
+    for ctx, cls, tok in wm.contexts(text):
+        expected.append(("class", ctx.class_key(), ctx.after_word()))
+        if cls == wm.WORD:
+            expected += [("word", ctx.context, ctx.trigram_key()), ("case", ctx.case_key(len(tok)))]
+    assert seen == expected and len(expected) > 20

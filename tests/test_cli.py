@@ -7,7 +7,7 @@ import sys
 import pytest
 from PIL import Image
 
-from gsc.fuzz import sample_stream
+from gsc.testing.fuzz import sample_stream
 
 
 def gsc(*args, cwd=None):
@@ -82,7 +82,7 @@ def test_usage_errors_exit_non_zero_without_traceback(tmp_path):
 
 def test_hostile_streams_are_refused_in_one_line(tmp_path):
     """Issue 12's table: tiny valid streams that ask for minutes to days of decoding."""
-    from gsc.fuzz import hostile_streams
+    from gsc.testing.fuzz import hostile_streams
 
     for k, (name, data) in enumerate(hostile_streams().items()):
         stream, out = tmp_path / f"h{k}.gsc", tmp_path / f"h{k}.png"

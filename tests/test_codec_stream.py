@@ -9,7 +9,7 @@ import pytest
 
 from gsc.codec import Codec
 from gsc.errors import BudgetError, GSCError, StreamError
-from gsc.fuzz import fuzz, hostile_streams, mutate, sample_stream, sample_symbols
+from gsc.testing.fuzz import fuzz, hostile_streams, mutate, sample_stream, sample_symbols
 
 CAPTION = "Two macaw parrots side by side, a blue and yellow one on the left and a red and green one on the right."
 

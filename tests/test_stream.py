@@ -40,7 +40,7 @@ def test_refuses_oversized_image_before_allocating():
     w.write(0, 3), w.write(1, 1), w.write(0, 1), w.write_eg(1023, 5)
     w.write_eg(zigzag(1024 - round(2 * 1024 / 3)), 2), w.write(1, 1), w.write_eg(0, 6)
     body = bytearray(good[:3] + w.to_bytes())
-    crc = fmt._crc(bytes(body))
+    crc = fmt.crc(bytes(body))
     body[1], body[2] = crc >> 8, crc & 0xFF
     with pytest.raises(StreamError, match="exceeds the format's limit"):
         fmt.unpack(bytes(body))
@@ -54,7 +54,7 @@ def test_bad_magic_version_and_checksum():
         fmt.unpack(bytes([data[0] + 1]) + bytes(data[1:]))
     # A version-2 stream (the previous latent coding) is refused in one line, even with a valid checksum.
     v2 = bytearray([0xB2]) + data[1:]
-    crc = fmt._crc(bytes(v2))
+    crc = fmt.crc(bytes(v2))
     v2[1], v2[2] = crc >> 8, crc & 0xFF
     with pytest.raises(StreamError, match="stream version 2 is not supported"):
         fmt.unpack(bytes(v2))

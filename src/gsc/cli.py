@@ -34,31 +34,6 @@ def _echo_err(message: str) -> None:
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
 
 
-def _codec(preset: str, captioner: Optional[str], caption: Optional[str], captions: Optional[Path], selection: str,
-           latent_checkpoint: Optional[Path] = None, qwen_options: Optional[dict] = None):
-    from .codec import Codec
-    from .presets import get_preset
-
-    captioner_kwargs = {}
-    if caption is not None and captions is not None:
-        raise GSCError("give --caption or --captions, not both")
-    if caption is not None or captions is not None:
-        if captioner not in (None, "given"):
-            raise GSCError(f"--caption/--captions use the 'given' captioner, not {captioner!r}")
-        captioner = "given"
-        captioner_kwargs = {"caption": caption} if caption is not None else {"captions": str(captions)}
-    qwen_options = {k: v for k, v in (qwen_options or {}).items() if v is not None}
-    if qwen_options:
-        name = captioner or get_preset(preset).captioner
-        if name != "qwen2.5-vl":
-            raise GSCError(f"--captioner-model, --device and --caption-tokens apply to the qwen2.5-vl captioner, "
-                           f"not {name!r}")
-        captioner_kwargs = qwen_options
-    latent_kwargs = {"checkpoint": str(latent_checkpoint)} if latent_checkpoint else None
-    return Codec(preset=preset, captioner=captioner, selection=selection, captioner_kwargs=captioner_kwargs,
-                 latent_kwargs=latent_kwargs)
-
-
 def _indices(indices: list[int]) -> str:
     """[0, 1, …, 51] as "0–51": lite sends a prefix of its bands."""
     if len(indices) > 3 and indices == list(range(indices[0], indices[-1] + 1)):
@@ -112,8 +87,10 @@ def encode(
 
     check_output(output, image)
     x = load_image(image)
-    codec = _codec(preset, captioner, caption, captions, selection, latent_checkpoint,
-                   {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
+    from .codec import Codec
+
+    codec = Codec.from_options(preset, captioner, caption, captions, selection, latent_checkpoint,
+                               {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
                         max_bpp=max_bpp, caption_policy=caption_policy)
     write_atomic(output, lambda f: f.write(data))

@@ -381,4 +381,37 @@ class Codec:
         }
 
 
+    # -- from command-line options ------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, preset: str = DEFAULT_PRESET, captioner: str | None = None, caption: str | None = None,
+                     captions: str | os.PathLike | None = None, selection: str | None = None,
+                     latent_checkpoint: str | os.PathLike | None = None,
+                     qwen_options: dict | None = None) -> "Codec":
+        """A codec from the options ``gsc encode`` and ``gsc compare`` take.
+
+        ``caption`` (one caption) or ``captions`` (a JSON file) pick the ``given`` captioner;
+        ``qwen_options`` ({"model", "device", "max_new_tokens"}, None values dropped) apply to
+        qwen2.5-vl only; ``latent_checkpoint`` replaces the latent encoder's weights. Each misuse is
+        one GSCError naming the options.
+        """
+        captioner_kwargs = {}
+        if caption is not None and captions is not None:
+            raise GSCError("give --caption or --captions, not both")
+        if caption is not None or captions is not None:
+            if captioner not in (None, "given"):
+                raise GSCError(f"--caption/--captions use the 'given' captioner, not {captioner!r}")
+            captioner = "given"
+            captioner_kwargs = {"caption": caption} if caption is not None else {"captions": str(captions)}
+        qwen_options = {k: v for k, v in (qwen_options or {}).items() if v is not None}
+        if qwen_options:
+            name = captioner or get_preset(preset).captioner
+            if name != "qwen2.5-vl":
+                raise GSCError(f"--captioner-model, --device and --caption-tokens apply to the qwen2.5-vl "
+                               f"captioner, not {name!r}")
+            captioner_kwargs = qwen_options
+        latent_kwargs = {"checkpoint": str(latent_checkpoint)} if latent_checkpoint else None
+        return cls(preset=preset, captioner=captioner, selection=selection, captioner_kwargs=captioner_kwargs,
+                   latent_kwargs=latent_kwargs)
+
+
 __all__ = ["Codec", "Payload", "StreamError"]

@@ -147,13 +147,10 @@ def as_image_tensor(image) -> "torch.Tensor":
         if a.ndim == 2:
             a = np.repeat(a[..., None], 3, axis=2)
         return torch.from_numpy(np.ascontiguousarray(a[..., :3].transpose(2, 0, 1))).clamp(0, 1)
-    try:
-        from PIL import Image
+    from PIL import Image  # pillow is a dependency: no fallback for its absence
 
-        if isinstance(image, Image.Image):
-            return torch.from_numpy(np.ascontiguousarray(to_rgb_array(image).transpose(2, 0, 1)))
-    except ImportError:
-        pass
+    if isinstance(image, Image.Image):
+        return torch.from_numpy(np.ascontiguousarray(to_rgb_array(image).transpose(2, 0, 1)))
     raise GSCError(f"cannot read an image from a {type(image).__name__}")
 
 
@@ -203,3 +200,14 @@ def write_atomic(path: str | Path, writer) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def list_dataset(folder: str | Path, limit: int | None = None) -> list[Path]:
+    """The images directly in ``folder`` (``IMAGE_SUFFIXES``), sorted, the first ``limit``; GSCError when none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GSCError(f"dataset folder not found: {folder}")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise GSCError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return paths[:limit] if limit else paths

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .errors import GSCError
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -44,26 +44,24 @@ class Preset:
         return mpx * (steps * self.seconds_per_mpx_step + self.seconds_per_mpx)
 
 
-PRESETS: dict[str, Preset] = {}
-PRESETS_BY_ID: dict[int, Preset] = {}
+PRESETS: Registry[Preset] = Registry("preset")
+PRESETS_BY_ID: dict[int, Preset] = {}  # the stream's key: an index over PRESETS
 # Ids of presets this gsc no longer decodes, with what made their streams: refused in one line.
 RETIRED = {0: "lite v2 (a 1/16 learned grid, gsc before lite v3)"}
 
 
 def register_preset(p: Preset) -> Preset:
-    if p.name in PRESETS or p.id in PRESETS_BY_ID or p.id in RETIRED:
+    if p.id in PRESETS_BY_ID or p.id in RETIRED:
         raise ValueError(f"preset {p.name!r} / id {p.id} registered twice")
     if not 0 <= p.id < 8:
         raise ValueError("preset ids are 0..7 (3 bits in the stream)")
-    PRESETS[p.name] = p
+    PRESETS.register(p.name, p)
     PRESETS_BY_ID[p.id] = p
     return p
 
 
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise GSCError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return PRESETS.get(name)
 
 
 def preset_by_id(pid: int) -> Preset:

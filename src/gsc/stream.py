@@ -50,7 +50,8 @@ class Stream:
     header_bytes: int
 
 
-def _crc(data: bytes) -> int:
+def crc(data: bytes) -> int:
+    """The stream's CRC-16/XMODEM (``binascii.crc_hqx``, init 0) over every byte but bytes 1–2, which hold it."""
     return binascii.crc_hqx(data[:1] + data[3:], 0)
 
 
@@ -97,8 +98,8 @@ def pack(header: Header, caption_data: bytes, latent_data: bytes) -> bytes:
     out = bytearray([(MAGIC << 4) | VERSION, 0, 0]) + fields + caption_data + latent_data
     if len(out) > MAX_STREAM_BYTES:
         raise StreamError(f"stream of {len(out)} bytes exceeds the format's limit of {MAX_STREAM_BYTES}")
-    crc = _crc(bytes(out))
-    out[1], out[2] = crc >> 8, crc & 0xFF
+    check = crc(bytes(out))
+    out[1], out[2] = check >> 8, check & 0xFF
     return bytes(out)
 
 
@@ -115,7 +116,7 @@ def unpack(data: bytes) -> Stream:
         raise StreamError("not a gsc stream (bad magic)")
     if data[0] & 0xF != VERSION:
         raise StreamError(f"stream version {data[0] & 0xF} is not supported (this gsc reads version {VERSION})")
-    if (data[1] << 8 | data[2]) != _crc(data):
+    if (data[1] << 8 | data[2]) != crc(data):
         raise StreamError("stream is corrupted or truncated (checksum mismatch)")
     r = BitReader(data[3:], "stream header")
     preset_id = r.read(3)

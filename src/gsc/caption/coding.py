@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import GSCError, StreamError
+from ..registry import Registry
 
 MAX_CAPTION_CHARS = 2048
 MAX_CAPTION_UTF8 = 4 * MAX_CAPTION_CHARS
@@ -192,11 +193,10 @@ def model_decode(data: bytes) -> str:
         raise StreamError(f"caption section is malformed ({type(e).__name__}: {e})") from None
 
 
-CAPTION_CODERS: dict[str, tuple[Callable[[str], bytes], Callable[[bytes], str]]] = {
-    "brotli": (brotli_encode, brotli_decode),
-    "zstd-dict": (zstd_encode, zstd_decode),
-    "model": (model_encode, model_decode),
-}
+CAPTION_CODERS: Registry[tuple[Callable[[str], bytes], Callable[[bytes], str]]] = Registry("caption coder")
+CAPTION_CODERS.register("brotli", (brotli_encode, brotli_decode))
+CAPTION_CODERS.register("zstd-dict", (zstd_encode, zstd_decode))
+CAPTION_CODERS.register("model", (model_encode, model_decode))
 DEFAULT_CAPTION_CODER = "model"
 
 

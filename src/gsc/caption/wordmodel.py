@@ -178,10 +178,63 @@ class WordModel:
         return m
 
 
-class CaptionState:
+class CaptionContext:
+    """Where a walk stands in a caption: the contexts every table is looked up in.
+
+    The coder's walk (:class:`CaptionState`) and the tables' fitting (:func:`contexts`, which
+    ``scripts/build_caption_model.py`` counts) move through a caption with this one class, so the model
+    is fitted on exactly the contexts it is used in.
+    """
+
+    def __init__(self):
+        self.prev = (START, START)           # the last two classes
+        self.last_word = ""
+        self.last_context = "<s>"            # the context the previous word was coded in
+        self.context = "<s>"
+
+    def class_key(self) -> str:
+        return f"{self.prev[0]},{self.prev[1]}"
+
+    def after_word(self) -> str | None:
+        """The word just before, when the class follows it directly."""
+        return self.last_word if self.prev[1] == WORD else None
+
+    def enter_word(self) -> str:
+        self.context = word_context(self.prev, self.last_word)
+        return self.context
+
+    def trigram_key(self) -> str:
+        return trigram_context(self.last_context, self.context)
+
+    def case_key(self, word_len: int) -> str:
+        return case_context(self.prev, word_len)
+
+    def leave_word(self, word: str) -> None:
+        self.last_word = word
+        self.last_context = self.context
+
+    def advance(self, cls: int) -> None:
+        self.prev = (self.prev[1], cls)
+
+
+def contexts(text: str):
+    """(context, class, token) for each token of ``text`` and the end, the context as the walk stands when
+    it codes that token (for a word, entered). What the model's tables are counted on."""
+    ctx = CaptionContext()
+    for cls, tok in tokenize(text) + [(END, "")]:
+        if cls == WORD:
+            ctx.enter_word()
+        yield ctx, cls, tok
+        if cls == WORD:
+            ctx.leave_word(tok.lower())
+        ctx.advance(cls)
+
+
+class CaptionState(CaptionContext):
     """The adaptive part of the model during one caption."""
 
     def __init__(self, model: WordModel):
+        super().__init__()
         self.m = model
         self.classes: dict[tuple[int, int], np.ndarray] = {}
         self.cases: dict[str, np.ndarray] = {}
@@ -190,17 +243,14 @@ class CaptionState:
         self.cache: dict[int, int] = {}      # word id → count in this caption
         self.extra: list[str] = []           # tail and spelled words seen, ids head_size + 2 + j
         self.words_seen = 0
-        self.prev = (START, START)
-        self.last_word = ""
-        self.last_context = "<s>"            # the context the previous word was coded in
-        self.context = "<s>"
 
     def class_counts(self) -> np.ndarray:
         t = self.classes.get(self.prev)
         if t is None:
-            prior = self.m.class_prior.get(f"{self.prev[0]},{self.prev[1]}")
+            prior = self.m.class_prior.get(self.class_key())
             t = self.classes[self.prev] = (prior if prior is not None else self.m.class_default).copy()
-        after = self.m.class_after_word.get(self.last_word) if self.prev[1] == WORD else None
+        word = self.after_word()
+        after = self.m.class_after_word.get(word) if word is not None else None
         if after is None:
             return t
         # What follows this very word (space? comma? the end?), backed off Witten–Bell style to t.
@@ -210,17 +260,14 @@ class CaptionState:
     def class_seen(self, cls: int) -> None:
         self.classes[self.prev][cls] += self.m.params["class_increment"]
 
-    def advance(self, cls: int) -> None:
-        self.prev = (self.prev[1], cls)
-
     def word_counts(self) -> np.ndarray:
         m, p = self.m, self.m.params
         mu = p["cache_max"] * self.words_seen // (self.words_seen + p["cache_beta"])
         # Tail and spelled words already met get their own share: a repeat of a rare word is likely.
         mu_x = p["extra_cache"] if self.extra else 0
         rest = WEIGHT_ONE - mu - mu_x
-        self.context = word_context(self.prev, self.last_word)
-        tri = m.trigrams.get(trigram_context(self.last_context, self.context))
+        self.enter_word()
+        tri = m.trigrams.get(self.trigram_key())
         lam3 = 0
         if tri is not None:
             n, t = tri[2], len(tri[1])
@@ -256,11 +303,10 @@ class CaptionState:
             word_id = h + 2 + self.extra.index(word)
         self.cache[word_id] = self.cache.get(word_id, 0) + 1
         self.words_seen += 1
-        self.last_word = word
-        self.last_context = self.context
+        self.leave_word(word)
 
     def case_counts(self, word_len: int) -> np.ndarray:
-        key = case_context(self.prev, word_len)
+        key = self.case_key(word_len)
         t = self.cases.get(key)
         if t is None:
             t = self.cases[key] = self.m.case_prior[key].copy()
@@ -326,7 +372,7 @@ def _word(coder, st: CaptionState, word: str | None, room: int) -> str:
         lw = st.extra[wid - h - 2]
     st.word_seen(wid, lw)
     case = coder.code(None if word is None else case_of(word), st.case_counts(len(lw)))
-    st.cases[case_context(st.prev, len(lw))][case] += m.params["case_increment"]
+    st.cases[st.case_key(len(lw))][case] += m.params["case_increment"]
     if case == CAP:
         return lw[0].upper() + lw[1:]
     if case == UPPER:

@@ -113,7 +113,7 @@ def register(app: typer.Typer) -> None:
         steps: Optional[int] = typer.Option(None, help="gsc: decoder sampling steps"),
     ):
         """One picture: the original, gsc, and classical codecs at ≤ gsc's bytes, each with bytes, bpp, PSNR, ST-LPIPS."""
-        from ..cli import _codec
+        from ..codec import Codec
         from ..errors import GSCError
         from .classical import parse_codecs, parse_selects
         from .compare import build_row, keep_files, parse_crop, render, summary, title_for, write_sheet
@@ -135,7 +135,7 @@ def register(app: typer.Typer) -> None:
 
         x = load_image(image)
         box = parse_crop(crop, x.shape[-1], x.shape[-2])
-        codec = _codec(preset, captioner, caption, captions, selection)
+        codec = Codec.from_options(preset, captioner, caption, captions, selection)
         # only what the user gave goes to the encoder: its own defaults (and its rate control) do the rest
         encode = {k: v for k, v in dict(channels=channels, max_bpp=max_bpp, step=step, seed=seed,
                                         steps=steps).items() if v is not None}

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import GSCError
-from ..image import IMAGE_SUFFIXES
+from ..image import list_dataset  # noqa: F401 (re-exported: benchmarks import it from here)
 from .metrics import DEFAULT as DEFAULT_METRICS
 from .metrics import METRICS
 from .results import (RecordCache, curve, file_digest, markdown_table, mean, output_paths, update_section,
@@ -63,16 +63,6 @@ class EvalSettings:
         return "captioner:" + (self.captioner or "preset-default")
 
 
-def list_dataset(folder: str | Path, limit: int | None = None) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise GSCError(f"dataset folder not found: {folder}")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
-        raise GSCError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
-    return paths[:limit] if limit else paths
-
-
 def parse_channels(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -85,7 +75,7 @@ def parse_channels(text: str) -> list[int]:
 
 def weights_fingerprint() -> str:
     """Changes when gsc's shipped weights change, so a cache never mixes two trainings."""
-    from ..latent.encoders import weights_dir
+    from ..models.zoo import weights_dir
     from .results import digest
 
     files = sorted(p for p in weights_dir().glob("*") if p.is_file())

@@ -14,7 +14,7 @@ import string
 
 import torch
 
-from . import GENERATORS
+from .base import GENERATORS
 
 # Printable ASCII without whitespace: the pieces both tokenizers are built from.
 _CHARS = [c for c in string.printable if not c.isspace()]
@@ -94,8 +94,8 @@ def flux_tiny_generator(adapter: str | None = None, guidance: float = 3.5, seed:
                         latent_channels: int = 320, dtype: str = "float32", offload: str = "none", fp8: bool = False,
                         vae_tiling: bool = False, device: str | None = "cpu"):
     """Seeded tiny FLUX; without ``adapter`` the adapter's zero layers get seeded random weights."""
-    from .flux import FluxGenerator, build_pipeline, load_adapter, torch_dtype
     from .flux_adapter import FluxChannelAdapter
+    from .flux_pipeline import FluxGenerator, build_pipeline, load_adapter, torch_dtype
 
     dt = torch_dtype(dtype)
     components = tiny_components(seed)

@@ -28,7 +28,7 @@ from ..errors import GSCError
 from ..models.lite import LiteAdapter, LiteFlowUNet, LiteSynthesis, adapter_hint
 from ..models.texture import fuse
 from ..nn import load_model
-from . import GENERATORS, GenerationRequest, Generator
+from .base import GENERATORS, GenerationRequest, Generator
 from .rectified_flow import euler_sample
 
 DECODE_THREADS = 2

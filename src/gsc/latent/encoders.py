@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 
 from ..errors import GSCError
+from ..models.zoo import load as load_weights
+from ..models.zoo import weights_dir, weights_path  # noqa: F401 (weights_dir: re-exported for eval)
 from ..registry import Registry
 
 
@@ -32,10 +34,6 @@ class LatentEncoder:
 LATENT_ENCODERS: Registry[LatentEncoder] = Registry("latent encoder")
 
 
-def weights_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "weights"
-
-
 @LATENT_ENCODERS.register("lite")
 class LiteLatentEncoder(LatentEncoder):
     """The lite sender (``gsc.latent.lite``): thumbnail DCT bands and the rate control that picks their
@@ -44,18 +42,15 @@ class LiteLatentEncoder(LatentEncoder):
     latent_channels = 64
 
     def __init__(self, synthesis: str | Path | None = None):
-        self.synthesis_path = Path(synthesis) if synthesis else weights_dir() / "lite_synthesis.safetensors"
-        if not self.synthesis_path.exists():
-            raise GSCError(f"lite synthesis weights not found at {self.synthesis_path}; run `gsc train-lite` "
-                           f"or reinstall gsc")
+        if synthesis and not Path(synthesis).exists():
+            raise GSCError(f"lite synthesis weights not found at {synthesis}; run `gsc train-lite` or reinstall gsc")
+        self.synthesis_path = Path(synthesis) if synthesis else weights_path("lite-synthesis")
 
     @cached_property
     def sender(self):
-        from ..models.lite import LiteSynthesis
-        from ..nn import load_model
         from .lite import LiteSender
 
-        return LiteSender(load_model(LiteSynthesis, self.synthesis_path))
+        return LiteSender(load_weights("lite-synthesis", path=self.synthesis_path))
 
     @torch.no_grad()
     def rate_control(self, image: torch.Tensor, budget: int, channels: int | None = None):

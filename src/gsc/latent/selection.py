@@ -28,15 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from ..color import luma, rgb_to_ycbcr
+from ..registry import Registry
 
-SELECTORS: dict[str, Callable] = {}
-
-
-def register(name: str):
-    def deco(fn):
-        SELECTORS[name] = fn
-        return fn
-    return deco
+SELECTORS: Registry[Callable] = Registry("selection")  # name → scores(latent, image, seed=…) per channel
+register = SELECTORS.register
 
 
 def _minmax(x: torch.Tensor) -> torch.Tensor:
@@ -150,13 +145,13 @@ def detection_weight(image: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor
     """(3, H, W) in [0, 1] → (h, w) weights: where YOLOv3-tiny finds objects on the original.
 
     Each pixel weighs ``DETECTION_BACKGROUND_WEIGHT``, plus 1 + the highest score of the detections with
-    score ≥ ``gsc.eval.tasks.YOLO_REF_THRESHOLD`` (the objects detection agreement counts) whose box covers
+    score ≥ ``gsc.detector.YOLO_REF_THRESHOLD`` (the objects detection agreement counts) whose box covers
     it; area-averaged down to the latent grid. None when no object is found. The last image's weights are
     kept: the encoder's ``max_bpp`` loop selects again at each step Δ.
     """
     import hashlib
 
-    from ..eval.tasks import YOLO_REF_THRESHOLD, yolo_detector
+    from ..detector import YOLO_REF_THRESHOLD, yolo_detector
     from ..image import to_uint8
 
     rgb = to_uint8(image)

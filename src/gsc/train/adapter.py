@@ -30,51 +30,12 @@ from ..errors import GSCError
 from ..generate.rectified_flow import flow_matching_loss, interpolate
 from ..latent.coding import STEPS
 from ..latent.selection import select_channels
+from .adapter_config import AdapterTrainConfig  # noqa: F401 (the settings live there, torch-free)
 
 PRECOMPUTE = ("none", "text", "all")
 CACHE_PARTS = {"none": (), "text": ("text",), "all": ("text", "image")}
 
 COARSE_STEPS = [s for s in STEPS if s > 1.0]   # the steps a sender coarsens to from the default 1.0 (--max-bpp)
-
-
-@dataclass
-class AdapterTrainConfig:
-    data: str                           # image folder (subfolders too)
-    captions: str | None = None         # JSON {relative path or file name: caption}; missing ones train with ""
-    out: str = "runs/flux-adapter"
-    preset: str = "flux-dev"            # base model, latent encoder and guidance
-    model: str | None = None            # override the preset's base (HF id or local diffusers folder)
-    latent_checkpoint: str | None = None  # local CompressAI checkpoint instead of the zoo download
-    resolution: int = 512               # square crops, a multiple of 16
-    batch: int = 1                      # per process
-    grad_accum: int = 1
-    lr: float = 1e-5
-    warmup: int = 100
-    steps: int = 10000                  # optimizer steps
-    max_channels: int = 16
-    p_ssim: float = 0.5
-    p_coarse: float = 0.5               # share of samples at a coarser quantization step than 1
-    guidance: float | None = None       # None: the preset's
-    mixed_precision: str = "bf16"       # "no" or "bf16" (FLUX overflows in fp16)
-    gradient_checkpointing: bool = False
-    precompute: str = "text"            # "none", "text" (caption embeddings) or "all" (+ centre-crop latents)
-    precompute_batch: int = 8
-    workers: int = 2                    # DataLoader worker processes
-    ema_decay: float = 0.999            # 0: no EMA
-    validate_every: int = 500           # 0: never
-    validate_images: int = 4
-    validate_channels: int = 4
-    validate_steps: int | None = None   # None: the preset's
-    trackers: str = "jsonl,tensorboard"
-    adapter_layers: int = 4             # M double-stream blocks
-    adapter_single_layers: int = 2      # S single-stream blocks
-    condition_dim: int = 256
-    save_every: int = 500
-    keep: int = 2                       # checkpoints kept
-    log_every: int = 10
-    seed: int = 0
-    resume: bool = True
-    max_sequence_length: int | None = None  # T5 tokens; None: the preset's (512, flux-tiny 32)
 
 
 def read_captions(path: str | Path | None) -> dict[str, str]:
@@ -133,7 +94,7 @@ class FluxSetup:
 
             return {k: v.to(dtype) if isinstance(v, torch.nn.Module) and v.dtype != dtype else v
                     for k, v in tiny_components(self.seed).items()}
-        from ..generate.flux import load_base
+        from ..generate.flux_pipeline import load_base
 
         return load_base(self.model, dtype)
 
@@ -244,17 +205,42 @@ STORED_DTYPE = {"x0": torch.bfloat16, "prompt_embeds": torch.bfloat16, "pooled":
 PART_TENSORS = {"text": ("prompt_embeds", "pooled"), "image": ("x0", "y", "small")}
 
 
-def prepare_cache(cache, settings: dict, accelerator) -> None:
-    """Keep the cache if it was made with ``settings`` (a crashed run resumes), else start it afresh."""
+def image_digests(images) -> dict[str, str]:
+    """SHA-256 of each image file's bytes, by key: an image replaced in place is encoded again."""
+    import hashlib
+
+    digests = {}
+    for key in images.keys:
+        h = hashlib.sha256()
+        with open(images.folder / key, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        digests[key] = h.hexdigest()
+    return digests
+
+
+def prepare_cache(cache, settings: dict, accelerator, images=None) -> None:
+    """Keep the cache if it was made with ``settings`` (a crashed run resumes), else start it afresh.
+
+    The manifest also keeps each of ``images``' file digests (:func:`image_digests`): an image whose file
+    changed since (or that is new) loses its cached encodings, so it is encoded again.
+    """
     import shutil
 
     manifest = cache.root / "manifest.json"
     if accelerator.is_main_process:
-        if manifest.exists() and json.loads(manifest.read_text()) != settings:
+        old = json.loads(manifest.read_text()) if manifest.exists() else None
+        if old is not None and old.get("settings") != settings:
             shutil.rmtree(cache.root)
+            old = None
         cache.root.mkdir(parents=True, exist_ok=True)
-        if not manifest.exists():
-            manifest.write_text(json.dumps(settings, indent=1))
+        known = (old or {}).get("images", {})
+        digests = image_digests(images) if images is not None else {}
+        for key, digest in digests.items():
+            if known.get(key) != digest:
+                for part in PART_TENSORS:
+                    cache.path(part, key).unlink(missing_ok=True)
+        manifest.write_text(json.dumps({"settings": settings, "images": {**known, **digests}}, indent=1))
     accelerator.wait_for_everyone()
 
 

@@ -1,6 +1,6 @@
 """Training data of the lite preset: BSDS500 images with their caption embeddings and TAEF2 latents.
 
-- ``codec`` crops: random position, rescaled by 0.8–1.25, flipped (as ``CropDataset``), plus the
+- ``codec`` crops: random position, rescaled by 0.8–1.25, flipped, plus the
   image's caption embedding (zero for a dropped caption).
 - ``latent`` crops: aligned to the 16-pixel grid of the stored image so that the TAEF2 latent of the
   whole image (computed once, ``cache_latents``) can be cropped beside it at 1/8.
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import list_images, load_rgb
+from ..image import list_dataset, load_image
 
 
 def _crop16(img: torch.Tensor) -> torch.Tensor:
@@ -30,9 +30,9 @@ class LiteData:
         root = Path(root)
         self.keys, self.images = [], []
         for split in splits:
-            for p in list_images(root / split):
+            for p in list_dataset(root / split):
                 self.keys.append(f"{split}/{p.name}")
-                self.images.append(_crop16((load_rgb(p) * 255).round().to(torch.uint8)))
+                self.images.append(_crop16((load_image(p) * 255).round().to(torch.uint8)))
         if not self.images:
             raise FileNotFoundError(f"no images in {root} ({', '.join(splits)})")
         self.text = torch.zeros(len(self.images), 384)

@@ -106,6 +106,13 @@ def _checkpoints(out: Path) -> list[Path]:
     return sorted(p for p in (out / "checkpoints").glob("step-*") if p.name[5:].isdigit())
 
 
+def _save_under(save_image, image: torch.Tensor, folder: Path, key: str) -> None:
+    """``folder/KEY.png``, subfolders kept: distinct keys never share a file (``sub/b.png``, ``sub__b.png``)."""
+    path = folder / f"{key}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(image, path)
+
+
 def _publish(tmp: Path, final: Path) -> None:
     """Put a finished folder in place of ``final``."""
     if final.exists():
@@ -117,13 +124,7 @@ class AdapterTrainer:
     """Trains the FLUX adapter (base frozen) with accelerate; see :mod:`gsc.train.adapter` for the method."""
 
     def __init__(self, cfg: AdapterTrainConfig):
-        from accelerate import Accelerator
-        from accelerate.utils import ProjectConfiguration
-
-        from ..generate.flux_adapter import FluxChannelAdapter
-        from ..generate.flux_pipeline import FluxChannelPipeline, timestep_shift
-
-        # 0. Check the options and the data before anything heavy starts; one preset lookup.
+        # 0. Check the options and the data before anything heavy is imported; one preset lookup.
         check_config(cfg)
         self.cfg, self.out = cfg, Path(cfg.out)
         self.setup = FluxSetup.from_config(cfg)
@@ -133,21 +134,57 @@ class AdapterTrainer:
         captions = read_captions(cfg.captions)
         self.images = CaptionedImages(cfg.data, captions, cfg.resolution, random_crop=True, seed=cfg.seed)
         centred = CaptionedImages(cfg.data, captions, cfg.resolution, random_crop=False)
-
         # 1. The processes (CPU processes on gloo where there is no CUDA) and the trackers.
+        self.accelerator = acc = self._accelerator()
+        self.device = acc.device
+        self.weight_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
+        # 2. The frozen base on the CPU; the adapter starts as a copy of its first blocks (zero-init heads).
+        adapter = self._base_and_adapter()
+        # 3. The cache (split between the processes) and the validation samples, with the encoders on the
+        #    device; then the encoders a step does not need leave it. Only self.pipe and self.encoders
+        #    hold them, so that _free_encoders frees them before the transformer comes on the device.
+        self._encode_cache(centred, captions)
+        self._free_encoders()
+        self.transformer.to(self.device)
+        self.validation = self._validation_batch(centred) if cfg.validate_every and acc.is_main_process else None
+        # 4. Optimizer, warm-up schedule, EMA; accelerate wraps the adapter for data parallelism.
+        self._optimizer(adapter)
+        del adapter
+        # 5. Resume from the latest checkpoint.
+        self.step_count = self._resume()
+        # 6. This process's batches of the sample sequence, from where the run stands.
+        sampler = ShardedBatches(len(self.images), cfg.batch, cfg.seed, acc.process_index, acc.num_processes,
+                                 start=self.step_count * cfg.grad_accum)
+        self.loader = torch.utils.data.DataLoader(AdapterSamples(self.images, self.cache, self.parts),
+                                                  batch_sampler=sampler, num_workers=cfg.workers,
+                                                  pin_memory=self.device.type == "cuda")
+        if acc.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        acc.init_trackers("train-adapter", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                                                   for k, v in asdict(cfg).items()})
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _accelerator(self):
+        from accelerate import Accelerator
+        from accelerate.utils import ProjectConfiguration
+
+        cfg = self.cfg
         trackers = [_json_lines_tracker(self.out / "log.jsonl") if n == "jsonl" else n for n in tracker_names(cfg)]
-        self.accelerator = acc = Accelerator(
+        return Accelerator(
             gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision,
             cpu=not torch.cuda.is_available(), log_with=trackers or None,
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out / "tensorboard")))
-        self.device = device = acc.device
-        self.weight_dtype = torch.bfloat16 if cfg.mixed_precision == "bf16" else torch.float32
 
-        # 2. The frozen base on the CPU; the adapter starts as a copy of its first blocks (zero-init heads).
-        components = self.setup.components(self.weight_dtype)
-        self.pipe = FluxChannelPipeline(**components)
+    def _base_and_adapter(self):
+        """self.pipe (the frozen base, on the CPU) and the adapter; no other reference to the base's parts."""
+        from ..generate.flux_adapter import FluxChannelAdapter
+        from ..generate.flux_pipeline import FluxChannelPipeline, timestep_shift
+
+        cfg = self.cfg
+        self.pipe = FluxChannelPipeline(**self.setup.components(self.weight_dtype))
         self.pipe.set_progress_bar_config(disable=True)
-        self.transformer = components["transformer"]
+        self.transformer = self.pipe.transformer
         with torch.random.fork_rng(devices=[]):  # the condition embedder's init: the same in every process and run
             torch.manual_seed(cfg.seed)
             adapter = FluxChannelAdapter.from_transformer(self.transformer, self.setup.latent_channels,
@@ -157,27 +194,27 @@ class AdapterTrainer:
             self.transformer.enable_gradient_checkpointing()
             adapter.controlnet.enable_gradient_checkpointing()
         self.shift = timestep_shift(self.pipe.scheduler, (cfg.resolution // 16) ** 2)
+        return adapter
 
-        # 3. The cache (split between the processes) and the validation samples, with the encoders on the
-        #    device; then the encoders a step does not need leave it.
+    def _encode_cache(self, centred: CaptionedImages, captions: dict[str, str]) -> None:
+        """self.encoders on the device, and the cache filled (split between the processes)."""
+        cfg, acc, device = self.cfg, self.accelerator, self.device
         self.parts = CACHE_PARTS[cfg.precompute]
         for module in (self.pipe.vae, self.pipe.text_encoder, self.pipe.text_encoder_2):
             module.to(device)
-        latent_encoder = self.setup.latent_encoder()
-        latent_encoder_to(latent_encoder, device)
-        self.encoders = Encoders(self.pipe, latent_encoder, device, self.setup.max_sequence_length)
+        self.encoders = Encoders(self.pipe, self.setup.latent_encoder(), device, self.setup.max_sequence_length)
+        latent_encoder_to(self.encoders.latent_encoder, device)
         self.cache = FeatureCache(self.out / "cache") if self.parts else None
         if self.parts:
-            prepare_cache(self.cache, self.setup.cache_settings(cfg, captions), acc)
+            prepare_cache(self.cache, self.setup.cache_settings(cfg, captions), acc, centred)
             precompute(self.cache, self.parts, centred, self.encoders, acc, cfg.precompute_batch, cfg.workers)
-        self._free_encoders()
-        self.transformer.to(device)  # after the encoders that a step does not need have left
-        self.validation = self._validation_batch(centred) if cfg.validate_every and acc.is_main_process else None
 
-        # 4. Optimizer, warm-up schedule, EMA; accelerate wraps the adapter for data parallelism.
+    def _optimizer(self, adapter) -> None:
+        """AdamW, the warm-up schedule and the EMA; accelerate wraps the adapter."""
+        cfg, acc = self.cfg, self.accelerator
         optimizer = torch.optim.AdamW(adapter.parameters(), lr=cfg.lr, weight_decay=0.0)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, cfg.warmup)))
-        self.adapter, self.optimizer = acc.prepare(adapter.to(device), optimizer)
+        self.adapter, self.optimizer = acc.prepare(adapter.to(self.device), optimizer)
         self.unwrapped = acc.unwrap_model(self.adapter)
         acc.register_for_checkpointing(self.schedule)  # stepped by hand, once per optimizer step
         self.ema = None
@@ -187,27 +224,17 @@ class AdapterTrainer:
             self.ema = EMAModel(self.unwrapped.parameters(), decay=cfg.ema_decay, foreach=True)
             acc.register_for_checkpointing(self.ema)
 
-        # 5. Resume from the latest checkpoint.
-        self.step_count = 0
-        if cfg.resume and _checkpoints(self.out):
+    def _resume(self) -> int:
+        """Load the latest checkpoint when resuming; returns the step the run stands at."""
+        acc, step = self.accelerator, 0
+        if self.cfg.resume and _checkpoints(self.out):
             latest = _checkpoints(self.out)[-1]
             acc.load_state(str(latest))
-            self.step_count = int(latest.name[5:])
+            step = int(latest.name[5:])
             acc.print(f"train-adapter: resumed from {latest}")
         if self.ema is not None:
-            self.ema.to(device)  # a loaded EMA state arrives on the CPU
-
-        # 6. This process's batches of the sample sequence, from where the run stands.
-        sampler = ShardedBatches(len(self.images), cfg.batch, cfg.seed, acc.process_index, acc.num_processes,
-                                 start=self.step_count * cfg.grad_accum)
-        self.loader = torch.utils.data.DataLoader(AdapterSamples(self.images, self.cache, self.parts),
-                                                  batch_sampler=sampler, num_workers=cfg.workers,
-                                                  pin_memory=device.type == "cuda")
-        if acc.is_main_process:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
-        acc.init_trackers("train-adapter", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
-                                                   for k, v in asdict(cfg).items()})
+            self.ema.to(self.device)  # a loaded EMA state arrives on the CPU
+        return step
 
     # -- the algorithm ---------------------------------------------------------------------------
     def step(self, batch: dict) -> torch.Tensor:
@@ -340,12 +367,11 @@ class AdapterTrainer:
         cfg, v, wd = self.cfg, self.validation, self.weight_dtype
         folder = self.out / "validation" / f"step-{self.step_count:07d}"
         folder.mkdir(parents=True, exist_ok=True)
-        names = [k.replace("/", "__") for k in v["key"]]
+        names = v["key"]  # relative paths, kept as paths: KEY.png under the step's folder, one file per image
         originals = self.out / "validation" / "original"
         if not originals.exists():
-            originals.mkdir(parents=True)
             for name, image in zip(names, v["image"]):
-                save_image(image, originals / f"{name}.png")
+                _save_under(save_image, image, originals, name)
         vae_device = next(self.pipe.vae.parameters()).device
         self.pipe.vae.to(self.device)
         self.unwrapped.eval()
@@ -365,7 +391,7 @@ class AdapterTrainer:
                              steps=cfg.validate_steps or self.setup.steps, guidance=self.setup.guidance,
                              generator=torch.Generator().manual_seed(0), prompt_embeds=v["prompt_embeds"][i:i + 1],
                              pooled_prompt_embeds=v["pooled"][i:i + 1])
-                save_image(image, folder / f"{name}.png")
+                _save_under(save_image, image, folder, name)
                 mse = torch.mean((image - v["image"][i].cpu()) ** 2).clamp_min(1e-10)
                 psnrs.append(float(10 * torch.log10(1 / mse)))
         self.unwrapped.train()

@@ -16,7 +16,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from .errors import StreamError
+from ..errors import StreamError
 
 
 SAMPLE_SCALE_CODE = 6      # f ≈ 11.3: where lite's rate control lands at 0.01 bpp
@@ -32,8 +32,8 @@ def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: 
     if preset != "lite":
         q = np.round(rng.laplace(0, 0.7, (channels, -(-h // 16), -(-w // 16)))).astype(np.int64)
         return q, sorted(rng.choice(320, channels, replace=False).tolist())
-    from .latent.bands import BandLatent, _shapes
-    from .models.thumbnail_format import SCALES, ThumbnailGeometry
+    from ..latent.bands import BandLatent, _shapes
+    from ..models.thumbnail_format import SCALES, ThumbnailGeometry
 
     q = []
     for shape in _shapes(ThumbnailGeometry(w, h, SCALES[SAMPLE_SCALE_CODE]), channels):
@@ -47,16 +47,16 @@ def sample_stream(caption: str = "A red wooden door with a round white knob and 
                   channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite") -> bytes:
     """A realistic stream built without any model weights (synthetic latent symbols), for lite (its DCT
     bands) or a flux preset (its channel grid)."""
-    from . import stream as fmt
-    from .caption.coding import encode_caption
-    from .presets import get_preset
+    from .. import stream as fmt
+    from ..caption.coding import encode_caption
+    from ..presets import get_preset
 
     if preset == "lite":
-        from .latent.bands import encode_bands
+        from ..latent.bands import encode_bands
 
         latent = encode_bands(sample_symbols(channels, size, seed), *size)
     else:
-        from .latent.coding import encode_latent
+        from ..latent.coding import encode_latent
 
         q, idx = sample_symbols(channels, size, seed, preset)
         latent = encode_latent(q, idx, get_preset(preset).latent_channels)
@@ -67,9 +67,9 @@ def hostile_streams() -> dict[str, bytes]:
     """Tiny, well-formed lite streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
 
     Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
-    from . import stream as fmt
-    from .bits import BitWriter
-    from .presets import get_preset
+    from .. import stream as fmt
+    from ..bits import BitWriter
+    from ..presets import get_preset
 
     lite = get_preset("lite").id
 
@@ -113,12 +113,12 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def reseal(data: bytes) -> bytes:
     """Recompute the CRC so the mutation reaches the parsers behind it."""
-    from .stream import _crc
+    from ..stream import crc as stream_crc
 
     if len(data) < 3:
         return data
     m = bytearray(data)
-    crc = _crc(bytes(m))
+    crc = stream_crc(bytes(m))
     m[1], m[2] = crc >> 8, crc & 0xFF
     return bytes(m)
 
@@ -145,7 +145,7 @@ def _alarm(signum, frame):
 
 def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeout: float = 2.0,
          progress=None) -> FuzzReport:
-    from .codec import Codec
+    from ..codec import Codec
 
     codec = Codec()
     rng = random.Random(seed)
