@@ -11,8 +11,8 @@ from typing import List, Optional
 import typer
 
 # Kept here as text so that `gsc --help` imports no torch; a test checks it equals metrics.DEFAULT.
-DEFAULT_METRICS = "psnr-rgb,ms-ssim-rgb,psnr-chroma,st-lpips-alex,flip,haarpsi,ms-gmsd"
-METRICS_HELP = ("comma-separated: psnr-rgb, ms-ssim-rgb, psnr-chroma, st-lpips-alex, st-lpips-vgg, flip, "
+DEFAULT_METRICS = "psnr-rgb,ms-ssim-rgb,psnr-chroma,colour-drift,st-lpips-alex,flip,haarpsi,ms-gmsd"
+METRICS_HELP = ("comma-separated: psnr-rgb, ms-ssim-rgb, psnr-chroma, colour-drift, st-lpips-alex, st-lpips-vgg, flip, "
                 "haarpsi, ms-gmsd, ssimulacra2 (docs/evaluation.md)")
 VGG_HELP = "also ST-LPIPS with the VGG net (≈ 5× the time of alex)"
 

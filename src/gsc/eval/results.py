@@ -24,6 +24,7 @@ from ..image import write_atomic
 
 # record name → JSON key; the same as gsc.eval.metrics.METRICS (a test checks), kept here without torch
 METRIC_KEYS = {"bpp": "bpp", "psnr": "psnr-rgb", "ms_ssim": "ms-ssim-rgb", "psnr_chroma": "psnr-chroma",
+               "colour_drift": "colour-drift",
                "st_lpips_alex": "st-lpips-alex", "st_lpips_vgg": "st-lpips-vgg", "flip": "flip", "haarpsi": "haarpsi",
                "ms_gmsd": "ms-gmsd", "ssimulacra2": "ssimulacra2", "lpips": "lpips", "dists": "dists", "fid": "fid", "kid": "kid"}
 
