@@ -12,16 +12,9 @@ from gsc.eval.bench import Bench
 from gsc.eval.classical import SearchGrid
 from gsc.eval.codecs import ClassicalBench, NoFit, Picture, classical_codecs, jsonable, parse_codec_list
 from gsc.eval.results import load_curves
+from test_eval_classical import _scene
 
 GRID = SearchGrid(16, 4)
-
-
-def _scene(seed: int, h: int = 176, w: int = 256) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    small = rng.random((h // 16, w // 16, 3))
-    img = np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float64)
-    img += rng.normal(0, 6, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture()

@@ -255,7 +255,11 @@ def _click_exceptions():
     return exceptions
 
 
+ARGV: list[str] = []  # the command line being run, as benchmarks write it above their tables
+
+
 def main(argv: list[str] | None = None) -> int:
+    ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     ex = _click_exceptions()
     try:
         app(args=argv, standalone_mode=False)

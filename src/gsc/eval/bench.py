@@ -58,7 +58,8 @@ class Bench:
     def record_key(self, picture: Picture, codec, target: float, budget: int) -> dict:
         from .metrics import metric_versions
 
-        return {"image": picture.name, "image_sha": picture.sha, "caption": picture.caption, "codec": codec.key(),
+        caption = picture.caption if codec.kind == "gsc" else None  # a classical file never reads it
+        return {"image": picture.name, "image_sha": picture.sha, "caption": caption, "codec": codec.key(),
                 "target_bpp": target, "budget_bytes": budget, "metric_versions": metric_versions(),
                 "measures": [m.key for m in self.measures]}
 
@@ -113,9 +114,29 @@ class Bench:
                 done[(codec.name, t)] = {k: v for k, v in rec.items() if k != "key"}
         return list(done.values())
 
+    def seed(self, picture: Picture, cache: RecordCache, records: list[dict]) -> int:
+        """Store an earlier run's records of ``picture`` (a results file's ``per_image``) under this run's keys,
+        where none is cached: the numbers of a run made before this cache existed, without measuring again.
+        Matched codecs are not seeded (their budget is another record's bytes). Returns how many were stored."""
+        from .metrics import METRICS
+
+        by_name, stored = {c.name: c for c in self.codecs if c.name not in self.matched}, 0
+        for r in records:
+            select = r.get("select", "psnr")
+            name = r.get("codec", "") if select == "psnr" else f"{r.get('codec')}:{METRICS[select].key}"
+            codec, t = by_name.get(name), r.get("target_bpp")
+            if r.get("image") != picture.name or codec is None or t not in self.targets:
+                continue
+            key = self.record_key(picture, codec, t, budget_bytes(t, picture.size))
+            if cache.get(key) is None:
+                cache.put(key, {**{k: v for k, v in r.items() if k not in ("select", "key")}, "codec": name,
+                                "seeded": True})
+                stored += 1
+        return stored
+
     def run(self, images: list[Path], out: str | Path, *, captions: dict[str, str] | None = None,
             fresh: bool = False, progress: bool = True, doc: str | Path | None = None,
-            command: str | None = None) -> dict:
+            command: str | None = None, seed: list[dict] | None = None) -> dict:
         """Measure (or read from the cache) every record, then write JSON, table and plot beside ``out``."""
         from tqdm.auto import tqdm
 
@@ -131,6 +152,8 @@ class Bench:
         records = []
         for path in tqdm(images, desc=self.name, unit="img", disable=not progress):
             picture = load_picture(path, captions.get(path.name) if captions else None)
+            if seed:
+                self.seed(picture, cache, seed)
             records += self.image_records(picture, cache, fresh)
         bundle = self.summarize(records, len(images))
         self.write(bundle, paths, doc, command)
@@ -207,3 +230,54 @@ class Bench:
         plot_rd(bundle["curves"], paths["png"], title=self.name)
         if doc:
             update_section(doc, f"bench-{paths['json'].stem}", text, title=self.name)
+
+
+def load_seed(files: list[str | Path]) -> list[dict]:
+    """The per-image records of earlier results files (bundles or curves with ``per_image``)."""
+    import json
+
+    out = []
+    for f in files:
+        f = Path(f)
+        if not f.is_file():
+            raise GSCError(f"no such results file to import: {f}")
+        try:
+            out += json.loads(f.read_text()).get("per_image", [])
+        except (json.JSONDecodeError, AttributeError):
+            raise GSCError(f"{f} is not a results file with per-image records") from None
+    return out
+
+
+def dataset_name(folder: Path) -> str:
+    """``bsds500/test`` → ``bsds500_test``; other folders by their own name."""
+    folder = Path(folder)
+    return f"{folder.parent.name}_{folder.name}" if folder.name in ("test", "val", "train") else folder.name
+
+
+def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: str, metrics: list[str],
+            grid, preset: str = "lite", channels: int | None = None, captions: Path | None = None,
+            limit: int | None = None, fresh: bool = False, doc: Path | None = None,
+            imports: list[Path] = (), command: str | None = None, echo=print) -> tuple[Bench, dict]:
+    """``gsc bench`` (and ``gsc bench-classical``): the options → a Bench, run; one-line errors first."""
+    from .classical import parse_selects, parse_targets
+    from .codecs import parse_codec_list
+    from .evaluate import list_dataset
+    from .metrics import available, get_metric
+
+    chosen = parse_selects(selects)
+    for s in chosen:
+        get_metric(s).check()  # a selection metric must run: one line (MetricUnavailable) before any work
+    codec_list = parse_codec_list(codecs, chosen, grid, preset, channels)
+    ok, unavailable = available(list(dict.fromkeys([*metrics, *chosen])))
+    for line in unavailable.values():
+        echo(line)
+    images = list_dataset(dataset, limit)
+    cap = captions if captions is not None else (Path(dataset) / "captions.json")
+    wants = any(c.kind == "gsc" for c in codec_list)
+    caption_table = captions_by_name(cap) if wants and (captions is not None or cap.is_file()) else None
+    bench = Bench(codec_list, parse_targets(targets), ok, name=f"{dataset_name(dataset)}",
+                  description=f"gsc bench on {dataset_name(dataset)}, {len(images)} images")
+    bundle = bench.run(images, output, captions=caption_table, fresh=fresh, doc=doc, command=command,
+                       seed=load_seed(imports))
+    bundle["unavailable"] = unavailable
+    return bench, bundle

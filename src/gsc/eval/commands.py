@@ -1,4 +1,4 @@
-"""CLI commands of the evaluation: ``eval``, ``bench-classical``, ``compare``, ``eval-task`` and ``plot``.
+"""CLI commands of the evaluation: ``eval``, ``bench`` (and ``bench-classical``), ``compare``, ``eval-task`` and ``plot``.
 
 Heavy imports (torch, transformers, imagecodecs) happen inside the command bodies.
 """
@@ -15,6 +15,16 @@ DEFAULT_METRICS = "psnr-rgb,ms-ssim-rgb,psnr-chroma,colour-drift,st-lpips-alex,f
 METRICS_HELP = ("comma-separated: psnr-rgb, ms-ssim-rgb, psnr-chroma, colour-drift, st-lpips-alex, st-lpips-vgg, flip, "
                 "haarpsi, ms-gmsd, ssimulacra2 (docs/evaluation.md)")
 VGG_HELP = "also ST-LPIPS with the VGG net (≈ 5× the time of alex)"
+
+
+def _grid(max_downscale: float, steps_per_octave: int):
+    from ..errors import GSCError
+    from .classical import SearchGrid
+
+    if max_downscale < 1 or steps_per_octave < 1:
+        raise GSCError(f"--max-downscale must be ≥ 1 and --steps-per-octave ≥ 1, got {max_downscale} and "
+                       f"{steps_per_octave}")
+    return SearchGrid(max_downscale, steps_per_octave)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,39 +66,72 @@ def register(app: typer.Typer) -> None:
         if result is not None:
             typer.echo(eval_table(result))
 
+    @app.command("bench")
+    def bench_cmd(
+        dataset: Path = typer.Argument(..., help="folder of images"),
+        output: Path = typer.Option(..., "-o", "--output", help="bundle JSON; one CompressAI JSON per curve, "
+                                    "the table (.md), plot (.png) and record cache (.cache/) go beside it"),
+        target_bpp: str = typer.Option("0.01", help="one or more targets, comma-separated (whole-file bpp)"),
+        codecs: str = typer.Option("gsc,webp,jxl,avif", help="comma-separated: gsc[:SELECTION], webp, jxl, "
+                                   "avif, jpeg"),
+        select: str = typer.Option("psnr", help="metric(s) that choose each classical setting per image, "
+                                   "comma-separated: psnr, st-lpips, flip, …; one curve per codec and metric"),
+        metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
+        st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
+        preset: str = typer.Option("lite", help="gsc preset"),
+        channels: Optional[int] = typer.Option(None, help="gsc: fixed C (default: the encoder's choice)"),
+        captions: Optional[Path] = typer.Option(None, help="gsc: JSON {file name: caption} (default: "
+                                                "DATASET/captions.json when present, else the captioner)"),
+        max_downscale: float = typer.Option(32.0, help="classical: smallest size tried, 1/N of the original"),
+        steps_per_octave: int = typer.Option(16, help="classical: downscaled sizes per halving of the width"),
+        limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
+        resume: bool = typer.Option(True, "--resume/--fresh", help="reuse cached records whose key (image, "
+                                    "codec settings, weights content, target, metric versions) still holds"),
+        imports: List[Path] = typer.Option([], "--import", help="an earlier results file whose per-image "
+                                           "records seed the cache (numbers kept, nothing measured again)"),
+        doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
+    ):
+        """Every image × codec × target: bpp, metrics, table, CompressAI JSON and plot (docs/evaluation.md)."""
+        from ..cli import ARGV
+        from .bench import run_cli
+        from .metrics import parse_metrics
+
+        bench, bundle = run_cli(dataset, output, codecs=codecs, targets=target_bpp, selects=select,
+                                metrics=parse_metrics(metrics, st_lpips_vgg), grid=_grid(max_downscale,
+                                steps_per_octave), preset=preset, channels=channels, captions=captions,
+                                limit=limit, fresh=not resume, doc=doc, imports=imports,
+                                command=" ".join(["gsc", *ARGV]), echo=typer.echo)
+        typer.echo(bench.table(bundle))
+
     @app.command("bench-classical")
     def bench_classical_cmd(
         dataset: Path = typer.Argument(..., help="folder of images"),
-        output: Path = typer.Option(..., "-o", "--output", help="bundle JSON; one CompressAI JSON per codec, "
-                                    "the table (.md) and plot (.png) go beside it"),
+        output: Path = typer.Option(..., "-o", "--output", help="as gsc bench"),
         target_bpp: str = typer.Option("0.01", help="one or more targets, comma-separated (whole-file bpp)"),
         codecs: str = typer.Option("webp,jxl,avif,jpeg", help="comma-separated: webp, jxl, avif, jpeg"),
-        max_downscale: float = typer.Option(32.0, help="smallest size tried: 1/N of the original"),
-        steps_per_octave: int = typer.Option(16, help="downscaled sizes per halving of the width"),
-        workers: int = typer.Option(1, help="processes (use more only on an idle machine)"),
-        limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
-        resume: bool = typer.Option(False, "--resume", help="reuse records from the cache"),
-        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to "
-                                                  "DIR/{codec}_{target}[_{select}]/"),
-        doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
-        select: str = typer.Option("psnr", help="metric(s) that choose the setting per image, comma-separated: "
-                                   "psnr, st-lpips, flip (any of --metrics); one curve per codec and metric"),
+        select: str = typer.Option("psnr", help="as gsc bench"),
         metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
         st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
+        max_downscale: float = typer.Option(32.0, help="smallest size tried: 1/N of the original"),
+        steps_per_octave: int = typer.Option(16, help="downscaled sizes per halving of the width"),
+        limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
+        resume: bool = typer.Option(True, "--resume/--fresh", help="as gsc bench"),
+        imports: List[Path] = typer.Option([], "--import", help="as gsc bench"),
+        doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
     ):
-        """Classical codecs at a byte budget: the best downscale × quality on --select, bicubic upscale."""
+        """gsc bench with classical codecs only (the best downscale × quality on --select, bicubic upscale)."""
+        from ..cli import ARGV
         from ..errors import GSCError
-        from .classical import SearchGrid, classical_table, parse_codecs, parse_selects, parse_targets, run_bench
+        from .bench import run_cli
         from .metrics import parse_metrics
 
-        if max_downscale < 1 or steps_per_octave < 1:
-            raise GSCError(f"--max-downscale must be ≥ 1 and --steps-per-octave ≥ 1, got "
-                           f"{max_downscale} and {steps_per_octave}")
-        bundle = run_bench(dataset, parse_codecs(codecs), parse_targets(target_bpp), output,
-                           grid=SearchGrid(max_downscale, steps_per_octave), workers=workers, resume=resume,
-                           limit=limit, save_recon=save_recon, doc=doc, selects=parse_selects(select),
-                           metrics=parse_metrics(metrics, st_lpips_vgg), echo=typer.echo)
-        typer.echo(classical_table(bundle))
+        if any(c.strip().startswith("gsc") for c in codecs.split(",")):
+            raise GSCError("bench-classical measures classical codecs only: use gsc bench for gsc")
+        bench, bundle = run_cli(dataset, output, codecs=codecs, targets=target_bpp, selects=select,
+                                metrics=parse_metrics(metrics, st_lpips_vgg), grid=_grid(max_downscale,
+                                steps_per_octave), limit=limit, fresh=not resume, doc=doc, imports=imports,
+                                command=" ".join(["gsc", *ARGV]), echo=typer.echo)
+        typer.echo(bench.table(bundle))
 
     @app.command("compare")
     def compare_cmd(
