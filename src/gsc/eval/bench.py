@@ -18,6 +18,7 @@ owns the rest:
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,7 +225,8 @@ class Bench:
 
         write_json(paths["json"], bundle)
         for c in bundle["curves"]:
-            write_json(paths["json"].with_name(f"{paths['json'].stem}.{c['codec'].replace(':', '.')}.json"), c)
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", c["codec"].replace(":", "."))
+            write_json(paths["json"].with_name(f"{paths['json'].stem}.{slug}.json"), c)
         text = (f"`{command}`\n\n" if command else "") + self.table(bundle)
         write_atomic(paths["md"], lambda f: f.write(text.encode()))
         plot_rd(bundle["curves"], paths["png"], title=self.name)

@@ -226,10 +226,8 @@ class GscBench:
     @property
     def sender(self):
         if not hasattr(self, "_sender"):
-            from ..codec import Codec
-
-            self._sender = Codec(preset=self.preset, captioner=self.captioner, selection=self.selection)
-            self._receiver = Codec(preset=self.preset)
+            self._sender = _gsc_codec(self.preset, self.captioner, self.selection)
+            self._receiver = _gsc_codec(self.preset, None, None)
         return self._sender
 
     def encode(self, picture: Picture, budget: int) -> bytes:
@@ -258,6 +256,14 @@ class GscBench:
         """Whatever ``Codec.info`` reports (a step may be a number, a tuple or a dict), as JSON values."""
         self.sender  # noqa: B018
         return {k: jsonable(v) for k, v in self._receiver.info(data).items() if k not in SKIP_INFO}
+
+
+@lru_cache(maxsize=None)
+def _gsc_codec(preset: str, captioner: str | None, selection: str | None):
+    """One ``Codec`` per setting in a process: the benches of a run share their models."""
+    from ..codec import Codec
+
+    return Codec(preset=preset, captioner=captioner, selection=selection)
 
 
 def parse_codec_list(text: str, selects: list[str], grid: classical.SearchGrid, preset: str = "lite",
