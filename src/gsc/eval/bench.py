@@ -185,7 +185,7 @@ class Bench:
             c = curve(codec.label, codec.describe(), points, kind=codec.kind, codec=codec.name,
                       select=getattr(codec, "select_key", None), points=points)
             for m in self.measures:
-                c["results"].update({k: [p.get(k) for p in points] for k in m.results})
+                c["results"].update({k: [p.get(v) for p in points] for k, v in m.results.items()})
             curves.append(c)
         return {"name": self.name, "description": self.description, "targets": self.targets,
                 "codecs": [c.name for c in self.codecs], "metrics": self.metrics, "curves": curves, "missing": missing,
