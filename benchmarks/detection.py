@@ -139,12 +139,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as e:  # one line for user mistakes, as the CLI does
-        from gsc.errors import GSCError
+    from gsc.eval.bench import script
 
-        if not isinstance(e, GSCError):
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    script(main)

@@ -283,3 +283,14 @@ def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: 
                        seed=load_seed(imports))
     bundle["unavailable"] = unavailable
     return bench, bundle
+
+
+def script(main) -> None:
+    """Run a benchmark script's ``main()`` as the CLI runs commands: a user mistake is one line, exit 1."""
+    import sys
+
+    try:
+        sys.exit(main())
+    except GSCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

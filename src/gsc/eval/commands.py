@@ -17,6 +17,13 @@ METRICS_HELP = ("comma-separated: psnr-rgb, ms-ssim-rgb, psnr-chroma, colour-dri
 VGG_HELP = "also ST-LPIPS with the VGG net (≈ 5× the time of alex)"
 
 
+# options shared by gsc bench and gsc bench-classical
+DATASET = typer.Argument(..., help="folder of images")
+TARGETS = typer.Option("0.01", help="one or more targets, comma-separated (whole-file bpp)")
+METRICS_OPTION = typer.Option(DEFAULT_METRICS, help=METRICS_HELP)
+VGG_OPTION = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP)
+
+
 def _grid(max_downscale: float, steps_per_octave: int):
     from ..errors import GSCError
     from .classical import SearchGrid
@@ -68,16 +75,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        dataset: Path = typer.Argument(..., help="folder of images"),
+        dataset: Path = DATASET,
         output: Path = typer.Option(..., "-o", "--output", help="bundle JSON; one CompressAI JSON per curve, "
                                     "the table (.md), plot (.png) and record cache (.cache/) go beside it"),
-        target_bpp: str = typer.Option("0.01", help="one or more targets, comma-separated (whole-file bpp)"),
+        target_bpp: str = TARGETS,
         codecs: str = typer.Option("gsc,webp,jxl,avif", help="comma-separated: gsc[:SELECTION], webp, jxl, "
                                    "avif, jpeg"),
         select: str = typer.Option("psnr", help="metric(s) that choose each classical setting per image, "
                                    "comma-separated: psnr, st-lpips, flip, …; one curve per codec and metric"),
-        metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
-        st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
+        metrics: str = METRICS_OPTION,
+        st_lpips_vgg: bool = VGG_OPTION,
         preset: str = typer.Option("lite", help="gsc preset"),
         channels: Optional[int] = typer.Option(None, help="gsc: fixed C (default: the encoder's choice)"),
         captions: Optional[Path] = typer.Option(None, help="gsc: JSON {file name: caption} (default: "
@@ -105,13 +112,13 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench-classical")
     def bench_classical_cmd(
-        dataset: Path = typer.Argument(..., help="folder of images"),
+        dataset: Path = DATASET,
         output: Path = typer.Option(..., "-o", "--output", help="as gsc bench"),
-        target_bpp: str = typer.Option("0.01", help="one or more targets, comma-separated (whole-file bpp)"),
+        target_bpp: str = TARGETS,
         codecs: str = typer.Option("webp,jxl,avif,jpeg", help="comma-separated: webp, jxl, avif, jpeg"),
         select: str = typer.Option("psnr", help="as gsc bench"),
-        metrics: str = typer.Option(DEFAULT_METRICS, help=METRICS_HELP),
-        st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
+        metrics: str = METRICS_OPTION,
+        st_lpips_vgg: bool = VGG_OPTION,
         max_downscale: float = typer.Option(32.0, help="smallest size tried: 1/N of the original"),
         steps_per_octave: int = typer.Option(16, help="downscaled sizes per halving of the width"),
         limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
