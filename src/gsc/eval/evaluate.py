@@ -84,12 +84,10 @@ def parse_channels(text: str) -> list[int]:
 
 
 def weights_fingerprint() -> str:
-    """Changes when gsc's shipped weights change, so a cache never mixes two trainings."""
-    from ..latent.encoders import weights_dir
-    from .results import digest
+    """Changes when the content of gsc's shipped weights changes, so a cache never mixes two trainings."""
+    from .codecs import weights_digest
 
-    files = sorted(p for p in weights_dir().glob("*") if p.is_file())
-    return digest([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    return weights_digest()
 
 
 def record_key(settings: EvalSettings, path: Path, channels: int, fingerprint: str) -> dict:
