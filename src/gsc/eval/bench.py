@@ -49,6 +49,7 @@ class Bench:
     measures: list = field(default_factory=list)            # objects with key, record(recon, picture), point(recs)
     name: str = "bench"
     description: str = ""
+    recon_dir: Path | None = None         # also write each reconstruction to DIR/<codec>_<target>/<stem>.png
 
     def __post_init__(self):
         names = [c.name for c in self.codecs]
@@ -90,7 +91,19 @@ class Bench:
                    **jsonable(codec.info(data)), **reference.score(as_tensor(recon), self.metrics))
         for m in self.measures:
             rec.update(m.record(recon, picture))
+        if self.recon_dir is not None:
+            from PIL import Image
+
+            from ..image import write_atomic
+
+            path = self.recon_path(picture, codec, target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, lambda f: Image.fromarray(recon).save(f, format="PNG"))
         return rec
+
+    def recon_path(self, picture: Picture, codec, target: float) -> Path:
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{codec.name}_{target:g}")
+        return Path(self.recon_dir) / folder / f"{Path(picture.name).stem}.png"
 
     def image_records(self, picture: Picture, cache: RecordCache, fresh: bool = False) -> list[dict]:
         """Every codec × target of one image, from the cache where its key and metrics hold."""
@@ -106,7 +119,8 @@ class Bench:
                     continue
                 key = self.record_key(picture, codec, t, budget)
                 rec = None if fresh else cache.get(key)
-                if rec is not None and rec["fit"] and not all(m in rec for m in self.metrics):
+                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics) and (
+                        self.recon_dir is None or self.recon_path(picture, codec, t).exists())):
                     rec = None
                 if rec is None:
                     reference = reference or Reference(picture.tensor())
@@ -258,7 +272,7 @@ def dataset_name(folder: Path) -> str:
 
 def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: str, metrics: list[str],
             grid, preset: str = "lite", channels: int | None = None, captions: Path | None = None,
-            limit: int | None = None, fresh: bool = False, doc: Path | None = None,
+            limit: int | None = None, fresh: bool = False, doc: Path | None = None, save_recon: Path | None = None,
             imports: list[Path] = (), command: str | None = None, echo=print) -> tuple[Bench, dict]:
     """``gsc bench`` (and ``gsc bench-classical``): the options → a Bench, run; one-line errors first."""
     from .classical import parse_selects, parse_targets
@@ -278,7 +292,7 @@ def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: 
     wants = any(c.kind == "gsc" for c in codec_list)
     caption_table = captions_by_name(cap) if wants and (captions is not None or cap.is_file()) else None
     bench = Bench(codec_list, parse_targets(targets), ok, name=f"{dataset_name(dataset)}",
-                  description=f"gsc bench on {dataset_name(dataset)}, {len(images)} images")
+                  description=f"gsc bench on {dataset_name(dataset)}, {len(images)} images", recon_dir=save_recon)
     bundle = bench.run(images, output, captions=caption_table, fresh=fresh, doc=doc, command=command,
                        seed=load_seed(imports))
     bundle["unavailable"] = unavailable

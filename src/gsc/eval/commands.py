@@ -97,6 +97,7 @@ def register(app: typer.Typer) -> None:
         imports: List[Path] = typer.Option([], "--import", help="an earlier results file whose per-image "
                                            "records seed the cache (numbers kept, nothing measured again)"),
         doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
+        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to DIR/<codec>_<target>/"),
     ):
         """Every image × codec × target: bpp, metrics, table, CompressAI JSON and plot (docs/evaluation.md)."""
         from ..cli import ARGV
@@ -106,7 +107,7 @@ def register(app: typer.Typer) -> None:
         bench, bundle = run_cli(dataset, output, codecs=codecs, targets=target_bpp, selects=select,
                                 metrics=parse_metrics(metrics, st_lpips_vgg), grid=_grid(max_downscale,
                                 steps_per_octave), preset=preset, channels=channels, captions=captions,
-                                limit=limit, fresh=not resume, doc=doc, imports=imports,
+                                limit=limit, fresh=not resume, doc=doc, imports=imports, save_recon=save_recon,
                                 command=" ".join(["gsc", *ARGV]), echo=typer.echo)
         typer.echo(bench.table(bundle))
 
@@ -125,6 +126,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(True, "--resume/--fresh", help="as gsc bench"),
         imports: List[Path] = typer.Option([], "--import", help="as gsc bench"),
         doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
+        save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to DIR/<codec>_<target>/"),
     ):
         """gsc bench with classical codecs only (the best downscale × quality on --select, bicubic upscale)."""
         from ..cli import ARGV
@@ -137,6 +139,7 @@ def register(app: typer.Typer) -> None:
         bench, bundle = run_cli(dataset, output, codecs=codecs, targets=target_bpp, selects=select,
                                 metrics=parse_metrics(metrics, st_lpips_vgg), grid=_grid(max_downscale,
                                 steps_per_octave), limit=limit, fresh=not resume, doc=doc, imports=imports,
+                                save_recon=save_recon,
                                 command=" ".join(["gsc", *ARGV]), echo=typer.echo)
         typer.echo(bench.table(bundle))
 
