@@ -53,6 +53,25 @@ class Tile:
         return [self.label, f"{self.nbytes} B, {self.bpp:.4f} bpp", f"PSNR {psnr}, ST-LPIPS {st}"]
 
 
+def check_options(channels, max_bpp, output: Path, tile_width, codecs: str, select: str) -> tuple[list[str], list[str]]:
+    """``gsc compare``'s options → (classical codec names, [the selecting metric]), or a one-line error."""
+    from .classical import parse_codecs, parse_selects
+    from .metrics import get_metric
+
+    if channels is None and max_bpp is None:
+        raise GSCError("give --channels C or --max-bpp B (or both): the gsc stream sets the byte budget")
+    if output.suffix.lower() != ".png":
+        raise GSCError(f"the sheet is a PNG: -o must end in .png, got {output}")
+    if tile_width is not None and tile_width < 16:
+        raise GSCError(f"--tile-width must be ≥ 16, got {tile_width}")
+    names = parse_codecs(codecs)
+    chosen = parse_selects(select)
+    if len(chosen) != 1:
+        raise GSCError(f"--select takes one metric here, got {select!r}")
+    get_metric(chosen[0]).check()
+    return names, chosen
+
+
 def parse_crop(text: str | None, width: int, height: int) -> tuple[int, int, int, int] | None:
     """``X,Y,W,H`` in the original's pixels → a box inside the image, or a one-line error."""
     if text is None:

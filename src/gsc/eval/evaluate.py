@@ -214,6 +214,17 @@ def _process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def set_level(perceptual, settings: EvalSettings, images: list[Path], recon_dir: Path | None) -> dict[int, dict]:
+    """FID/KID (when they load) per C, over the saved reconstructions against the originals."""
+    if perceptual is None or not perceptual.set:
+        return {}
+    from ..image import load_image
+
+    originals = [load_image(p) for p in images]
+    return {c: perceptual.score_sets([load_image(recon_dir / f"c{c}" / f"{p.stem}.png") for p in images], originals)
+            for c in settings.channels}
+
+
 def run_eval(dataset: str | Path, settings: EvalSettings, out: str | Path, *, codec=None, resume: bool = False,
              limit: int | None = None, save_recon: str | Path | None = None, compare: list[str] | None = None,
              doc: str | Path | None = None, progress: bool = True, echo=print) -> dict | None:
@@ -260,14 +271,7 @@ def run_eval(dataset: str | Path, settings: EvalSettings, out: str | Path, *, co
     if not state.is_main_process:
         return None
 
-    set_metrics = {}
-    if perceptual is not None and perceptual.set:
-        from ..image import load_image
-
-        for c in settings.channels:
-            recons = [load_image(recon_dir / f"c{c}" / f"{p.stem}.png") for p in images]
-            set_metrics[c] = perceptual.score_sets(recons, [load_image(p) for p in images])
-    result = summarize(records, settings, set_metrics, unavailable)
+    result = summarize(records, settings, set_level(perceptual, settings, images, recon_dir), unavailable)
     result["dataset"] = str(dataset)
     write_json(paths["json"], result)
     table = eval_table(result)
