@@ -124,3 +124,18 @@ def test_parse_codec_list_and_jsonable():
         parse_codec_list("webp:x", ["psnr"], GRID)
     assert jsonable({"s": (1, np.float32(2.5))}) == {"s": [1, 2.5]}
     assert classical  # the search module stays the classical codecs' home
+
+
+def test_gsc_plot_draws_every_quantity_of_a_bench_json(data, tmp_path):
+    from gsc.cli import main
+    from gsc.eval.plot import panels_for
+
+    bench = Bench(classical_codecs(["webp"], ["psnr"], GRID), [0.2], ["psnr", "colour_drift"])
+    bench.run(sorted(data.glob("*.png")), tmp_path / "b.json", progress=False)
+    curves = load_curves(tmp_path / "b.json")
+    curves[0]["results"]["yolo-map50"] = [0.5]
+    curves[0]["results"]["new-measure"] = [1.0]
+    keys = [k for k, _ in panels_for(curves)]
+    assert keys == ["psnr-rgb", "ms-ssim-rgb", "colour-drift", "yolo-map50", "new-measure"]
+    assert main(["plot", str(tmp_path / "b.json"), "-o", str(tmp_path / "p.png")]) == 0
+    assert (tmp_path / "p.png").stat().st_size > 0
