@@ -182,22 +182,21 @@ def timing_lines(timing: list[dict], budget: float) -> list[str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kodak", help="folder of images")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kodak", help="folder of images (default: ../shared/data/kodak)")
     ap.add_argument("--captions", type=Path, default=None, help="JSON {file name: caption} (default: "
                     "DATA/captions.json); only images that have a caption are measured")
-    ap.add_argument("--preset", default="lite", help="gsc preset")
+    ap.add_argument("--preset", default="lite", help="gsc preset (default: lite)")
     ap.add_argument("--channels", type=int, default=None, help="gsc: fixed C (default: the sender's choice)")
     ap.add_argument("--name", default=None, help="results name (default: <preset>_<data folder>)")
-    ap.add_argument("--budgets", default="0.005,0.0075,0.01,0.015,0.02", help="--max-bpp values, comma-separated")
+    ap.add_argument("--budgets", default="0.005,0.0075,0.01,0.015,0.02", help="--max-bpp values, comma-separated (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     ap.add_argument("--no-captions-check", action="store_true", help="skip right-vs-swapped captions")
-    ap.add_argument("--cli", type=int, default=2, help="images for the CLI timing and determinism check (0: none)")
-    ap.add_argument("--cli-budget", type=float, default=0.01, help="--max-bpp of the CLI timing")
-    ap.add_argument("--fresh", action="store_true", help="measure again, ignoring the cache")
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs/lite-kodak.md", help="markdown to update ('-': none)")
+    ap.add_argument("--cli", type=int, default=2, help="images for the CLI timing and determinism check (default 2; 0: none)")
+    ap.add_argument("--cli-budget", type=float, default=0.01, help="--max-bpp of the CLI timing (default: 0.01)")
+    ap.add_argument("--fresh", action="store_true", help="measure again, ignoring the cache (default: reuse every record whose key holds)")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs/lite-kodak.md", help="markdown to update (default: docs/lite-kodak.md; '-': none)")
     return ap
 
 
