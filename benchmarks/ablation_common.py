@@ -20,6 +20,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def parser(description: str, channels: str) -> argparse.ArgumentParser:
+    from gsc.eval.commands import DEFAULT_METRICS
+
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("dataset", nargs="?", type=Path, default=ROOT.parent / "shared/data/kodak")
     ap.add_argument("--preset", default="lite")
@@ -34,7 +36,7 @@ def parser(description: str, channels: str) -> argparse.ArgumentParser:
     ap.add_argument("--doc", type=Path, default=None, help="markdown to update (default: docs/results.md, "
                                                            "not on --limit runs)")
     ap.add_argument("--no-learned", action="store_true", help="skip LPIPS/DISTS/FID/KID")
-    ap.add_argument("--metrics", default="psnr-rgb,ms-ssim-rgb,psnr-chroma,st-lpips-alex,flip,haarpsi,ms-gmsd",
+    ap.add_argument("--metrics", default=DEFAULT_METRICS,
                     help="full-reference metrics (JSON keys, comma-separated; docs/evaluation.md)")
     ap.add_argument("--st-lpips-vgg", action="store_true", help="also ST-LPIPS with the VGG net (≈ 5× alex's time)")
     return ap

@@ -1,25 +1,35 @@
-"""The lite preset against WebP at the same bytes, per image, at the operating points users run.
+"""A gsc preset against WebP at the same bytes, per image, at the budgets users run (a gsc bench configuration).
 
-    python benchmarks/lite_kodak.py [--data ../shared/data/kodak] [--budgets 0.005,0.0075,0.01,0.015,0.02]
-                                    [--limit N] [--doc docs/lite-kodak.md]
+    python benchmarks/lite_kodak.py [--data ../shared/data/kodak] [--captions FILE] [--preset lite]
+        [--budgets 0.005,0.0075,0.01,0.015,0.02] [--limit N] [--no-captions-check] [--cli N] [--fresh]
+        [--doc docs/lite-kodak.md]
 
-For every image and budget B: ``gsc encode --max-bpp B`` (the sender picks C and Δ), the decoded 8-bit PNG
-scored by PSNR, MS-SSIM, chroma PSNR (Cb, Cr; BT.601), ST-LPIPS (alex), FLIP, HaarPSI and MS-GMSD; and WebP's
-best downscale × quality at ≤ the stream's own bytes, chosen separately on each axis it is compared on
-(best PSNR for PSNR, MS-SSIM and chroma; best ST-LPIPS for ST-LPIPS; best FLIP for FLIP), so that gsc meets
-the strongest classical setting on every axis. Then: C = 1 at the smallest budget with the right caption
-against another image's caption (the next image's, a derangement), encode/decode time and peak RSS of the
-CLI, and a determinism check (same stream → same PNG bytes). bpp is always the stream's real bytes.
+For every image and budget B (``gsc.eval.bench``, one record per image × codec × budget):
 
-Per-image records are cached (``--cache``), so an interrupted run resumes. Writes the JSON (CompressAI
-format + records) and the markdown section between ``<!-- gsc:lite-<name> -->`` markers of ``--doc``.
+- gsc: ``Codec.encode(max_bpp=B)`` with the image's reference caption (the sender picks what it sends), the
+  stream decoded by a receiver that is not told the selection; every field of ``Codec.info`` kept in the
+  record as the stream reports it (a lite v3 step is a pair or a dict, with scale and texture beside it);
+- WebP at ≤ that stream's own bytes, the downscale × quality chosen per image separately on each metric it
+  is compared on (``WEBP_PICK``: best ST-LPIPS for ST-LPIPS, best FLIP for FLIP, best colour drift for
+  colour drift, best PSNR for the rest), so gsc meets the strongest classical setting on every axis;
+- every metric of ``gsc.eval.metrics.DEFAULT`` (PSNR, MS-SSIM, chroma PSNR, colour drift, ST-LPIPS, FLIP,
+  HaarPSI, MS-GMSD) on the 8-bit images.
+
+Then, unless switched off: C = 1 at the smallest budget with the right caption against the next image's
+(a second bench, same cache), and ``gsc encode``/``gsc decode`` as separate processes on ``--cli`` images
+(wall time, peak RSS, same PNG twice). bpp is always the stream's real bytes.
+
+Resumable: records are cached in ``benchmarks/results/<name>.cache/``, keyed by the image, the codec's
+settings and the *content* of the weight files, the budget and the metric versions; run the same command
+again after an interruption, and after retraining only the gsc records (and WebP at their new bytes) are
+measured again. Writes ``benchmarks/results/<name>.json`` (CompressAI curves for ``gsc plot`` and every
+per-image record), ``.md``, ``.png``, and the section ``<!-- gsc:lite-<name> -->`` of ``--doc``.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import resource
 import subprocess
 import sys
@@ -27,61 +37,133 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-METRICS = ("psnr", "ms_ssim", "psnr_chroma", "st_lpips_alex", "flip", "haarpsi", "ms_gmsd")
-# Which WebP pick each metric is compared with: the best one on that metric (PSNR's for the rest).
-WEBP_PICK = {"st_lpips_alex": "st_lpips_alex", "flip": "flip"}
+sys.path.insert(0, str(ROOT / "src"))
+# Which WebP curve each metric is compared with: the pick best on that metric (PSNR's for the rest).
+WEBP_PICK = {"st_lpips_alex": "st_lpips_alex", "flip": "flip", "colour_drift": "colour_drift"}
+# (metric, header, digits) of the table, gsc / WebP in each cell
+COLUMNS = [("psnr", "PSNR ↑", 2), ("ms_ssim", "MS-SSIM ↑", 3), ("psnr_chroma", "chroma PSNR ↑", 2),
+           ("colour_drift", "colour drift ↓", 2), ("st_lpips_alex", "ST-LPIPS ↓", 3), ("flip", "FLIP ↓", 3),
+           ("haarpsi", "HaarPSI ↑", 3), ("ms_gmsd", "MS-GMSD ↓", 3)]
 
 
-def eight_bit(image):
-    import torch
+def benches(preset: str, budgets: list[float], captions: dict, names: list[str], channels: int | None = None):
+    """The main bench (gsc, WebP per pick at ≤ gsc's bytes) and the caption check (right vs next image's)."""
+    from gsc.eval.bench import Bench
+    from gsc.eval.codecs import ClassicalBench, GscBench
+    from gsc.eval.metrics import DEFAULT
 
-    from gsc.image import to_uint8
+    gsc = GscBench(preset, channels=channels)
+    webp = [ClassicalBench("webp", s) for s in ("psnr", *dict.fromkeys(WEBP_PICK.values()))]
+    main = Bench([gsc, *webp], budgets, list(DEFAULT), matched={w.name: gsc.name for w in webp},
+                 name=f"gsc {preset} and WebP at ≤ its bytes")
+    swapped = {n: captions[names[(i + 1) % len(names)]] for i, n in enumerate(names)}
+    check = Bench([GscBench(preset, channels=1), GscBench(preset, channels=1, captions=swapped,
+                                                          caption_note="swapped")],
+                  budgets[:1], ["psnr_chroma", "st_lpips_alex"], name="caption check")
+    return main, check
 
-    return torch.from_numpy(to_uint8(image)).permute(2, 0, 1).float() / 255
+
+def paired(bundle: dict, gsc: str, budget: float) -> tuple[list[dict], list[dict], int]:
+    """gsc's records at ``budget`` and, per metric pick, WebP's on the same images (those where both fit)."""
+    from gsc.eval.metrics import METRICS
+
+    by = {(r["codec"], r["target_bpp"], r["image"]): r for r in bundle["per_image"]}
+    images = sorted({r["image"] for r in bundle["per_image"]})
+    pick = {m: "webp" if s == "psnr" else f"webp:{METRICS[s].key}" for m, s in
+            ((m, WEBP_PICK.get(m, "psnr")) for m, _, _ in COLUMNS)}
+    ok = [i for i in images if all(by.get((c, budget, i), {}).get("fit") for c in (gsc, *pick.values()))]
+    g = [by[(gsc, budget, i)] for i in ok]
+    w = [{m: by[(pick[m], budget, i)].get(m) for m, _, _ in COLUMNS} | {"bytes": by[("webp", budget, i)]["bytes"]}
+         for i in ok]
+    return g, w, len(images)
 
 
-def webp_at(x, nbytes: int) -> dict:
-    """WebP's best setting on each selecting metric at ≤ ``nbytes``, scored on every metric."""
-    import numpy as np
+def rows(bundle: dict, gsc: str, budgets: list[float]) -> list[dict]:
+    from gsc.eval.results import mean
 
-    from gsc.eval import classical
-    from gsc.eval.metrics import Reference, score
-
-    image = np.ascontiguousarray((x * 255 + 0.5).floor().byte().permute(1, 2, 0).numpy())
-    ref = Reference(classical.as_tensor(image))
-    out = {}
-    for select in ("psnr", *sorted(set(WEBP_PICK.values()))):
-        c = classical.search(classical.get_codec("webp"), image, nbytes, select=select, reference=ref)
-        if c is None:
-            return {}
-        recon = classical.as_tensor(c.recon)
-        out[select] = {"bytes": c.nbytes, "size": list(c.size), "quality": c.quality,
-                       **score(recon, x, [m for m in METRICS if WEBP_PICK.get(m, "psnr") == select])}
+    out = []
+    for b in budgets:
+        g, w, n = paired(bundle, gsc, b)
+        row = {"budget": b, "images": len(g), "of": n}
+        if g:
+            row.update(bpp=mean(r["bpp"] for r in g), max_bpp=max(r["bpp"] for r in g),
+                       channels=mean(r.get("channels") for r in g), encode_s=mean(r["encode_s"] for r in g),
+                       decode_s=mean(r["decode_s"] for r in g),
+                       gsc={m: mean(r.get(m) for r in g) for m, _, _ in COLUMNS},
+                       webp={m: mean(r.get(m) for r in w) for m, _, _ in COLUMNS},
+                       st_lpips_wins=sum(a["st_lpips_alex"] < c["st_lpips_alex"] for a, c in zip(g, w)),
+                       flip_wins=sum(a["flip"] < c["flip"] for a, c in zip(g, w)))
+        out.append(row)
     return out
 
 
-def measure_gsc(codec, x, data: bytes) -> dict:
-    from gsc.eval.metrics import score
+def main_table(table_rows: list[dict]) -> list[str]:
+    fmt = lambda v, d: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    lines = ["| --max-bpp | images | bpp (max) | C | " + " | ".join(h + " gsc / WebP" for _, h, _ in COLUMNS)
+             + " | ST-LPIPS wins | enc s | dec s |", "|" + "---|" * (len(COLUMNS) + 7)]
+    for r in table_rows:
+        if not r["images"]:
+            lines.append(f"| {r['budget']:g} | 0/{r['of']} | no point |" + " – |" * (len(COLUMNS) + 4))
+            continue
+        cells = [f"{fmt(r['gsc'][m], d)} / {fmt(r['webp'][m], d)}" for m, _, d in COLUMNS]
+        lines.append(f"| {r['budget']:g} | {r['images']}/{r['of']} | {r['bpp']:.4f} ({r['max_bpp']:.4f}) | "
+                     f"{fmt(r['channels'], 1)} | " + " | ".join(cells) +
+                     f" | {r['st_lpips_wins']}/{r['images']} | {r['encode_s']:.2f} | {r['decode_s']:.2f} |")
+    return lines
 
-    t0 = time.perf_counter()
-    y = eight_bit(codec.decode(data))
-    decode_s = time.perf_counter() - t0
-    info = codec.info(data)
-    return {"bytes": len(data), "bpp": len(data) * 8 / (x.shape[1] * x.shape[2]), "decode_s": decode_s,
-            "channels": info["channels"], "step": info["step"], "indices": info["indices"],
-            **{k: info[k] for k in ("header_bytes", "caption_bytes", "latent_bytes")}, **score(y, x, list(METRICS))}
+
+def targets_table(table_rows: list[dict]) -> list[str]:
+    ok = lambda c: "✓" if c else "✗"  # noqa: E731
+    lines = ["Targets (issue 9):", "",
+             "| --max-bpp | PSNR +≥ 0.3 dB over the previous point | ST-LPIPS < WebP on ≥ 5/6 of images | "
+             "FLIP mean < WebP | PSNR ≥ WebP − 1.0 | MS-SSIM ≥ WebP − 0.02 | chroma ≥ WebP − 1.5 |",
+             "|---|---|---|---|---|---|---|"]
+    prev = None
+    for r in (r for r in table_rows if r["images"]):
+        g, w = r["gsc"], r["webp"]
+        rise = "–" if prev is None else f"{ok(g['psnr'] - prev >= 0.3)} {g['psnr'] - prev:+.2f}"
+        lines.append(f"| {r['budget']:g} | {rise} | {ok(r['st_lpips_wins'] * 6 >= 5 * r['images'])} "
+                     f"{r['st_lpips_wins']}/{r['images']} | {ok(g['flip'] < w['flip'])} | "
+                     f"{ok(g['psnr'] >= w['psnr'] - 1)} {g['psnr'] - w['psnr']:+.2f} | "
+                     f"{ok(g['ms_ssim'] >= w['ms_ssim'] - 0.02)} {g['ms_ssim'] - w['ms_ssim']:+.3f} | "
+                     f"{ok(g['psnr_chroma'] >= w['psnr_chroma'] - 1.5)} {g['psnr_chroma'] - w['psnr_chroma']:+.2f} |")
+        prev = g["psnr"]
+    return lines
 
 
-def cli_round_trip(image: Path, caption: str, budget: float, work: Path) -> dict:
+def caption_line(bundle: dict, budget: float) -> str:
+    recs = {(r["codec"], r["image"]): r for r in bundle["per_image"] if r["fit"]}
+    right, swapped = bundle["codecs"]
+    pairs = [(recs[(right, i)], recs[(swapped, i)]) for c, i in recs if c == right and (swapped, i) in recs]
+    if not pairs:
+        return f"Captions, C = 1 at --max-bpp {budget:g}: no image fits."
+    st = sum(a["st_lpips_alex"] < b["st_lpips_alex"] for a, b in pairs)
+    ch = sum(a["psnr_chroma"] > b["psnr_chroma"] for a, b in pairs)
+    either = sum(a["st_lpips_alex"] < b["st_lpips_alex"] or a["psnr_chroma"] > b["psnr_chroma"] for a, b in pairs)
+    mean = lambda side, k: sum(p[side][k] for p in pairs) / len(pairs)  # noqa: E731
+    n = len(pairs)
+    return (f"Captions, C = 1 at --max-bpp {budget:g}: the right caption against the next image's (same channels). "
+            f"Right better on ST-LPIPS or chroma PSNR: **{either}/{n}** (ST-LPIPS {st}/{n}, chroma {ch}/{n}); mean "
+            f"ST-LPIPS {mean(0, 'st_lpips_alex'):.4f} right vs {mean(1, 'st_lpips_alex'):.4f} swapped, chroma PSNR "
+            f"{mean(0, 'psnr_chroma'):.2f} vs {mean(1, 'psnr_chroma'):.2f} dB.")
+
+
+def cli_round_trip(image: Path, caption: str, budget: float, work: Path, preset: str,
+                   channels: int | None = None) -> dict:
     """Wall time and peak RSS of `gsc encode` and `gsc decode` as separate processes (what a user runs)."""
+    from gsc.errors import GSCError
+
     stream, out = work / f"{image.stem}.gsc", work / f"{image.stem}.png"
 
     def run(*a) -> float:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "gsc", *map(str, a)], check=True, capture_output=True)
+        done = subprocess.run([sys.executable, "-m", "gsc", *map(str, a)], capture_output=True, text=True)
+        if done.returncode:
+            raise GSCError(f"gsc {a[0]} {image.name}: {done.stderr.strip().splitlines()[-1]}")
         return time.perf_counter() - t0
 
-    enc = run("encode", image, "-o", stream, "--max-bpp", budget, "--caption", caption)
+    enc = run("encode", image, "-o", stream, "--preset", preset, "--max-bpp", budget, "--caption", caption,
+              *(() if channels is None else ("--channels", channels)))
     dec = run("decode", stream, "-o", out, "-q")
     first = hashlib.sha256(out.read_bytes()).hexdigest()
     run("decode", stream, "-o", out, "-q")
@@ -90,210 +172,88 @@ def cli_round_trip(image: Path, caption: str, budget: float, work: Path) -> dict
             "same_png_twice": first == hashlib.sha256(out.read_bytes()).hexdigest()}
 
 
-def summarize(records: list[dict], budgets: list[float]) -> list[dict]:
-    import numpy as np
-
-    rows = []
-    for b in budgets:
-        rs = [r for r in records if r["budget"] == b and r.get("gsc") and r.get("webp")]
-        if not rs:
-            continue
-        n_all = sum(r["budget"] == b for r in records)
-
-        def m(side, key):
-            vals = [(r[side] if side == "gsc" else r["webp"][WEBP_PICK.get(key, "psnr")])[key] for r in rs]
-            return float(np.mean([v for v in vals if v is not None]))
-
-        g = {k: m("gsc", k) for k in METRICS}
-        w = {k: m("webp", k) for k in METRICS}
-        rows.append({
-            "budget": b, "images": len(rs), "not_fitting": n_all - len(rs), "bpp": float(np.mean([r["gsc"]["bpp"] for r in rs])),
-            "max_bpp": max(r["gsc"]["bpp"] for r in rs),
-            "channels": float(np.mean([r["gsc"]["channels"] for r in rs])),
-            "step": float(np.mean([r["gsc"]["step"] for r in rs])),
-            "webp_bpp": float(np.mean([r["webp"]["psnr"]["bytes"] * 8 / r["pixels"] for r in rs])),
-            "gsc": g, "webp": w,
-            "st_lpips_wins": sum(r["gsc"]["st_lpips_alex"] < r["webp"]["st_lpips_alex"]["st_lpips_alex"] for r in rs),
-            "flip_wins": sum(r["gsc"]["flip"] < r["webp"]["flip"]["flip"] for r in rs),
-            "encode_s": float(np.mean([r["encode_s"] for r in rs])),
-            "decode_s": float(np.mean([r["gsc"]["decode_s"] for r in rs])),
-        })
-    return rows
+def timing_lines(timing: list[dict], budget: float) -> list[str]:
+    if not timing:
+        return []
+    return ["", f"CLI (`gsc encode --max-bpp {budget:g}`, `gsc decode`; separate processes, model loading included):", "",
+            "| image | encode s | decode s | peak RSS MB | same PNG twice |", "|---|---|---|---|---|",
+            *[f"| {t['image']} | {t['encode_s']} | {t['decode_s']} | {t['peak_rss_mb']} | {t['same_png_twice']} |"
+              for t in timing]]
 
 
-def markdown(name: str, rows: list[dict], captions_row: dict | None, timing: list[dict], n_images: int,
-             command: str) -> str:
-    ok = lambda c: "✓" if c else "✗"  # noqa: E731
-    lines = [f"`{command}`", "",
-             f"{n_images} images, reference captions; bpp from the stream's bytes (header and caption included). "
-             "WebP: best downscale × quality at ≤ gsc's bytes per image, picked on the metric compared "
-             "(PSNR pick for PSNR, MS-SSIM and chroma PSNR). Arrows: ↑ higher is better, ↓ lower.", "",
-             "| --max-bpp | bpp (max) | C | Δ | PSNR ↑ gsc / WebP | MS-SSIM ↑ | chroma PSNR ↑ | ST-LPIPS ↓ | "
-             "ST-LPIPS wins | FLIP ↓ | HaarPSI ↑ | MS-GMSD ↓ | enc s | dec s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        g, w = r["gsc"], r["webp"]
-        lines.append(
-            f"| {r['budget']} | {r['bpp']:.4f} ({r['max_bpp']:.4f}) | {r['channels']:.1f} | {r['step']:.2f} | "
-            f"{g['psnr']:.2f} / {w['psnr']:.2f} | {g['ms_ssim']:.3f} / {w['ms_ssim']:.3f} | "
-            f"{g['psnr_chroma']:.2f} / {w['psnr_chroma']:.2f} | {g['st_lpips_alex']:.3f} / {w['st_lpips_alex']:.3f} | "
-            f"{r['st_lpips_wins']}/{r['images']} | {g['flip']:.3f} / {w['flip']:.3f} | "
-            f"{g['haarpsi']:.3f} / {w['haarpsi']:.3f} | {g['ms_gmsd']:.3f} / {w['ms_gmsd']:.3f} | "
-            f"{r['encode_s']:.2f} | {r['decode_s']:.2f} |")
-    misses = [f"{r['not_fitting']} image(s) at {r['budget']}" for r in rows if r["not_fitting"]]
-    if misses:
-        lines += ["", "Not fitting (header and caption alone exceed the budget at every C and Δ; left out of that "
-                  "row): " + ", ".join(misses) + "."]
-    lines += ["", "Targets (issue 9):", "",
-              "| --max-bpp | PSNR +≥ 0.3 dB over the previous point | ST-LPIPS < WebP on ≥ 20/24 (5/6 of images) | "
-              "FLIP mean < WebP | PSNR ≥ WebP − 1.0 | MS-SSIM ≥ WebP − 0.02 | chroma ≥ WebP − 1.5 |",
-              "|---|---|---|---|---|---|---|"]
-    prev = None
-    for r in rows:
-        g, w = r["gsc"], r["webp"]
-        rise = "–" if prev is None else f"{ok(g['psnr'] - prev >= 0.3)} {g['psnr'] - prev:+.2f}"
-        lines.append(f"| {r['budget']} | {rise} | {ok(r['st_lpips_wins'] * 6 >= 5 * r['images'])} "
-                     f"{r['st_lpips_wins']}/{r['images']} | {ok(g['flip'] < w['flip'])} | "
-                     f"{ok(g['psnr'] >= w['psnr'] - 1)} {g['psnr'] - w['psnr']:+.2f} | "
-                     f"{ok(g['ms_ssim'] >= w['ms_ssim'] - 0.02)} {g['ms_ssim'] - w['ms_ssim']:+.3f} | "
-                     f"{ok(g['psnr_chroma'] >= w['psnr_chroma'] - 1.5)} {g['psnr_chroma'] - w['psnr_chroma']:+.2f} |")
-        prev = g["psnr"]
-    if captions_row:
-        c = captions_row
-        lines += ["", f"Captions, C = 1 at --max-bpp {c['budget']}: the right caption against the next image's "
-                  f"(same channels). Right better on ST-LPIPS or chroma PSNR: **{c['either']}/{c['images']}** "
-                  f"(ST-LPIPS {c['st_lpips']}/{c['images']}, chroma {c['chroma']}/{c['images']}); mean ST-LPIPS "
-                  f"{c['right_st_lpips']:.4f} right vs {c['swapped_st_lpips']:.4f} swapped, chroma PSNR "
-                  f"{c['right_chroma']:.2f} vs {c['swapped_chroma']:.2f} dB."]
-    if timing:
-        lines += ["", "CLI (`gsc encode --max-bpp 0.01`, `gsc decode`; separate processes, model loading included):",
-                  "", "| image | encode s | decode s | peak RSS MB | same PNG twice |", "|---|---|---|---|---|"]
-        lines += [f"| {t['image']} | {t['encode_s']} | {t['decode_s']} | {t['peak_rss_mb']} | {t['same_png_twice']} |"
-                  for t in timing]
-    return "\n".join(lines)
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kodak", help="folder of images (default: ../shared/data/kodak)")
+    ap.add_argument("--captions", type=Path, default=None, help="JSON {file name: caption} (default: "
+                    "DATA/captions.json); only images that have a caption are measured")
+    ap.add_argument("--preset", default="lite", help="gsc preset (default: lite)")
+    ap.add_argument("--channels", type=int, default=None, help="gsc: fixed C (default: the sender's choice)")
+    ap.add_argument("--name", default=None, help="results name (default: <preset>_<data folder>)")
+    ap.add_argument("--budgets", default="0.005,0.0075,0.01,0.015,0.02", help="--max-bpp values, comma-separated (default: %(default)s)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N images (sorted by name)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    ap.add_argument("--no-captions-check", action="store_true", help="skip right-vs-swapped captions")
+    ap.add_argument("--cli", type=int, default=2, help="images for the CLI timing and determinism check (default 2; 0: none)")
+    ap.add_argument("--cli-budget", type=float, default=0.01, help="--max-bpp of the CLI timing (default: 0.01)")
+    ap.add_argument("--fresh", action="store_true", help="measure again, ignoring the cache (default: reuse every record whose key holds)")
+    ap.add_argument("--doc", type=Path, default=ROOT / "docs/lite-kodak.md", help="markdown to update (default: docs/lite-kodak.md; '-': none)")
+    return ap
 
 
-def caption_check(codec, images, captions, budget: float, cache: Path) -> tuple[dict, list[dict]]:
-    from gsc.eval.metrics import psnr_chroma, st_lpips
-    from gsc.image import load_image
-
-    done = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["image"], r["budget"])] = r
-    recs = []
-    for i, p in enumerate(images):
-        if (p.name, budget) in done:
-            recs.append(done[(p.name, budget)])
-            continue
-        x = load_image(p)
-        other = captions[images[(i + 1) % len(images)].name]
-        ys = {k: eight_bit(codec.decode(codec.encode(x, channels=1, caption=c, max_bpp=budget)))
-              for k, c in (("right", captions[p.name]), ("swapped", other))}
-        recs.append({"image": p.name, "budget": budget, **{f"{k}_st_lpips": st_lpips(y, x) for k, y in ys.items()},
-                     **{f"{k}_chroma": psnr_chroma(y, x) for k, y in ys.items()}})
-        with open(cache, "a") as f:
-            f.write(json.dumps(recs[-1]) + "\n")
-    n = len(recs)
-    st = sum(r["right_st_lpips"] < r["swapped_st_lpips"] for r in recs)
-    ch = sum(r["right_chroma"] > r["swapped_chroma"] for r in recs)
-    either = sum(r["right_st_lpips"] < r["swapped_st_lpips"] or r["right_chroma"] > r["swapped_chroma"] for r in recs)
-    mean = lambda k: sum(r[k] for r in recs) / n  # noqa: E731
-    row = {"budget": budget, "images": n, "st_lpips": st, "chroma": ch, "either": either,
-           **{k: mean(k) for k in ("right_st_lpips", "swapped_st_lpips", "right_chroma", "swapped_chroma")}}
-    return row, recs
+def command_line(args, ap) -> str:
+    parts = ["python benchmarks/lite_kodak.py"]
+    for opt, value in (("--data", None if args.data == ap.get_default("data") else args.data),
+                       ("--captions", args.captions), ("--preset", None if args.preset == "lite" else args.preset),
+                       ("--channels", args.channels),
+                       ("--budgets", None if args.budgets == ap.get_default("budgets") else args.budgets),
+                       ("--limit", args.limit)):
+        if value is not None:
+            parts.append(f"{opt} {value}")
+    return " ".join(parts)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/kodak")
-    ap.add_argument("--captions", type=Path, default=None, help="default: DATA/captions.json")
-    ap.add_argument("--name", default=None, help="results name (default: lite_<folder>)")
-    ap.add_argument("--budgets", default="0.005,0.0075,0.01,0.015,0.02")
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--no-captions-check", action="store_true")
-    ap.add_argument("--cli", type=int, default=2, help="images for the CLI timing and determinism check")
-    ap.add_argument("--doc", type=Path, default=ROOT / "docs/lite-kodak.md")
+    ap = parser()
     args = ap.parse_args(argv)
-
     import torch
-    from tqdm import tqdm
 
-    from gsc.caption.captioners import load_captions
-    from gsc.codec import Codec
-    from gsc.errors import GSCError
+    from gsc.eval.bench import captions_by_name
+    from gsc.eval.classical import parse_targets
+    from gsc.eval.evaluate import list_dataset
     from gsc.eval.results import update_section
-    from gsc.image import load_image
 
     torch.set_num_threads(args.threads)
-    name = args.name or f"lite_{args.data.name}"
-    out = ROOT / f"benchmarks/results/{name}.json"
-    cache = ROOT / f"benchmarks/results/{name}.cache.jsonl"
-    # keys may carry the split ("test/100007.jpg", data/captions/bsds500_test.json): match by file name
-    captions = {k.rsplit("/", 1)[-1]: v for k, v in load_captions(args.captions or args.data / "captions.json").items()}
-    images = sorted(p for p in args.data.iterdir() if p.suffix.lower() in (".png", ".jpg") and p.name in captions)
-    images = images[: args.limit]
-    budgets = [float(b) for b in args.budgets.split(",")]
-    codec = Codec()
-
-    done = {}
-    if cache.exists():
-        for line in cache.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["image"], r["budget"])] = r
-    for p in tqdm(images, desc=f"lite on {args.data.name}"):
-        x = None
-        for b in budgets:
-            if (p.name, b) in done:
-                continue
-            x = load_image(p) if x is None else x
-            t0 = time.perf_counter()
-            rec = {"image": p.name, "budget": b, "pixels": x.shape[1] * x.shape[2]}
-            try:
-                data = codec.encode(x, caption=captions[p.name], max_bpp=b)
-            except GSCError as e:  # header and caption alone can exceed a small image's budget
-                rec.update(gsc=None, webp=None, error=str(e))
-            else:
-                rec["encode_s"] = time.perf_counter() - t0
-                rec["gsc"] = measure_gsc(codec, x, data)
-                rec["webp"] = webp_at(x, len(data))
-            done[(p.name, b)] = rec
-            with open(cache, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-    records = [done[(p.name, b)] for p in images for b in budgets]
-    rows = summarize(records, budgets)
-
-    captions_row, caption_recs = (None, [])
+    name = args.name or f"{args.preset}_{args.data.name}"
+    captions = captions_by_name(args.captions or args.data / "captions.json")
+    images = [p for p in list_dataset(args.data) if p.name in captions][: args.limit]
+    budgets = parse_targets(args.budgets)
+    bench, check = benches(args.preset, budgets, captions, [p.name for p in images], args.channels)
+    out = ROOT / "benchmarks/results" / f"{name}.json"
+    bundle = bench.run(images, out, captions=captions, fresh=args.fresh)
+    table_rows = rows(bundle, bench.codecs[0].name, budgets)
+    lines = [f"`{command_line(args, ap)}`", "",
+             f"{len(images)} images, reference captions; bpp from the stream's bytes (header and caption included). "
+             "WebP: best downscale × quality at ≤ gsc's bytes per image, picked on the metric compared "
+             f"({', '.join(f'{k} pick for {k}' for k in WEBP_PICK)}, PSNR pick for the rest); the means are over "
+             "the images where gsc fits (images column). ↑ higher is better, ↓ lower.", "",
+             *main_table(table_rows), "", *targets_table(table_rows)]
     if not args.no_captions_check:
-        captions_row, caption_recs = caption_check(codec, images, captions, budgets[0],
-                                                   cache.with_name(f"{name}.captions.cache.jsonl"))
-    timing = []
+        cap = check.run(images, out.with_name(f"{name}_captions.json"), captions=captions, fresh=args.fresh)
+        lines += ["", caption_line(cap, budgets[0])]
     if args.cli:
         import tempfile
 
         with tempfile.TemporaryDirectory() as work:
-            timing = [cli_round_trip(p, captions[p.name], 0.01, Path(work)) for p in images[: args.cli]]
-
-    result = {
-        "name": f"gsc-{name}",
-        "description": f"gsc lite, --max-bpp per point (sender picks C and Δ), {len(images)} images of "
-                       f"{args.data.name}, reference captions; bpp from the whole stream",
-        "results": {"bpp": [r["bpp"] for r in rows], **{k.replace("_", "-"): [r["gsc"][k] for r in rows] for k in METRICS}},
-        "webp": {"bpp": [r["webp_bpp"] for r in rows], **{k.replace("_", "-"): [r["webp"][k] for r in rows] for k in METRICS}},
-        "points": rows, "captions": captions_row, "captions_per_image": caption_recs, "cli": timing,
-        "per_image": records,
-    }
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    command = "python benchmarks/lite_kodak.py" + ("" if args.data.name == "kodak" else f" --data {args.data}")
-    command += "".join(f" {k} {v}" for k, v in (("--captions", args.captions), ("--budgets", args.budgets if
-                       args.budgets != ap.get_default("budgets") else None), ("--limit", args.limit)) if v)
-    text = markdown(name, rows, captions_row, timing, len(images), command)
-    update_section(args.doc, f"lite-{name}", text)
+            lines += timing_lines([cli_round_trip(p, captions[p.name], args.cli_budget, Path(work), args.preset,
+                                                  args.channels) for p in images[: args.cli]], args.cli_budget)
+    text = "\n".join(lines)
+    if str(args.doc) != "-":
+        update_section(args.doc, f"lite-{name}", text)
     print(text)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gsc.eval.bench import script
+
+    script(main)

@@ -43,15 +43,14 @@ def main(argv=None) -> int:
     from gsc.eval.evaluate import list_dataset
     from gsc.eval.metrics import METRICS, Reference, metric_versions
     from gsc.eval.results import write_json
-    from gsc.image import load_image
+    from gsc.image import load_image, to_uint8
 
     torch.set_num_threads(1)
     selects = parse_selects(args.select)
     rows = []
     jobs = [(p, c) for p in list_dataset(args.dataset, args.limit) for c in parse_codecs(args.codecs)]
     for path, name in tqdm(jobs, desc="select check"):
-        x = load_image(path)
-        image = np.ascontiguousarray((x * 255 + 0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy())
+        image = np.ascontiguousarray(to_uint8(load_image(path)))
         budget = math.floor(args.target_bpp * image.shape[0] * image.shape[1] / 8)
         t0 = time.perf_counter()
         cands = candidates(get_codec(name), image, budget, SearchGrid())

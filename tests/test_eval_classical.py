@@ -8,9 +8,10 @@ from PIL import Image
 
 from gsc.errors import GSCError
 from gsc.eval import classical
+from gsc.eval.bench import Bench
 from gsc.eval.classical import (Candidate, ClassicalCodec, SearchGrid, best_quality_that_fits, get_codec,
-                                parse_codecs, parse_targets, pick, psnr_u8, resize, run_bench, search)
-from gsc.eval.results import load_curves
+                                parse_codecs, parse_targets, pick, psnr_u8, resize, search)
+from gsc.eval.codecs import classical_codecs
 
 
 def _scene(seed: int, h: int = 176, w: int = 256) -> np.ndarray:
@@ -89,42 +90,6 @@ def test_parse_options():
         parse_codecs("webp,heic")
 
 
-def test_run_bench_writes_compressai_files_and_resumes(tmp_path, monkeypatch):
-    data = tmp_path / "data"
-    data.mkdir()
-    for i in range(2):
-        Image.fromarray(_scene(10 + i)).save(data / f"img{i}.png")
-    out = tmp_path / "res" / "classical.json"
-    out.parent.mkdir()
-    grid = SearchGrid(16, 4)
-    bundle = run_bench(data, ["webp", "jpeg"], [0.02, 0.2], out, grid=grid, progress=False)
-    recs = bundle["per_image"]
-    assert len(recs) == 8
-    for r in recs:
-        if r["fit"]:
-            assert r["bytes"] <= r["budget_bytes"] and r["bpp"] <= r["target_bpp"]
-            assert r["bpp"] == pytest.approx(r["bytes"] * 8 / (r["width"] * r["height"]))
-    webp = next(c for c in bundle["curves"] if c["codec"] == "webp")
-    assert webp["results"]["bpp"] == pytest.approx(
-        [np.mean([r["bpp"] for r in recs if r["codec"] == "webp" and r["target_bpp"] == t]) for t in (0.02, 0.2)])
-    # JPEG's header alone exceeds 0.02 bpp of a 256×176 image: reported missing, not averaged
-    assert {"codec": "jpeg", "select": "psnr-rgb", "target_bpp": 0.02, "images_fit": 0, "images": 2} \
-        in bundle["missing"]
-    assert load_curves(out)[0]["name"] == "WebP"
-    per_codec = load_curves(out.with_name("classical.jpeg.json"))
-    assert per_codec[0]["results"]["bpp"] == [pytest.approx(
-        np.mean([r["bpp"] for r in recs if r["codec"] == "jpeg" and r["target_bpp"] == 0.2]))]
-    assert "no point" in out.with_suffix(".md").read_text()
-    assert out.with_suffix(".png").exists()
-
-    def boom(*a, **k):
-        raise AssertionError("resume must not measure again")
-
-    monkeypatch.setattr(classical, "measure", boom)
-    again = run_bench(data, ["webp", "jpeg"], [0.02, 0.2], out, grid=grid, resume=True, progress=False)
-    assert json.dumps(again["curves"]) == json.dumps(bundle["curves"])
-
-
 # --------------------------------------------------------------------------------------------------
 # --select: the setting best on another metric
 
@@ -170,37 +135,34 @@ def test_search_state_round_trips_through_the_cache():
 
 
 def test_select_st_lpips_is_never_worse_than_the_best_psnr_pick(tmp_path, monkeypatch, one_thread):
-    """bench-classical --select psnr,st-lpips on real photos: per image, the ST-LPIPS pick scores ≤ the PSNR pick."""
-    data = tmp_path / "data"
-    data.mkdir()
-    for p in sorted(BSDS_VAL.glob("*.jpg"))[:2]:
-        (data / p.name).write_bytes(p.read_bytes())
+    """gsc bench --select psnr,st-lpips on real photos: per image, the ST-LPIPS pick scores ≤ the PSNR pick."""
+    images = sorted(BSDS_VAL.glob("*.jpg"))[:2]
     out = tmp_path / "sel.json"
-    kw = dict(grid=SearchGrid(32, 8), progress=False, metrics=["psnr", "st_lpips_alex"])
-    bundle = run_bench(data, ["webp"], [0.01], out, selects=["psnr", "st_lpips_alex"], **kw)
-    recs = {(r["image"], r["select"]): r for r in bundle["per_image"]}
+    grid = SearchGrid(32, 8)
+    bench = Bench(classical_codecs(["webp"], ["psnr", "st_lpips_alex"], grid), [0.01], ["psnr", "st_lpips_alex"])
+    bundle = bench.run(images, out, progress=False)
+    recs = {(r["image"], r["codec"]): r for r in bundle["per_image"]}
     assert len(recs) == 4
     for name in {r["image"] for r in bundle["per_image"]}:
-        by_psnr, by_st = recs[(name, "psnr")], recs[(name, "st_lpips_alex")]
+        by_psnr, by_st = recs[(name, "webp")], recs[(name, "webp:st-lpips-alex")]
         assert by_st["st_lpips_alex"] <= by_psnr["st_lpips_alex"]
         assert by_psnr["psnr"] >= by_st["psnr"]
         assert by_st["bytes"] <= by_st["budget_bytes"] and by_st["scored"] < by_st["candidates"]
-    names = [c["name"] for c in bundle["curves"]]
-    assert names == ["WebP", "WebP, best ST-LPIPS (alex)"]
+    assert [c["name"] for c in bundle["curves"]] == ["WebP", "WebP, best ST-LPIPS (alex)"]
     assert out.with_name("sel.webp.st-lpips-alex.json").exists() and out.with_name("sel.webp.json").exists()
     assert "ST-LPIPS (alex) ↓" in out.with_suffix(".md").read_text()
 
-    # another selection later: the cached candidates and scores are reused, nothing is searched again
+    # another selection and metric later: the cached candidates and scores are reused, nothing is searched again
     def boom(*a, **k):
         raise AssertionError("the search must come from the cache")
 
     monkeypatch.setattr(classical, "candidates", boom)
-    again = run_bench(data, ["webp"], [0.01], out, selects=["psnr", "st_lpips_alex", "haarpsi"], resume=True,
-                      **{**kw, "metrics": ["psnr", "st_lpips_alex", "haarpsi"]})
+    metrics = ["psnr", "st_lpips_alex", "haarpsi"]
+    again = Bench(classical_codecs(["webp"], metrics, grid), [0.01], metrics).run(images, out, progress=False)
     assert len(again["curves"]) == 3
     for r in again["per_image"]:
-        if r["select"] != "haarpsi":
-            assert r["st_lpips_alex"] == pytest.approx(recs[(r["image"], r["select"])]["st_lpips_alex"])
+        if r["codec"] != "webp:haarpsi":
+            assert r["st_lpips_alex"] == pytest.approx(recs[(r["image"], r["codec"])]["st_lpips_alex"])
 
 
 def test_select_needs_a_metric_that_runs(tmp_path, monkeypatch, capsys):

@@ -156,7 +156,7 @@ def test_a_ramp_comes_back_without_plateaus(codec):
 def test_a_flat_colour_keeps_its_hue(codec, bpp):
     """kodim23's background green, flat, through the whole receiver at every budget: the same hue and within
     a few levels (lite v2 turned it olive)."""
-    from gsc.models.thumbnail import rgb_to_ycbcr
+    from gsc.color import rgb_to_ycbcr
 
     green = torch.tensor([0.29, 0.45, 0.18]).view(3, 1, 1).expand(3, 256, 384).clone()
     y = codec.decode(codec.encode(green, caption="A flat green background.", max_bpp=bpp))

@@ -232,7 +232,14 @@ def _click_exceptions():
     return exceptions
 
 
+try:  # the command line being run, as gsc bench writes it above its tables (eval owns it: imports run down)
+    from .eval.commands import ARGV
+except ImportError:
+    ARGV: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> int:
+    ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     ex = _click_exceptions()
     try:
         app(args=argv, standalone_mode=False)

@@ -7,7 +7,8 @@ highest quality whose file fits the budget (file size grows with quality). Each 
 decoded, upscaled bicubically to full size and rounded to 8 bits: a candidate. The candidate best on the
 selecting metric wins (``--select``: PSNR, exact over all candidates; ST-LPIPS, FLIP or any other metric
 of ``gsc.eval.metrics`` by a coarse-to-fine walk over the sizes, see ``pick``). bpp is the whole file's
-bits over the original's H·W.
+bits over the original's H·W. ``gsc.eval.codecs.ClassicalBench`` puts this search behind the benchmark's
+codec interface; ``gsc.eval.bench`` runs it.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ import io
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from ..errors import GSCError
 from ..registry import Registry
-from .results import curve, markdown_table, mean
 
 
 @dataclass(frozen=True)
@@ -358,74 +357,6 @@ class SearchState:
         return {"psnr": c.psnr, **{n: c.scores[n] for n in names if n != "psnr"}}
 
 
-def measure_selects(path, codec_name: str, target: float, grid: SearchGrid = SearchGrid(), recon_dir=None,
-                    selects: tuple[str, ...] = ("psnr",), metrics: list[str] | None = None,
-                    known: list[dict] | None = None) -> tuple[list[dict], list[dict]]:
-    """One record per selection metric for one image, codec and target, and the search state to cache.
-
-    ``known``: a cached search state (``SearchState.to_json``) to start from instead of searching.
-    """
-    import time
-
-    import torch
-
-    from ..image import load_image
-    from .metrics import BASIC, Reference
-
-    torch.set_num_threads(1)
-    metrics = list(metrics or BASIC)
-    original = load_image(path)
-    image = np.ascontiguousarray((original * 255 + 0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy())
-    h, w = image.shape[:2]
-    budget = math.floor(target * w * h / 8)
-    codec = get_codec(codec_name)
-    t0 = time.perf_counter()
-    state = (SearchState.from_json(codec, image, known) if known is not None
-             else SearchState.run(codec, image, budget, grid))
-    t_search = time.perf_counter() - t0
-    reference = Reference(as_tensor(image))
-    records = []
-    for select in selects:
-        rec = {"image": path.name, "codec": codec_name, "target_bpp": target, "select": select, "width": w,
-               "height": h, "budget_bytes": budget}
-        if not state.cands:
-            records.append({**rec, "fit": False})
-            continue
-        t1 = time.perf_counter()
-        i = pick(state.cands, select, lambda j: state.score(j, [select], reference)[select])
-        scored = sum(1 for c in state.cands if select == "psnr" or select in c.scores)
-        t_select = time.perf_counter() - t1
-        scores = state.score(i, metrics, reference)
-        c = state.materialize(i)
-        rec.update(fit=True, bytes=c.nbytes, bpp=c.nbytes * 8 / (w * h), **scores, scaled_width=c.size[0],
-                   scaled_height=c.size[1], quality=c.quality, candidates=len(state.cands), scored=scored,
-                   search_s=t_search, select_s=t_select)
-        if recon_dir is not None:
-            from PIL import Image
-
-            from ..image import write_atomic
-
-            suffix = "" if select == "psnr" else f"_{select}"
-            folder = Path(recon_dir) / f"{codec_name}_{target:g}{suffix}"
-            folder.mkdir(parents=True, exist_ok=True)
-            write_atomic(folder / f"{path.stem}.png", lambda f: Image.fromarray(c.recon).save(f, format="PNG"))
-        records.append(rec)
-    return records, state.to_json()
-
-
-def measure(path, codec_name: str, target: float, grid: SearchGrid = SearchGrid(), recon_dir=None,
-            select: str = "psnr", metrics: list[str] | None = None) -> dict:
-    """The record of one image, codec and target: the best file on ``select`` that fits, or ``fit: False``.
-
-    ``metrics`` (record names, default PSNR and MS-SSIM) are measured on the chosen file.
-    """
-    return measure_selects(path, codec_name, target, grid, recon_dir, (select,), metrics)[0][0]
-
-
-def _measure_job(args):
-    return measure_selects(*args)
-
-
 def versions() -> dict:
     import imagecodecs
     import PIL
@@ -466,148 +397,3 @@ def curve_name(codec: ClassicalCodec, select: str) -> str:
     from .metrics import METRICS
 
     return codec.label if select == "psnr" else f"{codec.label}, best {METRICS[select].label}"
-
-
-def summarize(records: list[dict], codecs: list[str], targets: list[float], n_images: int, dataset: str,
-              grid: SearchGrid, selects: list[str] = ("psnr",), metrics: list[str] = ("psnr", "ms_ssim"),
-              unavailable: dict[str, str] | None = None) -> dict:
-    """A bundle: one CompressAI curve per codec and selection metric, a point per target where every image fits."""
-    from .metrics import METRICS
-
-    curves, missing = [], []
-    for name in codecs:
-        codec = get_codec(name)
-        for select in selects:
-            points = []
-            for t in targets:
-                recs = [r for r in records if r["codec"] == name and r["target_bpp"] == t
-                        and r.get("select", "psnr") == select]
-                fit = [r for r in recs if r["fit"]]
-                if len(fit) < n_images:
-                    missing.append({"codec": name, "select": METRICS[select].key, "target_bpp": t, "images_fit": len(fit),
-                                    "images": n_images})
-                    continue
-                p = {"target_bpp": t, "images": len(fit), "bpp": mean(r["bpp"] for r in fit)}
-                p.update({m: mean(r.get(m) for r in fit) for m in metrics})
-                p.update(bytes=mean(r["bytes"] for r in fit),
-                         scaled_width=mean(r["scaled_width"] / r["width"] for r in fit))
-                points.append(p)
-            description = (f"{codec.label} ({codec.settings}) on {dataset}: per image the downscaled size "
-                           f"({grid.tag()}) × quality whose file fits the target with the best "
-                           f"{METRICS[select].label}; bicubic upscale; bpp = file bits / original H·W")
-            curves.append(curve(curve_name(codec, select), description, points, kind="classical", codec=name,
-                                select=METRICS[select].key, points=points))
-    return {"name": f"classical codecs on {dataset}", "description": "see each curve",
-            "targets": targets, "codecs": codecs, "selects": [METRICS[s].key for s in selects],
-            "versions": versions(), "curves": curves, "missing": missing, "unavailable": unavailable or {},
-            "per_image": sorted(records, key=lambda r: (r["codec"], r.get("select", "psnr"), r["target_bpp"],
-                                                        r["image"]))}
-
-
-def classical_table(bundle: dict) -> str:
-    from .metrics import METRICS
-
-    shown = [m for m in METRICS.values() if any(p.get(m.name) is not None for c in bundle["curves"]
-                                                 for p in c["points"])]
-    rows = []
-    for c in bundle["curves"]:
-        entries = [(p["target_bpp"], p) for p in c["points"]]
-        entries += [(m["target_bpp"], m) for m in bundle["missing"] if m["codec"] == c["codec"]
-                    and m.get("select", "psnr-rgb") == c.get("select", "psnr-rgb")]
-        for t, e in sorted(entries, key=lambda x: x[0]):
-            if "images_fit" in e:  # a target that not every image reaches: no point, never a partial mean
-                rows.append([c["name"], f"{t:g}", f"{e['images_fit']}/{e['images']}", "no point",
-                             *[None] * (len(shown) + 2)])
-            else:
-                rows.append([c["name"], f"{t:g}", f"{e['images']}/{e['images']}", e["bpp"],
-                             *[e.get(m.name) for m in shown], f"{e['bytes']:.1f}", f"1/{1 / e['scaled_width']:.1f}"])
-    headers = ["codec (setting chosen by)", "target bpp", "images fit", "bpp",
-               *[f"{m.label} {m.arrow}" for m in shown], "mean bytes", "mean width"]
-    text = markdown_table(headers, rows)
-    for line in bundle.get("unavailable", {}).values():
-        text += f"\n- {line}"
-    return text
-
-
-def run_bench(dataset, codecs: list[str], targets: list[float], out, *, grid: SearchGrid = SearchGrid(),
-              workers: int = 1, resume: bool = False, limit: int | None = None, save_recon=None,
-              doc=None, progress: bool = True, selects: list[str] = ("psnr",),
-              metrics: list[str] | None = None, echo=print) -> dict:
-    """``gsc bench-classical``: every image × codec × target, one record per selection metric.
-
-    ``metrics`` (record names; default ``metrics.DEFAULT``) are measured on every chosen file; those that
-    cannot run here are reported on one line each and left out. A selection metric must be able to run.
-    """
-    from tqdm.auto import tqdm
-
-    from .evaluate import list_dataset
-    from .metrics import DEFAULT, available, get_metric, metric_versions
-    from .plot import plot_rd
-    from .results import RecordCache, file_digest, output_paths, update_section, write_json
-
-    selects = list(selects)
-    for s in selects:
-        get_metric(s).check()  # raises MetricUnavailable (one line) before any work
-    metrics, unavailable = available(list(dict.fromkeys([*(metrics or DEFAULT), *selects])))
-    for line in unavailable.values():
-        echo(line)
-    paths = output_paths(out)
-    images = list_dataset(dataset, limit)
-    cache = RecordCache(paths["cache"])
-    settings = {"grid": grid.tag(), **versions(), "codec_settings": {n: get_codec(n).settings for n in codecs}}
-    jobs, keys, records = [], [], []
-    for path in images:
-        sha = file_digest(path)
-        for name in codecs:
-            for t in targets:
-                base = {"image": path.name, "image_sha": sha, "codec": name, "target_bpp": t,
-                        "settings": settings["codec_settings"][name], "grid": settings["grid"],
-                        "versions": versions()}
-                rec_keys = {s: {**base, "select": s, "metrics": sorted(metrics), "metric_versions": metric_versions()}
-                            for s in selects}
-                done = {s: cache.get(k) for s, k in rec_keys.items()} if resume else {}
-                if resume and all(done.values()):
-                    records += [{k: v for k, v in done[s].items() if k != "key"} for s in selects]
-                    continue
-                state_key = {**base, "kind": "search", "metric_versions": metric_versions()}
-                known = cache.get(state_key) if resume else None
-                jobs.append((path, name, t, grid, save_recon, tuple(selects), metrics,
-                             known["candidates"] if known else None))
-                keys.append((rec_keys, state_key))
-    bar = tqdm(total=len(jobs), desc="bench-classical", unit="job", disable=not progress)
-    if workers <= 1:
-        results = map(_measure_job, jobs)
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-        results = pool.map(_measure_job, jobs)
-    for (rec_keys, state_key), (recs, state) in zip(keys, results, strict=True):
-        cache.put(state_key, {"candidates": state})
-        for rec in recs:
-            cache.put(rec_keys[rec["select"]], rec)
-            records.append(rec)
-        bar.update(1)
-    bar.close()
-    if workers > 1:
-        pool.shutdown()
-
-    bundle = summarize(records, codecs, targets, len(images), Path(dataset).name, grid, selects, metrics,
-                       unavailable)
-    write_json(paths["json"], bundle)
-    from .metrics import METRICS
-
-    for c in bundle["curves"]:
-        select = next(s for s in selects if METRICS[s].key == c["select"])
-        suffix = "" if select == "psnr" else f".{METRICS[select].key}"
-        write_json(paths["json"].with_name(f"{paths['json'].stem}.{c['codec']}{suffix}.json"), c)
-    table = classical_table(bundle)
-    from ..image import write_atomic
-
-    write_atomic(paths["md"], lambda f: f.write(table.encode()))
-    plot_rd(bundle["curves"], paths["png"], title=f"classical codecs, {Path(dataset).name}")
-    if doc:
-        update_section(doc, f"classical-{paths['json'].stem}", table,
-                       title=f"Classical codecs: {paths['json'].stem}")
-    return bundle

@@ -53,6 +53,25 @@ class Tile:
         return [self.label, f"{self.nbytes} B, {self.bpp:.4f} bpp", f"PSNR {psnr}, ST-LPIPS {st}"]
 
 
+def check_options(channels, max_bpp, output: Path, tile_width, codecs: str, select: str) -> tuple[list[str], list[str]]:
+    """``gsc compare``'s options → (classical codec names, [the selecting metric]), or a one-line error."""
+    from .classical import parse_codecs, parse_selects
+    from .metrics import get_metric
+
+    if channels is None and max_bpp is None:
+        raise GSCError("give --channels C or --max-bpp B (or both): the gsc stream sets the byte budget")
+    if output.suffix.lower() != ".png":
+        raise GSCError(f"the sheet is a PNG: -o must end in .png, got {output}")
+    if tile_width is not None and tile_width < 16:
+        raise GSCError(f"--tile-width must be ≥ 16, got {tile_width}")
+    names = parse_codecs(codecs)
+    chosen = parse_selects(select)
+    if len(chosen) != 1:
+        raise GSCError(f"--select takes one metric here, got {select!r}")
+    get_metric(chosen[0]).check()
+    return names, chosen
+
+
 def parse_crop(text: str | None, width: int, height: int) -> tuple[int, int, int, int] | None:
     """``X,Y,W,H`` in the original's pixels → a box inside the image, or a one-line error."""
     if text is None:
@@ -82,25 +101,36 @@ def _scores(tile: Tile, original, width: int, height: int, st_lpips_ok: bool) ->
     tile.st_lpips = st_lpips(recon, original) if st_lpips_ok else None
 
 
+def step_text(step) -> str:
+    """A stream's step as ``Codec.info`` reports it: a number, a tuple (luma, chroma) or a dict."""
+    if isinstance(step, dict):
+        return ", ".join(f"{k} {step_text(v)}" for k, v in step.items())
+    if isinstance(step, (list, tuple)):
+        return "/".join(step_text(v) for v in step)
+    return "–" if step is None else f"{step:g}"
+
+
 def gsc_tile(codec, x, encode: dict, image_name: str, caption: str | None = None) -> Tile:
     """Encode with exactly the options in ``encode`` (those the user gave), decode to 8 bits."""
     data = codec.encode(x, caption=caption, image_name=image_name, **encode)
     info = codec.info(data)
     recon = _u8(codec.decode(data))
-    label = f"gsc {info['preset']}, C={info['channels']}, step {info['step']:g}"
+    label = f"gsc {info['preset']}, C={info['channels']}, step {step_text(info['step'])}"
     return Tile(label, recon, len(data), data=data, suffix="gsc", extra=info)
 
 
-def classical_tile(name: str, image: np.ndarray, budget: int, select: str, grid, reference) -> Tile:
-    from .classical import get_codec, search
+def classical_tile(name: str, picture, budget: int, select: str, grid) -> Tile:
+    """The benchmark's classical codec (``codecs.ClassicalBench``) at ≤ ``budget`` bytes, best on ``select``."""
+    from .codecs import ClassicalBench, NoFit
 
-    codec = get_codec(name)
-    found = search(codec, image, budget, grid, select=select, reference=reference)
-    if found is None:
-        return Tile(codec.label, None, note=f"no file <= {budget} B")
-    w, h = found.size
-    return Tile(f"{codec.label} {w}x{h} q{found.quality}", found.recon, found.nbytes, data=found.data,
-                suffix=SUFFIX.get(name, name))
+    codec = ClassicalBench(name, select, grid)
+    try:
+        data = codec.encode(picture, budget)
+    except NoFit:
+        return Tile(codec.label.split(",")[0], None, note=f"no file <= {budget} B")
+    info = codec.info(data)
+    return Tile(f"{codec.label.split(',')[0]} {info['scaled_width']}x{info['scaled_height']} q{info['quality']}",
+                codec.decode(data, picture.size), len(data), data=data, suffix=SUFFIX.get(name, name))
 
 
 def build_row(path: Path, codec, encode: dict, codecs: list[str], select: str = "psnr", grid=None,
@@ -112,7 +142,8 @@ def build_row(path: Path, codec, encode: dict, codecs: list[str], select: str = 
     """
     from ..image import load_image
     from .classical import SearchGrid, as_tensor
-    from .metrics import Reference, available
+    from .codecs import Picture
+    from .metrics import available
 
     grid = grid or SearchGrid()
     x = load_image(path)
@@ -131,9 +162,9 @@ def build_row(path: Path, codec, encode: dict, codecs: list[str], select: str = 
         echo(f"{path.name}: gsc: {e}")
         budget = budget_bytes
     tiles = [Tile("original", image, note=f"{width}x{height}"), g]
-    reference = Reference(original)
+    picture = Picture(path.name, np.ascontiguousarray(image))
     for name in codecs:
-        t = classical_tile(name, image, budget, select, grid, reference)
+        t = classical_tile(name, picture, budget, select, grid)
         if t.image is not None:
             _scores(t, original, width, height, st_ok)
         tiles.append(t)

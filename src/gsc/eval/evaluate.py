@@ -74,12 +74,10 @@ def parse_channels(text: str) -> list[int]:
 
 
 def weights_fingerprint() -> str:
-    """Changes when gsc's shipped weights change, so a cache never mixes two trainings."""
-    from ..models.zoo import weights_dir
-    from .results import digest
+    """Changes when the content of gsc's shipped weights changes, so a cache never mixes two trainings."""
+    from .codecs import weights_digest
 
-    files = sorted(p for p in weights_dir().glob("*") if p.is_file())
-    return digest([(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files])
+    return weights_digest()
 
 
 def record_key(settings: EvalSettings, path: Path, channels: int, fingerprint: str) -> dict:
@@ -206,6 +204,17 @@ def _process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
+def set_level(perceptual, settings: EvalSettings, images: list[Path], recon_dir: Path | None) -> dict[int, dict]:
+    """FID/KID (when they load) per C, over the saved reconstructions against the originals."""
+    if perceptual is None or not perceptual.set:
+        return {}
+    from ..image import load_image
+
+    originals = [load_image(p) for p in images]
+    return {c: perceptual.score_sets([load_image(recon_dir / f"c{c}" / f"{p.stem}.png") for p in images], originals)
+            for c in settings.channels}
+
+
 def run_eval(dataset: str | Path, settings: EvalSettings, out: str | Path, *, codec=None, resume: bool = False,
              limit: int | None = None, save_recon: str | Path | None = None, compare: list[str] | None = None,
              doc: str | Path | None = None, progress: bool = True, echo=print) -> dict | None:
@@ -252,14 +261,7 @@ def run_eval(dataset: str | Path, settings: EvalSettings, out: str | Path, *, co
     if not state.is_main_process:
         return None
 
-    set_metrics = {}
-    if perceptual is not None and perceptual.set:
-        from ..image import load_image
-
-        for c in settings.channels:
-            recons = [load_image(recon_dir / f"c{c}" / f"{p.stem}.png") for p in images]
-            set_metrics[c] = perceptual.score_sets(recons, [load_image(p) for p in images])
-    result = summarize(records, settings, set_metrics, unavailable)
+    result = summarize(records, settings, set_level(perceptual, settings, images, recon_dir), unavailable)
     result["dataset"] = str(dataset)
     write_json(paths["json"], result)
     table = eval_table(result)

@@ -14,9 +14,18 @@ PANELS = [("psnr-rgb", "PSNR [dB] ↑"), ("ms-ssim-rgb", "MS-SSIM ↑"), ("psnr-
           ("st-lpips-alex", "ST-LPIPS (alex) ↓"), ("st-lpips-vgg", "ST-LPIPS (vgg) ↓"), ("flip", "FLIP ↓"),
           ("haarpsi", "HaarPSI ↑"), ("ms-gmsd", "MS-GMSD ↓"), ("ssimulacra2", "SSIMULACRA 2 (port) ↑"),
           ("lpips", "LPIPS ↓"), ("dists", "DISTS ↓"),
-          ("fid", "FID ↓"), ("kid", "KID ↓")]
+          ("fid", "FID ↓"), ("kid", "KID ↓"), ("yolo-map50", "YOLOv3-tiny mAP@.5 (set) ↑"),
+          ("yolo-map50-image-mean", "YOLOv3-tiny mAP@.5 (per image) ↑")]
 # a classical curve's line style says which metric chose its settings
 SELECT_STYLES = {"psnr-rgb": "--", "st-lpips-alex": ":", "flip": "-."}
+
+
+def panels_for(curves: list[dict]) -> list[tuple[str, str]]:
+    """(JSON key, axis label) of every panel: the known metrics in ``PANELS`` order, then any other list in a
+    curve's ``results`` under its own key, so that every measured quantity is drawn."""
+    panels = [(k, label) for k, label in PANELS if any(k in c["results"] for c in curves)]
+    known = {"bpp", *(k for k, _ in PANELS)}
+    return panels + [(k, k) for k in dict.fromkeys(k for c in curves for k in c["results"]) if k not in known]
 
 
 def plot_rd(curves: list[dict], out: str | Path, title: str | None = None) -> None:
@@ -26,7 +35,7 @@ def plot_rd(curves: list[dict], out: str | Path, title: str | None = None) -> No
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    panels = [(k, label) for k, label in PANELS if any(k in c["results"] for c in curves)]
+    panels = panels_for(curves)
     cols = min(4, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)

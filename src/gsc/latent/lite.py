@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 import torch
 
+from ..color import rgb_to_ycbcr
 from ..models import thumbnail as T
 from ..models.texture import texture_code
 from ..models.thumbnail_format import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
@@ -42,7 +43,7 @@ class Candidate:
 
 def colour_distortion(a: torch.Tensor, b: torch.Tensor) -> float:
     """MSE of Y plus ``CHROMA_WEIGHT`` times the MSE of Cb and Cr, images (…, 3, H, W) in [0, 1]."""
-    d = (T.rgb_to_ycbcr(a.clamp(0, 1).double()) - T.rgb_to_ycbcr(b.double())) ** 2
+    d = (rgb_to_ycbcr(a.clamp(0, 1).double()) - rgb_to_ycbcr(b.double())) ** 2
     d = d.flatten(-2).mean(-1)
     return float(d[..., 0].mean() + CHROMA_WEIGHT * d[..., 1:].sum(-1).mean())
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .thumbnail_format import BANDS, BLOCK, DC_STEP, ROUNDING, ThumbnailGeometry
-from ..color import rgb_to_ycbcr, ycbcr_to_rgb  # noqa: F401  (re-exported: the thumbnail is YCbCr)
+from ..color import rgb_to_ycbcr, ycbcr_to_rgb
 
 # The POCS blurs, coarse to fine (σ in thumbnail pixels): the wide ones spread a block's mean across its
 # neighbours (a ramp, not a staircase, where only DCs were sent), the narrow ones keep what edges the bins pin.

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..color import chroma as chroma_planes
 from ..errors import GSCError
 from ..latent.lite import CHROMA_CODES
 from ..generate.rectified_flow import flow_matching_loss_x0, interpolate, sample_timesteps
@@ -193,7 +194,7 @@ def synthesis_loss(g_s: LiteSynthesis, batch: dict, chroma_weight: float) -> tup
     x = batch["x"]
     x_hat = g_s(batch["planes"], tuple(x.shape[-2:]), batch["steps"], batch["scale"], batch["text"])
     mse = torch.mean((x_hat - x) ** 2)
-    chroma = torch.mean((T.rgb_to_ycbcr(x_hat)[:, 1:] - T.rgb_to_ycbcr(x)[:, 1:]) ** 2)
+    chroma = torch.mean((chroma_planes(x_hat) - chroma_planes(x)) ** 2)
     with torch.no_grad():
         base = torch.mean((T.from_planes(batch["planes"], tuple(x.shape[-2:])) - x) ** 2)
     return mse + chroma_weight * chroma, {"psnr": -10 * math.log10(mse.item()),

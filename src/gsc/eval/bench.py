@@ -1,0 +1,310 @@
+"""``gsc bench``: every image × codec × target, one driver for every benchmark (as CompressAI's utils/bench).
+
+The codecs (``gsc.eval.codecs``: classical codecs with their downscale × quality search, gsc presets and
+selections) all answer ``encode(picture, budget) → bytes`` and ``decode(bytes, size) → image``. The driver
+owns the rest:
+
+- the record cache beside the output (``OUT.cache/``), keyed by the image's content, the codec's
+  ``key()`` (its settings, library versions and the content hash of the weights), the target, the
+  budget and the metric versions. A record is reused while its key holds and it has every metric asked
+  for: an interrupted run resumes by running the same command again, retrained weights make new records;
+- ``matched``: a codec whose budget is another codec's bytes on the same image and target (WebP at ≤ gsc's
+  bytes);
+- ``measures``: more per-record scores with their own per-point summary (detection agreement);
+- the summary: a point per codec and target where every image fits, and each missing point listed;
+- the markdown table (missing points as "no point" rows), the CompressAI JSON (a bundle, and each curve
+  in its own file), the plot (``gsc.eval.plot``: a panel per metric of the JSON).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import GSCError
+from .codecs import NoFit, Picture, budget_bytes, jsonable, load_picture
+from .results import RecordCache, curve, markdown_table, mean, output_paths, write_json
+
+# record fields the summary averages besides the metrics (where a codec has them)
+POINT_FIELDS = ("bpp", "bytes", "channels", "header_bytes", "caption_bytes", "latent_bytes", "encode_s", "decode_s")
+
+
+def captions_by_name(path: str | Path | None) -> dict[str, str] | None:
+    """A captions file as {file name: caption}: keys may carry a split ("test/100007.jpg")."""
+    if path is None:
+        return None
+    from ..caption.captioners import load_captions
+
+    return {k.rsplit("/", 1)[-1]: v for k, v in load_captions(path).items()}
+
+
+@dataclass
+class Bench:
+    codecs: list                          # gsc.eval.codecs objects, in table order
+    targets: list[float]                  # bpp of the whole file
+    metrics: list[str]                    # gsc.eval.metrics record names
+    matched: dict[str, str] = field(default_factory=dict)   # codec name → codec name whose bytes are its budget
+    measures: list = field(default_factory=list)            # objects with key, record(recon, picture), point(recs)
+    name: str = "bench"
+    description: str = ""
+    recon_dir: Path | None = None         # also write each reconstruction to DIR/<codec>_<target>/<stem>.png
+
+    def __post_init__(self):
+        names = [c.name for c in self.codecs]
+        for a, b in self.matched.items():
+            if a not in names or b not in names or names.index(b) > names.index(a):
+                raise GSCError(f"matched codec {a!r} needs {b!r} earlier in the list")
+
+    def record_key(self, picture: Picture, codec, target: float, budget: int) -> dict:
+        from .metrics import metric_versions
+
+        caption = picture.caption if codec.kind == "gsc" else None  # a classical file never reads it
+        return {"image": picture.name, "image_sha": picture.sha, "caption": caption, "codec": codec.key(),
+                "target_bpp": target, "budget_bytes": budget, "metric_versions": metric_versions(),
+                "measures": [m.key for m in self.measures]}
+
+    def budget(self, picture: Picture, codec, target: float, done: dict) -> int | None:
+        if codec.name not in self.matched:
+            return budget_bytes(target, picture.size)
+        source = done.get((self.matched[codec.name], target))
+        return source["bytes"] if source and source["fit"] else None
+
+    def measure(self, picture: Picture, codec, target: float, budget: int, reference) -> dict:
+        w, h = picture.size
+        rec = {"image": picture.name, "codec": codec.name, "target_bpp": target, "width": w, "height": h,
+               "budget_bytes": budget}
+        t0 = time.perf_counter()
+        try:
+            data = codec.encode(picture, budget)
+        except NoFit as e:
+            return {**rec, "fit": False, "why": str(e)}
+        t1 = time.perf_counter()
+        recon = codec.decode(data, picture.size)
+        t2 = time.perf_counter()
+        if len(data) > budget:
+            raise GSCError(f"{codec.label} wrote {len(data)} bytes for a budget of {budget} ({picture.name})")
+        from .classical import as_tensor
+
+        rec.update(fit=True, bytes=len(data), bpp=len(data) * 8 / (w * h), encode_s=t1 - t0, decode_s=t2 - t1,
+                   **jsonable(codec.info(data)), **reference.score(as_tensor(recon), self.metrics))
+        for m in self.measures:
+            rec.update(m.record(recon, picture))
+        if self.recon_dir is not None:
+            from PIL import Image
+
+            from ..image import write_atomic
+
+            path = self.recon_path(picture, codec, target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, lambda f: Image.fromarray(recon).save(f, format="PNG"))
+        return rec
+
+    def recon_path(self, picture: Picture, codec, target: float) -> Path:
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{codec.name}_{target:g}")
+        return Path(self.recon_dir) / folder / f"{Path(picture.name).stem}.png"
+
+    def image_records(self, picture: Picture, cache: RecordCache, fresh: bool = False) -> list[dict]:
+        """Every codec × target of one image, from the cache where its key and metrics hold."""
+        from .metrics import Reference
+
+        done, reference = {}, None
+        for codec in self.codecs:
+            for t in self.targets:
+                budget = self.budget(picture, codec, t, done)
+                if budget is None:  # the codec it is matched to does not fit: neither does this
+                    done[(codec.name, t)] = {"image": picture.name, "codec": codec.name, "target_bpp": t,
+                                             "fit": False, "why": f"{self.matched[codec.name]} does not fit"}
+                    continue
+                key = self.record_key(picture, codec, t, budget)
+                rec = None if fresh else cache.get(key)
+                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics) and (
+                        self.recon_dir is None or self.recon_path(picture, codec, t).exists())):
+                    rec = None
+                if rec is None:
+                    reference = reference or Reference(picture.tensor())
+                    rec = self.measure(picture, codec, t, budget, reference)
+                    cache.put(key, rec)
+                done[(codec.name, t)] = {k: v for k, v in rec.items() if k != "key"}
+        return list(done.values())
+
+    def seed(self, picture: Picture, cache: RecordCache, records: list[dict]) -> int:
+        """Store an earlier run's records of ``picture`` (a results file's ``per_image``) under this run's keys,
+        where none is cached: the numbers of a run made before this cache existed, without measuring again.
+        Matched codecs are not seeded (their budget is another record's bytes). Returns how many were stored."""
+        from .metrics import METRICS
+
+        by_name, stored = {c.name: c for c in self.codecs if c.name not in self.matched}, 0
+        for r in records:
+            select = r.get("select", "psnr")
+            name = r.get("codec", "") if select == "psnr" else f"{r.get('codec')}:{METRICS[select].key}"
+            codec, t = by_name.get(name), r.get("target_bpp")
+            if r.get("image") != picture.name or codec is None or t not in self.targets:
+                continue
+            key = self.record_key(picture, codec, t, budget_bytes(t, picture.size))
+            if cache.get(key) is None:
+                cache.put(key, {**{k: v for k, v in r.items() if k not in ("select", "key")}, "codec": name,
+                                "seeded": True})
+                stored += 1
+        return stored
+
+    def run(self, images: list[Path], out: str | Path, *, captions: dict[str, str] | None = None,
+            fresh: bool = False, progress: bool = True, doc: str | Path | None = None,
+            command: str | None = None, seed: list[dict] | None = None) -> dict:
+        """Measure (or read from the cache) every record, then write JSON, table and plot beside ``out``."""
+        from tqdm.auto import tqdm
+
+        paths = output_paths(out)
+        cache = RecordCache(paths["cache"])
+        for c in self.codecs:
+            if hasattr(c, "cache"):
+                c.cache = cache
+        if captions is not None:
+            missing = [p.name for p in images if p.name not in captions]
+            if missing:
+                raise GSCError(f"the captions file has no caption for {missing[0]} ({len(missing)} images)")
+        records = []
+        for path in tqdm(images, desc=self.name, unit="img", disable=not progress):
+            picture = load_picture(path, captions.get(path.name) if captions else None)
+            if seed:
+                self.seed(picture, cache, seed)
+            records += self.image_records(picture, cache, fresh)
+        bundle = self.summarize(records, len(images))
+        self.write(bundle, paths, doc, command)
+        return bundle
+
+    # -- summary -------------------------------------------------------------------------------------
+
+    def point(self, recs: list[dict]) -> dict:
+        p = {"images": len(recs)}
+        p.update({k: mean(r.get(k) for r in recs) for k in (*POINT_FIELDS, *self.metrics) if any(k in r for r in recs)})
+        if any("scaled_width" in r for r in recs):
+            p["scaled_width"] = mean(r["scaled_width"] / r["width"] for r in recs)
+        for m in self.measures:
+            p.update(m.point(recs))
+        return p
+
+    def summarize(self, records: list[dict], n_images: int) -> dict:
+        """A bundle: one CompressAI curve per codec, a point per target where every image fits."""
+        curves, missing = [], []
+        for codec in self.codecs:
+            points = []
+            for t in self.targets:
+                fit = [r for r in records if r["codec"] == codec.name and r["target_bpp"] == t and r["fit"]]
+                if len(fit) < n_images:  # shown as missing, never a partial mean
+                    missing.append({"codec": codec.name, "target_bpp": t, "images_fit": len(fit), "images": n_images})
+                    continue
+                points.append({"target_bpp": t, **self.point(fit)})
+            c = curve(codec.label, codec.describe(), points, kind=codec.kind, codec=codec.name,
+                      select=getattr(codec, "select_key", None), points=points)
+            for m in self.measures:
+                c["results"].update({k: [p.get(v) for p in points] for k, v in m.results.items()})
+            curves.append(c)
+        return {"name": self.name, "description": self.description, "targets": self.targets,
+                "codecs": [c.name for c in self.codecs], "metrics": self.metrics, "curves": curves, "missing": missing,
+                "per_image": sorted(records, key=lambda r: (r["codec"], r["target_bpp"], r["image"]))}
+
+    def columns(self, bundle: dict) -> list[tuple[str, str, object]]:
+        """(header, point key, format) of the table's measured columns, where any point has them."""
+        from .metrics import METRICS
+
+        points = [p for c in bundle["curves"] for p in c["points"]]
+        cols = [(f"{METRICS[m].label} {METRICS[m].arrow}", m, None) for m in self.metrics]
+        for m in self.measures:
+            cols += m.columns
+        cols += [("mean bytes", "bytes", lambda v: f"{v:.1f}"), ("mean C", "channels", lambda v: round(v, 2)),
+                 ("mean width", "scaled_width", lambda v: f"1/{1 / v:.1f}")]
+        return [c for c in cols if any(p.get(c[1]) is not None for p in points)]
+
+    def table(self, bundle: dict) -> str:
+        cols = self.columns(bundle)
+        rows = []
+        for c in bundle["curves"]:
+            entries = [(p["target_bpp"], p) for p in c["points"]]
+            entries += [(m["target_bpp"], m) for m in bundle["missing"] if m["codec"] == c["codec"]]
+            for t, e in sorted(entries, key=lambda x: x[0]):
+                if "images_fit" in e:
+                    rows.append([c["name"], f"{t:g}", f"{e['images_fit']}/{e['images']}", "no point",
+                                 *[None] * len(cols)])
+                    continue
+                cells = [e.get(k) if fmt is None or e.get(k) is None else fmt(e[k]) for _, k, fmt in cols]
+                rows.append([c["name"], f"{t:g}", f"{e['images']}/{e['images']}", e["bpp"], *cells])
+        return markdown_table(["codec", "target bpp", "images fit", "bpp", *[h for h, _, _ in cols]], rows)
+
+    def write(self, bundle: dict, paths: dict, doc=None, command: str | None = None) -> None:
+        from ..image import write_atomic
+        from .plot import plot_rd
+        from .results import update_section
+
+        write_json(paths["json"], bundle)
+        for c in bundle["curves"]:
+            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", c["codec"].replace(":", "."))
+            write_json(paths["json"].with_name(f"{paths['json'].stem}.{slug}.json"), c)
+        text = (f"`{command}`\n\n" if command else "") + self.table(bundle)
+        write_atomic(paths["md"], lambda f: f.write(text.encode()))
+        plot_rd(bundle["curves"], paths["png"], title=self.name)
+        if doc:
+            update_section(doc, f"bench-{paths['json'].stem}", text, title=self.name)
+
+
+def load_seed(files: list[str | Path]) -> list[dict]:
+    """The per-image records of earlier results files (bundles or curves with ``per_image``)."""
+    import json
+
+    out = []
+    for f in files:
+        f = Path(f)
+        if not f.is_file():
+            raise GSCError(f"no such results file to import: {f}")
+        try:
+            out += json.loads(f.read_text()).get("per_image", [])
+        except (json.JSONDecodeError, AttributeError):
+            raise GSCError(f"{f} is not a results file with per-image records") from None
+    return out
+
+
+def dataset_name(folder: Path) -> str:
+    """``bsds500/test`` → ``bsds500_test``; other folders by their own name."""
+    folder = Path(folder)
+    return f"{folder.parent.name}_{folder.name}" if folder.name in ("test", "val", "train") else folder.name
+
+
+def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: str, metrics: list[str],
+            grid, preset: str = "lite", channels: int | None = None, captions: Path | None = None,
+            limit: int | None = None, fresh: bool = False, doc: Path | None = None, save_recon: Path | None = None,
+            imports: list[Path] = (), command: str | None = None, echo=print) -> tuple[Bench, dict]:
+    """``gsc bench`` (and ``gsc bench-classical``): the options → a Bench, run; one-line errors first."""
+    from .classical import parse_selects, parse_targets
+    from .codecs import parse_codec_list
+    from .evaluate import list_dataset
+    from .metrics import available, get_metric
+
+    chosen = parse_selects(selects)
+    for s in chosen:
+        get_metric(s).check()  # a selection metric must run: one line (MetricUnavailable) before any work
+    codec_list = parse_codec_list(codecs, chosen, grid, preset, channels)
+    ok, unavailable = available(list(dict.fromkeys([*metrics, *chosen])))
+    for line in unavailable.values():
+        echo(line)
+    images = list_dataset(dataset, limit)
+    cap = captions if captions is not None else (Path(dataset) / "captions.json")
+    wants = any(c.kind == "gsc" for c in codec_list)
+    caption_table = captions_by_name(cap) if wants and (captions is not None or cap.is_file()) else None
+    bench = Bench(codec_list, parse_targets(targets), ok, name=f"{dataset_name(dataset)}",
+                  description=f"gsc bench on {dataset_name(dataset)}, {len(images)} images", recon_dir=save_recon)
+    bundle = bench.run(images, output, captions=caption_table, fresh=fresh, doc=doc, command=command,
+                       seed=load_seed(imports))
+    bundle["unavailable"] = unavailable
+    return bench, bundle
+
+
+def script(main) -> None:
+    """Run a benchmark script's ``main()`` as the CLI runs commands: a user mistake is one line, exit 1."""
+    import sys
+
+    try:
+        sys.exit(main())
+    except GSCError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

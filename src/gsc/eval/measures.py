@@ -1,0 +1,63 @@
+"""Measures a ``gsc bench`` run adds to every record beside the metrics: detection agreement.
+
+A measure has ``key`` (part of each record's cache key), ``record(recon, picture) → dict`` (fields of one
+record), ``point(records) → dict`` (fields of one operating point, over its images), ``results`` (JSON key →
+point key, added to each CompressAI curve) and ``columns`` ((header, point key, format) of the table).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def packed(det: dict) -> dict:
+    """Detections as JSON lists (boxes to 0.01 px, scores to 1e-5): what the cache keeps."""
+    return {"boxes": [[round(float(v), 2) for v in b] for b in det["boxes"]],
+            "scores": [round(float(s), 5) for s in det["scores"]], "labels": [int(v) for v in det["labels"]]}
+
+
+def unpacked(d: dict) -> dict:
+    return {"boxes": np.asarray(d["boxes"], np.float64).reshape(-1, 4), "scores": np.asarray(d["scores"], np.float64),
+            "labels": np.asarray(d["labels"], np.int64)}
+
+
+class DetectionAgreement:
+    """YOLOv3-tiny on the reconstruction against its detections on the original (``tasks.detection_agreement``):
+    COCO mAP@.5 pooled over the images of a point (``yolo-map50``) and per image (``yolo-map50-image-mean``,
+    the mean over the images with a reference object)."""
+
+    results = {"yolo-map50": "yolo_map50", "yolo-map50-image-mean": "yolo_map50_image_mean"}
+    columns = [("YOLO mAP@.5 (set)", "yolo_map50", None), ("mAP@.5 per image", "yolo_map50_image_mean", None)]
+
+    def __init__(self, detector=None):
+        from .tasks import YOLO_INPUT, YOLO_REF_THRESHOLD, yolo_detector
+
+        self.detector = detector or yolo_detector()
+        d = self.detector
+        self.key = (f"yolov3-tiny ({d.source}), input {YOLO_INPUT}, score floor {d.score_floor}, NMS IoU "
+                    f"{d.nms_iou}, reference ≥ {YOLO_REF_THRESHOLD}")
+        self._refs: dict[str, dict] = {}
+
+    def reference(self, picture) -> dict:
+        """The original's detections (packed), once per image and process."""
+        if picture.sha not in self._refs:
+            self._refs[picture.sha] = packed(self.detector.detect(picture.pixels))
+        return self._refs[picture.sha]
+
+    def objects(self, picture) -> int:
+        from .tasks import YOLO_REF_THRESHOLD
+
+        return sum(s >= YOLO_REF_THRESHOLD for s in self.reference(picture)["scores"])
+
+    def record(self, recon: np.ndarray, picture) -> dict:
+        from .tasks import detection_agreement
+
+        det, ref = packed(self.detector.detect(recon)), self.reference(picture)
+        return {"det": det, "ref_det": ref, "map50": detection_agreement([unpacked(det)], [unpacked(ref)])}
+
+    def point(self, recs: list[dict]) -> dict:
+        from .results import mean
+        from .tasks import detection_agreement
+
+        pooled = detection_agreement([unpacked(r["det"]) for r in recs], [unpacked(r["ref_det"]) for r in recs])
+        return {"yolo_map50": pooled, "yolo_map50_image_mean": mean(r["map50"] for r in recs)}
