@@ -50,6 +50,7 @@ class Bench:
     name: str = "bench"
     description: str = ""
     recon_dir: Path | None = None         # also write each reconstruction to DIR/<codec>_<target>/<stem>.png
+    unavailable: dict = field(default_factory=dict)          # metric → why it cannot run here (listed, not faked)
 
     def __post_init__(self):
         names = [c.name for c in self.codecs]
@@ -202,7 +203,8 @@ class Bench:
                 c["results"].update({k: [p.get(v) for p in points] for k, v in m.results.items()})
             curves.append(c)
         return {"name": self.name, "description": self.description, "targets": self.targets,
-                "codecs": [c.name for c in self.codecs], "metrics": self.metrics, "curves": curves, "missing": missing,
+                "codecs": [c.name for c in self.codecs], "metrics": self.metrics, "unavailable": self.unavailable,
+                "curves": curves, "missing": missing,
                 "per_image": sorted(records, key=lambda r: (r["codec"], r["target_bpp"], r["image"]))}
 
     def columns(self, bundle: dict) -> list[tuple[str, str, object]]:
@@ -230,7 +232,8 @@ class Bench:
                     continue
                 cells = [e.get(k) if fmt is None or e.get(k) is None else fmt(e[k]) for _, k, fmt in cols]
                 rows.append([c["name"], f"{t:g}", f"{e['images']}/{e['images']}", e["bpp"], *cells])
-        return markdown_table(["codec", "target bpp", "images fit", "bpp", *[h for h, _, _ in cols]], rows)
+        text = markdown_table(["codec", "target bpp", "images fit", "bpp", *[h for h, _, _ in cols]], rows)
+        return text + "".join(f"\n- {line}" for line in self.unavailable.values())
 
     def write(self, bundle: dict, paths: dict, doc=None, command: str | None = None) -> None:
         from ..image import write_atomic
@@ -292,10 +295,10 @@ def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: 
     wants = any(c.kind == "gsc" for c in codec_list)
     caption_table = captions_by_name(cap) if wants and (captions is not None or cap.is_file()) else None
     bench = Bench(codec_list, parse_targets(targets), ok, name=f"{dataset_name(dataset)}",
-                  description=f"gsc bench on {dataset_name(dataset)}, {len(images)} images", recon_dir=save_recon)
+                  description=f"gsc bench on {dataset_name(dataset)}, {len(images)} images", recon_dir=save_recon,
+                  unavailable=unavailable)
     bundle = bench.run(images, output, captions=caption_table, fresh=fresh, doc=doc, command=command,
                        seed=load_seed(imports))
-    bundle["unavailable"] = unavailable
     return bench, bundle
 
 
