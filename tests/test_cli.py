@@ -68,7 +68,7 @@ def test_bad_streams_and_options_give_one_line(tmp_path):
     img = tmp_path / "ok.png"
     Image.new("RGB", (64, 48), (10, 200, 30)).save(img)
     one_line_error(gsc("encode", img, "-o", tmp_path / "o.gsc", "--preset", "jpeg"), "unknown preset 'jpeg'")
-    one_line_error(gsc("encode", img, "-o", tmp_path / "o.gsc", "--channels", "40"), "--channels must be 0..16")
+    one_line_error(gsc("encode", img, "-o", tmp_path / "o.gsc", "--channels", "99"), "--channels must be 0..64")
     one_line_error(gsc("encode", img, "-o", tmp_path / "o.gsc", "--selection", "best"), "unknown selection 'best'")
     assert not (tmp_path / "o.gsc").exists()
 

@@ -178,7 +178,9 @@ def test_flux_train_precompute_keys_dtypes_and_crash_resume(folder):
     cache.path("image", "c.png").unlink()
     cache.path("image", "c.png").with_name(".c.png.safetensors.123.part").write_bytes(b"half")
     assert precompute(cache, ("text", "image"), images, encoders, acc, batch=3, workers=0) == 1
-    assert all(torch.equal(before[k], v) for k, v in cache.read("image", "c.png").items())
+    # the same entry, up to the batch it was encoded in (c.png alone now, with others before: bf16 rounding)
+    for k, v in cache.read("image", "c.png").items():
+        torch.testing.assert_close(v.float(), before[k].float(), atol=2e-2, rtol=2e-2)
     # Other settings: the cache starts afresh.
     prepare_cache(cache, {**setup.cache_settings(cfg, captions), "resolution": 48}, acc)
     assert not cache.has("text", "a.png")

@@ -107,7 +107,7 @@ def step_text(step) -> str:
         return ", ".join(f"{k} {step_text(v)}" for k, v in step.items())
     if isinstance(step, (list, tuple)):
         return "/".join(step_text(v) for v in step)
-    return "–" if step is None else f"{step:g}"
+    return "–" if step is None else f"{step:.3g}"
 
 
 def gsc_tile(codec, x, encode: dict, image_name: str, caption: str | None = None) -> Tile:
