@@ -61,8 +61,8 @@ def low_bands(gen, planes, size, latent, text) -> dict[str, torch.Tensor]:
 
 def measure(path: Path, caption: str, budgets: list[float], codec, gen) -> dict:
     from gsc.caption.embedding import embed_captions
-    from gsc.eval.metrics import Reference
-    from gsc.image import load_image, to_uint8
+    from gsc.eval.metrics import Reference, to_8bit
+    from gsc.image import load_image
     from gsc.models.thumbnail_format import ThumbnailGeometry
 
     x = load_image(path)
@@ -78,8 +78,7 @@ def measure(path: Path, caption: str, budgets: list[float], codec, gen) -> dict:
         rec["webp_bytes"] = found[1] - CONTAINER if found else None
         for who, bands in (("bands", ours), ("webp", theirs)):
             for how, y in bands.items():
-                y8 = torch.from_numpy(to_uint8(y)).permute(2, 0, 1).float() / 255
-                rec[f"{who}_{how}"] = ref.score(y8, METRICS)
+                rec[f"{who}_{how}"] = ref.score(to_8bit(y), METRICS)
         out[str(b)] = rec
     return out
 

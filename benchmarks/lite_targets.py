@@ -29,12 +29,6 @@ WEBP_PICKS = CHEAP + ["st_lpips_alex", "flip"]
 INFO = ("scale", "step", "texture", "channels", "caption_bytes", "latent_bytes")
 
 
-def eight_bit(image: torch.Tensor) -> torch.Tensor:
-    from gsc.image import to_uint8
-
-    return torch.from_numpy(to_uint8(image)).permute(2, 0, 1).float() / 255
-
-
 def webp_best(x: torch.Tensor, ref, budget: int, save: Path | None = None) -> dict:
     """WebP's best candidate at ≤ ``budget`` bytes, per metric: value, bytes, size, quality."""
     from PIL import Image
@@ -65,7 +59,7 @@ def webp_best(x: torch.Tensor, ref, budget: int, save: Path | None = None) -> di
 def measure(codec, x: torch.Tensor, caption: str, budget: float, recon: Path | None) -> dict:
     from PIL import Image
 
-    from gsc.eval.metrics import Reference
+    from gsc.eval.metrics import Reference, to_8bit
     from gsc.image import to_uint8
 
     h, w = x.shape[-2:]
@@ -78,7 +72,7 @@ def measure(codec, x: torch.Tensor, caption: str, budget: float, recon: Path | N
         Image.fromarray(to_uint8(y)).save(f"{recon}_{budget}.png")
     ref, info = Reference(x), codec.info(data)
     return {"bytes": len(data), "bpp": len(data) * 8 / (h * w), "encode_s": t1 - t0, "decode_s": t2 - t1,
-            "info": {k: info.get(k) for k in INFO}, "gsc": ref.score(eight_bit(y), NAMES),
+            "info": {k: info.get(k) for k in INFO}, "gsc": ref.score(to_8bit(y), NAMES),
             "webp_best": webp_best(x, ref, len(data), Path(f"{recon}_{budget}_webp.png") if recon else None)}
 
 

@@ -13,7 +13,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["psnr", "psnr_chroma", "colour_drift", "st_lpips_alex"]
@@ -22,8 +21,8 @@ NAMES = ["psnr", "psnr_chroma", "colour_drift", "st_lpips_alex"]
 def main() -> None:
     from gsc.caption.captioners import load_captions
     from gsc.codec import Codec
-    from gsc.eval.metrics import METRICS, Reference
-    from gsc.image import load_image, to_uint8
+    from gsc.eval.metrics import METRICS, Reference, to_8bit
+    from gsc.image import load_image
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/bsds500")
@@ -44,9 +43,8 @@ def main() -> None:
             rec = {}
             for policy in ("keep", "drop"):
                 data = codec.encode(x, caption=captions[k], max_bpp=b, caption_policy=policy)
-                y = torch.from_numpy(to_uint8(codec.decode(data))).permute(2, 0, 1).float() / 255
                 rec[policy] = {"caption_bytes": codec.info(data)["caption_bytes"], "bytes": len(data),
-                               **ref.score(y, NAMES)}
+                               **ref.score(to_8bit(codec.decode(data)), NAMES)}
             out[f"{k}@{b}"] = rec
             a.out.write_text(json.dumps(out, indent=1))
             print(k, b, {p: round(r["st_lpips_alex"], 3) for p, r in rec.items()}, flush=True)

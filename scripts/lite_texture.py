@@ -20,12 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMES = ["psnr", "ms_ssim", "psnr_chroma", "colour_drift", "st_lpips_alex", "flip"]
 
 
-def eight_bit(t: torch.Tensor) -> torch.Tensor:
-    from gsc.image import to_uint8
-
-    return torch.from_numpy(to_uint8(t.clamp(0, 1))).permute(2, 0, 1).float() / 255
-
-
 def webp_best(x: torch.Tensor, ref, budget: int) -> dict:
     """WebP's best value per metric over its downscale × quality settings that fit ``budget`` bytes."""
     from gsc.eval.classical import as_tensor, candidates, get_codec
@@ -39,7 +33,7 @@ def webp_best(x: torch.Tensor, ref, budget: int) -> dict:
 
 def measure(x, caption, budget, shares, codec, gen, sender) -> dict:
     from gsc.caption.embedding import embed_captions
-    from gsc.eval.metrics import Reference
+    from gsc.eval.metrics import Reference, to_8bit
     from gsc.generate import GenerationRequest
     from gsc.models.texture import fuse, texture_code
     from gsc.models.thumbnail_format import TEXTURE_ENERGY
@@ -59,7 +53,7 @@ def measure(x, caption, budget, shares, codec, gen, sender) -> dict:
     for s in shares:
         code = texture_code(x, sender_low, latent.scale, s) if s > 0 else 0
         y = low if code == 0 else fuse(low, g, TEXTURE_ENERGY[code], latent.scale)
-        rec["shares"][str(s)] = {"code": code, **ref.score(eight_bit(y[0]), NAMES)}
+        rec["shares"][str(s)] = {"code": code, **ref.score(to_8bit(y[0]), NAMES)}
     return rec
 
 
