@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import GSCError
-from ..models.lite import LiteAdapter, LiteFlowUNet, LiteSynthesis, adapter_hint
+from ..models import zoo
+from ..models.lite import adapter_hint
+from ..models.zoo import weights_path
 from ..models.texture import fuse
-from ..nn import load_model
 from .base import GENERATORS, GenerationRequest, Generator
 from .rectified_flow import euler_sample
 
@@ -36,10 +36,6 @@ WEIGHTS = ("synthesis", "base", "adapter")
 LATENT_STRIDE = 8         # TAEF2
 TILE = 96                 # latent cells (768 px): a Kodak image is one tile; larger images go in overlapping tiles
 MARGIN = 16               # latent cells of context on each side of a tile, cropped away
-
-
-def weights_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "weights"
 
 
 @contextmanager
@@ -72,13 +68,9 @@ class LiteGenerator(Generator):
     """
 
     def __init__(self, weights: str | Path | None = None, taef2: str | Path | None = None):
-        root = Path(weights) if weights else weights_dir()
-        paths = {n: root / f"lite_{n}.safetensors" for n in WEIGHTS}
-        for name, p in paths.items():
-            if not p.exists():
-                raise GSCError(f"lite {name} weights not found at {p}; run `gsc train-lite` or reinstall gsc")
-        self.g_s = load_model(LiteSynthesis, paths["synthesis"])
-        self.paths, self.taef2 = paths, taef2
+        self.paths = {n: weights_path(f"lite-{n}", weights) for n in WEIGHTS}   # all three checked up front
+        self.g_s = zoo.load("lite-synthesis", path=self.paths["synthesis"])
+        self.taef2 = taef2
         self._flow = None
 
     def flow(self):
@@ -86,8 +78,8 @@ class LiteGenerator(Generator):
         if self._flow is None:
             from .taef2 import load_taef2_decoder
 
-            self._flow = (load_model(LiteFlowUNet, self.paths["base"]), load_model(LiteAdapter, self.paths["adapter"]),
-                          load_taef2_decoder(self.taef2))
+            self._flow = (zoo.load("lite-base", path=self.paths["base"]),
+                          zoo.load("lite-adapter", path=self.paths["adapter"]), load_taef2_decoder(self.taef2))
         return self._flow
 
     @torch.no_grad()
