@@ -17,7 +17,7 @@ from .stream import MAX_PIXELS, MAX_STEPS
 
 DEFAULT_MAX_PIXELS = 1 << 24    # 16.8 Mpx: 4K UHD (8.3 Mpx), 4096 × 4096, a 12 Mpx phone photo
 # Entropy-decoding work allowed per admitted pixel, in symbol_work units (≈ ns of CPU time): 2^24 px →
-# 5.4e8; the slowest sections that fit read in ≤ 0.6 s of CPU time (docs/stream-format.md).
+# 5.4e8; the slowest sections that fit read in ≤ 0.5 s of CPU time (docs/stream-format.md).
 WORK_PER_PIXEL = 32
 
 

@@ -52,8 +52,9 @@ LIMIT = 1 << 13
 N_CONTEXTS = 4
 CHUNK_ENTRIES = 1 << 20     # probability entries per coder call: bounds memory at 8 MB of float64
 # symbol_work's cost model, in ≈ ns of CPU time: per probability entry, per symbol, per diagonal, and per
-# table entry and diagonal. Fitted to 63 sections (hostile shapes, m = 1..4095), each at or above its measure.
-WORK_PER_ENTRY, WORK_PER_SYMBOL, WORK_PER_DIAGONAL, WORK_PER_TABLE_ENTRY = 3, 200, 60_000, 3
+# table entry and diagonal. Refitted on 16 sections (hostile shapes, m = 1..4095), each at or above its
+# measure on the shared 2-core CPU (the first fit, 2026-11-30, under-estimated the large-m rows by 1.7×).
+WORK_PER_ENTRY, WORK_PER_SYMBOL, WORK_PER_DIAGONAL, WORK_PER_TABLE_ENTRY = 7, 200, 160_000, 3
 _BUCKET = np.array([0, 1, 2, 2, 3], dtype=np.int64)   # activity 0, 1, 2–3, ≥ 4 (clipped to 4)
 
 
