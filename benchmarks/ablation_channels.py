@@ -8,10 +8,9 @@ One curve, a point per C, drawn with the classical codecs (``--compare``; by def
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from ablation_common import ROOT, captions_path, command_line, finish, parser, run_setting
+from ablation_common import ROOT, codec, finish, parser, run
 
 
 def main(argv=None) -> int:
@@ -22,18 +21,13 @@ def main(argv=None) -> int:
     if args.compare is None:
         found = [ROOT / f"benchmarks/results/classical_{args.dataset.name}{s}.json" for s in ("", "_0.01")]
         args.compare = [f for f in found if f.is_file()][:1]
-    from gsc.caption.captioners import load_captions
-    from gsc.eval.evaluate import eval_table
-    from gsc.eval.results import load_curves
-
-    cap_file = captions_path(args)
-    captions = load_captions(cap_file) if cap_file else None
-    sweep = run_setting(args, "channels", "sweep", captions=captions, captions_label=cap_file.name if cap_file else "")
-    others = [c for f in args.compare if f.is_file() for c in load_curves(f)]
-    finish(args, "channels", f"Ablation: C sweep, {args.preset}", [sweep, *others], eval_table(sweep),
-           command_line())
+    title = f"Ablation: C sweep, {args.preset}"
+    bench, bundle = run(args, "channels", title, [codec(args)], compare=args.compare)
+    finish(args, "channels", title, bench.table(bundle))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from gsc.eval.bench import script
+
+    script(main)

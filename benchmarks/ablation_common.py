@@ -1,17 +1,17 @@
-"""Shared plumbing of the ``ablation_*.py`` scripts: options, one ``gsc eval`` run per setting, outputs.
+"""Shared plumbing of the ``ablation_*.py`` scripts: options, one bench run per ablation, its docs section.
 
-Each setting is a full ``gsc.eval.evaluate.run_eval`` (same metrics, same per-image cache, so an
-interrupted ablation resumes with ``--resume``). Its files go to
-``benchmarks/results/ablations/<ablation>_<dataset>_<preset>/<setting>.*``; the ablation's own summary is
-``benchmarks/results/ablation_<ablation>_<dataset>_<preset>.json`` (a bundle of CompressAI curves), a
-plot beside it, and a section of ``docs/results.md``. With ``--limit N`` (a smoke run) the names get a
-``_firstN`` suffix and the docs are left alone unless ``--doc`` is given.
+Each ablation is one ``gsc.eval.bench.Bench`` on the channel axis (as ``gsc eval``): its settings are gsc
+codecs (``GscBench``: a selection, a caption override), each measured at every C, with the driver's
+metrics, record cache, summary, JSON and plot, so an interrupted ablation resumes with ``--resume``. It
+writes ``benchmarks/results/ablation_<ablation>_<dataset>_<preset>.json`` (a bundle), one CompressAI file
+per setting beside it (``…json`` → ``….<codec>.json``), the driver's table (``.md``), the plot (``.png``),
+the cache (``.cache/``) and a section of ``docs/results.md``. With ``--limit N`` (a smoke run) the names get
+a ``_firstN`` suffix and the docs are left alone unless ``--doc`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
@@ -29,7 +29,7 @@ def parser(description: str, channels: str) -> argparse.ArgumentParser:
     ap.add_argument("--captions", type=Path, default=None,
                     help="JSON {file name: caption} (default: DATASET/captions.json when it exists)")
     ap.add_argument("--selection", default=None, help="default: the preset's")
-    ap.add_argument("--step", type=float, default=1.0)
+    ap.add_argument("--step", type=float, default=None, help="default: the encoder's")
     ap.add_argument("--limit", type=int, default=None, help="only the first N images (a smoke run)")
     ap.add_argument("--resume", action="store_true", help="reuse per-image records from the cache")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks/results")
@@ -60,44 +60,47 @@ def doc_path(args) -> Path | None:
     return None if args.limit else ROOT / "docs/results.md"
 
 
-def run_setting(args, ablation: str, setting: str, *, captions: dict | None, captions_label: str = "",
-                channels: list[int] | None = None, selection: str | None = None) -> dict:
-    """One evaluation; returns its CompressAI result object (with per-image records)."""
-    from gsc.eval.evaluate import EvalSettings, parse_channels, run_eval
+def images(args) -> list[Path]:
+    from gsc.image import list_dataset
+
+    return list_dataset(args.dataset, args.limit)
+
+
+def codec(args, selection: str | None = None, **override):
+    """One setting: the preset with ``--selection`` (or ``selection``), ``--step``, and a caption override."""
+    from gsc.eval.codecs import GscBench
+
+    return GscBench(args.preset, selection or args.selection, step=args.step, **override)
+
+
+def run(args, ablation: str, title: str, codecs: list, channels: str | None = None, compare=()):
+    """The ablation's bench, run over every C; returns (bench, bundle)."""
+    from gsc.eval.bench import Bench, captions_by_name
+    from gsc.eval.evaluate import EvalSettings, check_metrics, parse_channels
     from gsc.eval.metrics import parse_metrics
 
-    settings = EvalSettings(preset=args.preset, channels=channels or parse_channels(args.channels),
-                            selection=selection or args.selection, captions=captions,
-                            captions_label=captions_label, step=args.step, learned=not args.no_learned,
-                            metrics=parse_metrics(args.metrics, args.st_lpips_vgg))
-    folder = args.out_dir / "ablations" / tag(args, ablation)
-    folder.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", setting)
-    result = run_eval(args.dataset, settings, folder / f"{slug}.json", resume=args.resume, limit=args.limit)
-    result["name"] = f"{args.preset}: {setting}"
-    return result
-
-
-def finish(args, ablation: str, title: str, curves: list[dict], body: str, how: str) -> Path:
-    """Write the bundle JSON and plot, update the docs section, print the table."""
-    from gsc.eval.plot import plot_rd
-    from gsc.eval.results import update_section, write_json
-
+    settings = EvalSettings(learned=not args.no_learned, metrics=parse_metrics(args.metrics, args.st_lpips_vgg))
     out = args.out_dir / f"ablation_{tag(args, ablation)}.json"
-    slim = [{k: v for k, v in c.items() if k != "per_image"} for c in curves]
-    write_json(out, {"name": title, "description": how, "dataset": str(args.dataset), "preset": args.preset,
-                     "images": curves[0]["points"][0]["images"] if curves and curves[0]["points"] else 0,
-                     "curves": slim})
-    plot_rd(slim, out.with_suffix(".png"), title=title)
-    text = f"`{how}`\n\n{body}"
-    unavailable = {k: v for c in curves for k, v in c.get("unavailable", {}).items() if v not in body}
-    if unavailable:  # (eval_table bodies already list them)
-        text += "\n" + "\n".join(f"- {line}" for line in unavailable.values()) + "\n"
+    ok, measure, unavailable = check_metrics(settings, out.with_suffix(".cache") / "images")
+    cs = parse_channels(channels or args.channels)
+    bench = Bench(codecs, cs, ok, measures=[measure] if measure else [], name=title,
+                  description=f"{title}: C = {', '.join(map(str, cs))}", unavailable=unavailable, axis="channels",
+                  compare=list(compare))
+    cap_file = captions_path(args)
+    bundle = bench.run(images(args), out, captions=captions_by_name(cap_file), fresh=not args.resume,
+                       command=command_line())
+    return bench, bundle
+
+
+def finish(args, ablation: str, title: str, body: str) -> None:
+    """The ablation's table (with the command that made it and the metrics that could not run) into the docs."""
+    from gsc.eval.results import update_section
+
+    text = f"`{command_line()}`\n\n{body}"
     doc = doc_path(args)
     if doc is not None:
         update_section(doc, f"ablation-{tag(args, ablation)}", text, title=title)
     print(text)
-    return out
 
 
 def command_line() -> str:
@@ -108,12 +111,7 @@ def delta(a, b):
     return None if a is None or b is None else a - b
 
 
-def by_channels(result: dict) -> dict[int, dict]:
-    return {p["channels"]: p for p in result["points"]}
-
-
-def metric_columns(results: list[dict]) -> tuple[list[str], list[str]]:
-    """The metrics measured in any of the results: (record names, column headers with ↑/↓)."""
-    from gsc.eval.evaluate import metric_columns as columns
-
-    return columns([p for r in results for p in r["points"]])
+def points(bundle: dict, codec) -> dict:
+    """{C: point} of one codec's curve."""
+    (c,) = [c for c in bundle["curves"] if c["codec"] == codec.name]
+    return {p["target_channels"]: p for p in c["points"]}

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from gsc.errors import GSCError
-from gsc.eval import evaluate
+from gsc.eval import codecs
 from gsc.eval.evaluate import EvalSettings, parse_channels, run_eval
 from gsc.eval.metrics import ms_ssim, psnr
 from gsc.eval.results import load_curves
@@ -20,7 +20,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 class TinyCodec:
-    """A real, plain codec for exercising the evaluation loop: a downscaled WebP, larger for more channels.
+    """A real, plain codec standing in for ``gsc.codec.Codec`` (same encode/decode/info calls) to exercise the
+    evaluation loop: a downscaled WebP, larger for more channels.
 
     Stream: width, height (2 × uint16 big-endian), then the WebP file.
     """
@@ -76,12 +77,13 @@ def test_eval_measures_real_streams(data, tmp_path):
     settings = EvalSettings(preset="lite", channels=[1, 3], learned=False)
     result = run_eval(data, settings, out, codec=codec, progress=False)
     recs = result["per_image"]
-    assert len(recs) == 6 and {r["channels"] for r in recs} == {1, 3}
+    assert len(recs) == 6 and {r["target_channels"] for r in recs} == {1, 3}
+    assert sorted(c[1] for c in codec.calls) == [1, 1, 1, 3, 3, 3]  # C reaches the encoder
     from gsc.image import load_image
 
     for r in recs:
         stream = next(p for p in (out.with_suffix(".cache")).glob(f"{Path(r['image']).stem}-*.gsc")
-                      if json.loads(p.with_suffix(".json").read_text())["channels"] == r["channels"])
+                      if json.loads(p.with_suffix(".json").read_text())["target_channels"] == r["target_channels"])
         data_bytes = stream.read_bytes()
         assert r["bytes"] == len(data_bytes) and r["bpp"] == len(data_bytes) * 8 / (192 * 176)
         original = load_image(data / r["image"])
@@ -92,9 +94,13 @@ def test_eval_measures_real_streams(data, tmp_path):
     (c,) = load_curves(out)
     bpp = c["results"]["bpp"]
     assert bpp[0] < bpp[1] and c["results"]["psnr-rgb"][0] < c["results"]["psnr-rgb"][1]
-    assert bpp[0] == pytest.approx(np.mean([r["bpp"] for r in recs if r["channels"] == 1]))
-    assert out.with_suffix(".md").read_text().count("\n| ") == 3
+    assert bpp[0] == pytest.approx(np.mean([r["bpp"] for r in recs if r["target_channels"] == 1]))
+    assert [p["target_channels"] for p in result["points"]] == [1, 3] and result["missing"] == []
+    assert result["points"][0]["latent_bytes"] == pytest.approx(np.mean([r["latent_bytes"] for r in recs
+                                                                         if r["target_channels"] == 1]))
+    assert out.with_suffix(".md").read_text().count("\n| gsc lite | ") == 2  # a row per C
     assert out.with_suffix(".png").stat().st_size > 1000
+    assert not list(out.parent.glob("gsc.*.json"))  # one curve: the results file is CompressAI's, alone
 
 
 def test_eval_resumes_from_cache_and_recomputes_without_resume(data, tmp_path):
@@ -139,6 +145,42 @@ def test_eval_reports_unavailable_learned_metrics_and_leaves_them_out(data, tmp_
     assert result["unavailable"] == missing
 
 
+class SetGap:
+    """A set-level metric with FID's calls: |mean of the real images − mean of the fakes|."""
+
+    def reset(self):
+        self.sums = {True: [], False: []}
+
+    def update(self, x, real):
+        self.sums[real].append(float(x.mean()))
+
+    def compute(self):
+        return abs(np.mean(self.sums[True]) - np.mean(self.sums[False]))
+
+
+def test_eval_learned_metrics_per_image_and_per_set_also_from_the_cache(data, tmp_path, monkeypatch):
+    from torchmetrics.image import PeakSignalNoiseRatio
+
+    from gsc.eval import metrics
+    from gsc.image import load_image
+
+    monkeypatch.setattr(metrics, "LEARNED", {"psnr_tm": (lambda: PeakSignalNoiseRatio(data_range=1.0), "pair", ""),
+                                             "gap": (SetGap, "set", "")})
+    out, codec = tmp_path / "l.json", TinyCodec()
+    result = run_eval(data, EvalSettings(channels=[1]), out, codec=codec, progress=False)
+    recs = result["per_image"]
+    originals = {r["image"]: load_image(data / r["image"]) for r in recs}
+    recons = {r["image"]: codec.decode(codec.encode(originals[r["image"]], 1)) for r in recs}
+    for r in recs:
+        assert r["psnr_tm"] == pytest.approx(psnr(recons[r["image"]], originals[r["image"]]), abs=1e-3)
+    gap = abs(np.mean([float(metrics.to_8bit(o).mean()) for o in originals.values()])
+              - np.mean([float(metrics.to_8bit(x).mean()) for x in recons.values()]))
+    assert result["results"]["gap"] == [pytest.approx(gap, rel=1e-4)]  # (float32 means)
+    assert result["results"]["psnr_tm"] == [pytest.approx(np.mean([r["psnr_tm"] for r in recs]))]
+    again = run_eval(data, EvalSettings(channels=[1]), out, codec=RefusingCodec(), resume=True, progress=False)
+    assert again["results"]["gap"] == result["results"]["gap"]  # the set rebuilt from the kept images
+
+
 def test_parse_channels():
     assert parse_channels("4,1,2,2") == [1, 2, 4]
     with pytest.raises(GSCError, match="channels"):
@@ -151,7 +193,8 @@ def test_eval_command(data, tmp_path, monkeypatch):
 
     from gsc.eval.commands import register
 
-    monkeypatch.setattr(evaluate, "make_codec", lambda settings: TinyCodec())
+    codec = TinyCodec()
+    monkeypatch.setattr(codecs, "_gsc_codec", lambda *a: codec)  # the preset's Codec, sender and receiver
     caps = tmp_path / "caps.json"
     caps.write_text(json.dumps({"_about": "notes", **{f"im{i}.png": "a photo" for i in range(3)}}))
     app = typer.Typer()
@@ -160,7 +203,8 @@ def test_eval_command(data, tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["eval", str(data), "--channels", "1,2", "--captions", str(caps), "--no-learned",
                                    "-o", str(out), "--save-recon", str(tmp_path / "recon")])
     assert res.exit_code == 0, res.output
-    assert "| 2 | 3 |" in res.output
+    assert "| gsc lite | 2 | 3/3 |" in res.output and f"`gsc eval {data}" not in res.output  # (no ARGV set)
+    assert {c[2] for c in codec.calls} == {"a photo"} and len(codec.calls) == 6
     assert len(list((tmp_path / "recon" / "c2").glob("*.png"))) == 3
     assert load_curves(out)[0]["results"]["bpp"][0] > 0
 

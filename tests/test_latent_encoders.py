@@ -37,3 +37,20 @@ def test_mbt2018_mean_loads_a_local_checkpoint(tmp_path):
 def test_unknown_encoder_names_the_choices():
     with pytest.raises(GSCError, match="unknown latent encoder 'jpeg'.*lite.*mbt2018-mean"):
         LATENT_ENCODERS.create("jpeg")
+
+
+def test_lite_sender_loads_g_s_through_the_zoo(tmp_path):
+    """A given g_s file is the one the sender scores with; a missing one is the zoo's one-line error."""
+    from gsc.models.lite import LiteSynthesis
+    from gsc.nn import save_model
+
+    torch.manual_seed(0)
+    tiny = LiteSynthesis(width=8, inner_width=8, inner_blocks=1, outer_blocks=1)
+    save_model(tiny, tmp_path / "g_s.safetensors")
+    enc = LATENT_ENCODERS.create("lite", synthesis=tmp_path / "g_s.safetensors")
+    g_s = enc.sender.synthesis
+    assert type(g_s) is LiteSynthesis and g_s.config == tiny.config and not g_s.training
+    assert all(torch.equal(a, b) for a, b in zip(g_s.state_dict().values(), tiny.state_dict().values(), strict=True))
+    with pytest.raises(GSCError, match=r"^lite-synthesis weights not found at .*missing.safetensors; run `gsc "
+                                       r"train-lite` or reinstall gsc$"):
+        LATENT_ENCODERS.create("lite", synthesis=tmp_path / "missing.safetensors")

@@ -7,7 +7,9 @@
 - ``compare``: ``gsc compare``, one picture of gsc and the classical codecs at the same bytes;
 - ``results``: the CompressAI JSON schema, markdown tables, the per-image cache;
 - ``plot``: RD curves of several results files in one PNG, a panel per metric;
-- ``evaluate``: ``gsc eval`` (accelerate splits the images between processes);
+- ``bench``, ``codecs``, ``measures``: the one benchmark driver, its codec interface and extra measures
+  (``gsc bench``; accelerate splits the images between processes);
+- ``evaluate``: ``gsc eval``, a configuration of the driver (a sweep over C);
 - ``tasks``: ``gsc eval-task`` (depth, segmentation, detection on reconstructions);
 - ``commands``: ``register(app)`` adds the CLI commands.
 

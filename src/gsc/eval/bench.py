@@ -8,16 +8,22 @@ owns the rest:
   ``key()`` (its settings, library versions and the content hash of the weights), the target, the
   budget and the metric versions. A record is reused while its key holds and it has every metric asked
   for: an interrupted run resumes by running the same command again, retrained weights make new records;
+- the operating points: whole-file bpp targets (a byte budget each), or, with ``axis="channels"``, numbers of
+  channels C for gsc codecs (``gsc eval``, the ablations: each C is the codec with ``channels=C``, no budget);
 - ``matched``: a codec whose budget is another codec's bytes on the same image and target (WebP at ≤ gsc's
   bytes);
 - ``measures``: more per-record scores with their own per-point summary (detection agreement);
 - the summary: a point per codec and target where every image fits, and each missing point listed;
 - the markdown table (missing points as "no point" rows), the CompressAI JSON (a bundle, and each curve
-  in its own file), the plot (``gsc.eval.plot``: a panel per metric of the JSON).
+  in its own file), the plot (``gsc.eval.plot``: a panel per metric of the JSON);
+- under ``accelerate launch``, the split of the images between processes; process 0 gathers the records
+  and writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import re
 import time
 from dataclasses import dataclass, field
@@ -43,7 +49,7 @@ def captions_by_name(path: str | Path | None) -> dict[str, str] | None:
 @dataclass
 class Bench:
     codecs: list                          # gsc.eval.codecs objects, in table order
-    targets: list[float]                  # bpp of the whole file
+    targets: list[float]                  # bpp of the whole file, or C with axis="channels"
     metrics: list[str]                    # gsc.eval.metrics record names
     matched: dict[str, str] = field(default_factory=dict)   # codec name → codec name whose bytes are its budget
     measures: list = field(default_factory=list)            # objects with key, record(recon, picture), point(recs)
@@ -51,45 +57,72 @@ class Bench:
     description: str = ""
     recon_dir: Path | None = None         # also write each reconstruction to DIR/<codec>_<target>/<stem>.png
     unavailable: dict = field(default_factory=dict)          # metric → why it cannot run here (listed, not faked)
+    axis: str = "bpp"                     # what a target is: "bpp" (a byte budget) or "channels" (C, no budget)
+    recon_folder: str = "{codec}_{target:g}"                  # DIR/<this>/<stem>.png under recon_dir
+    layout: str = "bundle"                # main JSON: the bundle, or (one codec) "curve": its curve and records
+    compare: list = field(default_factory=list)              # more results files drawn on the plot
 
     def __post_init__(self):
         names = [c.name for c in self.codecs]
         for a, b in self.matched.items():
             if a not in names or b not in names or names.index(b) > names.index(a):
                 raise GSCError(f"matched codec {a!r} needs {b!r} earlier in the list")
+        if self.axis not in ("bpp", "channels"):
+            raise GSCError(f"axis must be 'bpp' or 'channels', got {self.axis!r}")
+        if self.axis == "channels" and (self.matched or any(c.kind != "gsc" for c in self.codecs)):
+            raise GSCError("a sweep over channels takes gsc codecs only, none matched")
+        if self.layout == "curve" and len(self.codecs) != 1:
+            raise GSCError(f"layout 'curve' writes one codec's curve, got {len(self.codecs)} codecs")
+        self._at: dict = {}
+
+    @property
+    def field(self) -> str:
+        """The records' key of the operating point: ``target_bpp`` or ``target_channels``."""
+        return f"target_{self.axis}"
+
+    def at(self, codec, target):
+        """The codec that measures one point: itself for a bpp target, a copy with C = target on a channel axis."""
+        if self.axis == "bpp":
+            return codec
+        key = (codec.name, target)
+        if key not in self._at:
+            self._at[key] = dataclasses.replace(codec, channels=target)
+        return self._at[key]
 
     def record_key(self, picture: Picture, codec, target: float, budget: int) -> dict:
         from .metrics import metric_versions
 
         caption = picture.caption if codec.kind == "gsc" else None  # a classical file never reads it
-        return {"image": picture.name, "image_sha": picture.sha, "caption": caption, "codec": codec.key(),
-                "target_bpp": target, "budget_bytes": budget, "metric_versions": metric_versions(),
-                "measures": [m.key for m in self.measures]}
+        return {"image": picture.name, "image_sha": picture.sha, "caption": caption,
+                "codec": self.at(codec, target).key(), self.field: target, "budget_bytes": budget,
+                "metric_versions": metric_versions(), "measures": [m.key for m in self.measures]}
 
     def budget(self, picture: Picture, codec, target: float, done: dict) -> int | None:
-        if codec.name not in self.matched:
-            return budget_bytes(target, picture.size)
-        source = done.get((self.matched[codec.name], target))
-        return source["bytes"] if source and source["fit"] else None
+        """Bytes the codec may write: the target's, a matched codec's file, or None (a channel axis: no budget)."""
+        if codec.name in self.matched:
+            return done[(self.matched[codec.name], target)]["bytes"]
+        return budget_bytes(target, picture.size) if self.axis == "bpp" else None
 
-    def measure(self, picture: Picture, codec, target: float, budget: int, reference) -> dict:
+    def measure(self, picture: Picture, codec, target: float, budget: int | None, reference) -> tuple[dict, bytes]:
+        """One record, and the file written (kept in the cache for gsc streams)."""
         w, h = picture.size
-        rec = {"image": picture.name, "codec": codec.name, "target_bpp": target, "width": w, "height": h,
+        rec = {"image": picture.name, "codec": codec.name, self.field: target, "width": w, "height": h,
                "budget_bytes": budget}
+        point = self.at(codec, target)
         t0 = time.perf_counter()
         try:
-            data = codec.encode(picture, budget)
+            data = point.encode(picture, budget)
         except NoFit as e:
-            return {**rec, "fit": False, "why": str(e)}
+            return {**rec, "fit": False, "why": str(e)}, None
         t1 = time.perf_counter()
-        recon = codec.decode(data, picture.size)
+        recon = point.decode(data, picture.size)
         t2 = time.perf_counter()
-        if len(data) > budget:
+        if budget is not None and len(data) > budget:
             raise GSCError(f"{codec.label} wrote {len(data)} bytes for a budget of {budget} ({picture.name})")
         from .classical import as_tensor
 
         rec.update(fit=True, bytes=len(data), bpp=len(data) * 8 / (w * h), encode_s=t1 - t0, decode_s=t2 - t1,
-                   **jsonable(codec.info(data)), **reference.score(as_tensor(recon), self.metrics))
+                   **jsonable(point.info(data)), **reference.score(as_tensor(recon), self.metrics))
         for m in self.measures:
             rec.update(m.record(recon, picture))
         if self.recon_dir is not None:
@@ -100,10 +133,10 @@ class Bench:
             path = self.recon_path(picture, codec, target)
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, lambda f: Image.fromarray(recon).save(f, format="PNG"))
-        return rec
+        return rec, data
 
     def recon_path(self, picture: Picture, codec, target: float) -> Path:
-        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{codec.name}_{target:g}")
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.recon_folder.format(codec=codec.name, target=target))
         return Path(self.recon_dir) / folder / f"{Path(picture.name).stem}.png"
 
     def image_records(self, picture: Picture, cache: RecordCache, fresh: bool = False) -> list[dict]:
@@ -113,11 +146,12 @@ class Bench:
         done, reference = {}, None
         for codec in self.codecs:
             for t in self.targets:
-                budget = self.budget(picture, codec, t, done)
-                if budget is None:  # the codec it is matched to does not fit: neither does this
-                    done[(codec.name, t)] = {"image": picture.name, "codec": codec.name, "target_bpp": t,
-                                             "fit": False, "why": f"{self.matched[codec.name]} does not fit"}
+                source = self.matched.get(codec.name)
+                if source is not None and not done[(source, t)]["fit"]:  # neither does a codec matched to it
+                    done[(codec.name, t)] = {"image": picture.name, "codec": codec.name, self.field: t,
+                                             "fit": False, "why": f"{source} does not fit"}
                     continue
+                budget = self.budget(picture, codec, t, done)
                 key = self.record_key(picture, codec, t, budget)
                 rec = None if fresh else cache.get(key)
                 if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics) and (
@@ -125,8 +159,8 @@ class Bench:
                     rec = None
                 if rec is None:
                     reference = reference or Reference(picture.tensor())
-                    rec = self.measure(picture, codec, t, budget, reference)
-                    cache.put(key, rec)
+                    rec, data = self.measure(picture, codec, t, budget, reference)
+                    cache.put(key, rec, data if codec.kind == "gsc" else None)
                 done[(codec.name, t)] = {k: v for k, v in rec.items() if k != "key"}
         return list(done.values())
 
@@ -140,10 +174,10 @@ class Bench:
         for r in records:
             select = r.get("select", "psnr")
             name = r.get("codec", "") if select == "psnr" else f"{r.get('codec')}:{METRICS[select].key}"
-            codec, t = by_name.get(name), r.get("target_bpp")
+            codec, t = by_name.get(name), r.get(self.field)
             if r.get("image") != picture.name or codec is None or t not in self.targets:
                 continue
-            key = self.record_key(picture, codec, t, budget_bytes(t, picture.size))
+            key = self.record_key(picture, codec, t, self.budget(picture, codec, t, {}))
             if cache.get(key) is None:
                 cache.put(key, {**{k: v for k, v in r.items() if k not in ("select", "key")}, "codec": name,
                                 "seeded": True})
@@ -152,8 +186,9 @@ class Bench:
 
     def run(self, images: list[Path], out: str | Path, *, captions: dict[str, str] | None = None,
             fresh: bool = False, progress: bool = True, doc: str | Path | None = None,
-            command: str | None = None, seed: list[dict] | None = None) -> dict:
-        """Measure (or read from the cache) every record, then write JSON, table and plot beside ``out``."""
+            command: str | None = None, seed: list[dict] | None = None) -> dict | None:
+        """Measure (or read from the cache) every record, then write JSON, table and plot beside ``out``.
+        Returns the bundle on process 0, None on the others."""
         from tqdm.auto import tqdm
 
         paths = output_paths(out)
@@ -165,12 +200,19 @@ class Bench:
             missing = [p.name for p in images if p.name not in captions]
             if missing:
                 raise GSCError(f"the captions file has no caption for {missing[0]} ({len(missing)} images)")
-        records = []
-        for path in tqdm(images, desc=self.name, unit="img", disable=not progress):
-            picture = load_picture(path, captions.get(path.name) if captions else None)
-            if seed:
-                self.seed(picture, cache, seed)
-            records += self.image_records(picture, cache, fresh)
+        state, records = process_state(), []
+        with state.split_between_processes(images) as mine:
+            for path in tqdm(mine, desc=self.name, unit="img", disable=not (progress and state.is_main_process)):
+                picture = load_picture(path, captions.get(path.name) if captions else None)
+                if seed:
+                    self.seed(picture, cache, seed)
+                records += self.image_records(picture, cache, fresh)
+        if state.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            records = gather_object(records)
+        if not state.is_main_process:
+            return None
         bundle = self.summarize(records, len(images))
         self.write(bundle, paths, doc, command)
         return bundle
@@ -192,20 +234,20 @@ class Bench:
         for codec in self.codecs:
             points = []
             for t in self.targets:
-                fit = [r for r in records if r["codec"] == codec.name and r["target_bpp"] == t and r["fit"]]
+                fit = [r for r in records if r["codec"] == codec.name and r[self.field] == t and r["fit"]]
                 if len(fit) < n_images:  # shown as missing, never a partial mean
-                    missing.append({"codec": codec.name, "target_bpp": t, "images_fit": len(fit), "images": n_images})
+                    missing.append({"codec": codec.name, self.field: t, "images_fit": len(fit), "images": n_images})
                     continue
-                points.append({"target_bpp": t, **self.point(fit)})
+                points.append({self.field: t, **self.point(fit)})
             c = curve(codec.label, codec.describe(), points, kind=codec.kind, codec=codec.name,
                       select=getattr(codec, "select_key", None), points=points)
             for m in self.measures:
                 c["results"].update({k: [p.get(v) for p in points] for k, v in m.results.items()})
             curves.append(c)
-        return {"name": self.name, "description": self.description, "targets": self.targets,
+        return {"name": self.name, "description": self.description, "axis": self.axis, "targets": self.targets,
                 "codecs": [c.name for c in self.codecs], "metrics": self.metrics, "unavailable": self.unavailable,
                 "curves": curves, "missing": missing,
-                "per_image": sorted(records, key=lambda r: (r["codec"], r["target_bpp"], r["image"]))}
+                "per_image": sorted(records, key=lambda r: (r["codec"], r[self.field], r["image"]))}
 
     def columns(self, bundle: dict) -> list[tuple[str, str, object]]:
         """(header, point key, format) of the table's measured columns, where any point has them."""
@@ -223,8 +265,8 @@ class Bench:
         cols = self.columns(bundle)
         rows = []
         for c in bundle["curves"]:
-            entries = [(p["target_bpp"], p) for p in c["points"]]
-            entries += [(m["target_bpp"], m) for m in bundle["missing"] if m["codec"] == c["codec"]]
+            entries = [(p[self.field], p) for p in c["points"]]
+            entries += [(m[self.field], m) for m in bundle["missing"] if m["codec"] == c["codec"]]
             for t, e in sorted(entries, key=lambda x: x[0]):
                 if "images_fit" in e:
                     rows.append([c["name"], f"{t:g}", f"{e['images_fit']}/{e['images']}", "no point",
@@ -232,23 +274,56 @@ class Bench:
                     continue
                 cells = [e.get(k) if fmt is None or e.get(k) is None else fmt(e[k]) for _, k, fmt in cols]
                 rows.append([c["name"], f"{t:g}", f"{e['images']}/{e['images']}", e["bpp"], *cells])
-        text = markdown_table(["codec", "target bpp", "images fit", "bpp", *[h for h, _, _ in cols]], rows)
+        target = "target bpp" if self.axis == "bpp" else "C"
+        text = markdown_table(["codec", target, "images fit", "bpp", *[h for h, _, _ in cols]], rows)
         return text + "".join(f"\n- {line}" for line in self.unavailable.values())
+
+    @staticmethod
+    def as_curve(bundle: dict) -> dict:
+        """A one-codec bundle as one CompressAI curve, with the bundle's records and notes beside it."""
+        (c,) = bundle["curves"]
+        return {**c, **{k: v for k, v in bundle.items() if k not in ("curves", "name", "description")}}
 
     def write(self, bundle: dict, paths: dict, doc=None, command: str | None = None) -> None:
         from ..image import write_atomic
         from .plot import plot_rd
-        from .results import update_section
+        from .results import load_curves, update_section
 
-        write_json(paths["json"], bundle)
-        for c in bundle["curves"]:
-            slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", c["codec"].replace(":", "."))
-            write_json(paths["json"].with_name(f"{paths['json'].stem}.{slug}.json"), c)
+        if self.layout == "curve":
+            write_json(paths["json"], self.as_curve(bundle))
+        else:
+            write_json(paths["json"], bundle)
+            for c in bundle["curves"]:
+                slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", c["codec"].replace(":", "."))
+                write_json(paths["json"].with_name(f"{paths['json'].stem}.{slug}.json"), c)
         text = (f"`{command}`\n\n" if command else "") + self.table(bundle)
         write_atomic(paths["md"], lambda f: f.write(text.encode()))
-        plot_rd(bundle["curves"], paths["png"], title=self.name)
+        others = [c for f in self.compare for c in load_curves(f)]
+        plot_rd([*bundle["curves"], *others], paths["png"], title=self.name)
         if doc:
             update_section(doc, f"bench-{paths['json'].stem}", text, title=self.name)
+
+
+class _OneProcess:
+    """Stands in for accelerate's PartialState where accelerate is not installed."""
+
+    num_processes, process_index, is_main_process = 1, 0, True
+
+    @contextlib.contextmanager
+    def split_between_processes(self, items):
+        yield items
+
+
+def process_state():
+    """accelerate's PartialState (one process unless started by ``accelerate launch``)."""
+    try:
+        from accelerate import PartialState
+    except ImportError:
+        return _OneProcess()
+    import torch
+
+    # without CUDA, a torchrun-style launch (accelerate launch --multi_gpu) means several CPU processes
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def load_seed(files: list[str | Path]) -> list[dict]:
@@ -280,7 +355,7 @@ def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: 
     """``gsc bench`` (and ``gsc bench-classical``): the options → a Bench, run; one-line errors first."""
     from .classical import parse_selects, parse_targets
     from .codecs import parse_codec_list
-    from .evaluate import list_dataset
+    from ..image import list_dataset
     from .metrics import available, get_metric
 
     chosen = parse_selects(selects)

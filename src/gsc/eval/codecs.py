@@ -196,11 +196,14 @@ SKIP_INFO = {"caption", "total_bytes", "bpp", "width", "height", "decode_refused
 
 @dataclass
 class GscBench:
-    """A gsc preset (and channel selection) at a byte budget: ``Codec.encode(max_bpp=budget·8/(H·W))``.
+    """A gsc preset (and channel selection) at a byte budget: ``Codec.encode(max_bpp=budget·8/(H·W))``
+    (no budget: the encoder's own default).
 
     The receiver is a ``Codec`` that is not told the selection. ``channels`` fixes C (None: the encoder
     picks). ``captions`` overrides the pictures' own captions (e.g. another image's, for a caption check);
-    ``caption_note`` names that override in the cache key and the label.
+    ``caption_note`` names that override in the cache key and the label. ``step``, ``seed`` and ``steps``
+    go to ``Codec.encode`` when set. ``codec`` replaces the preset's ``Codec`` as sender and receiver
+    (a stand-in with the same ``encode``/``decode``/``info``, for tests).
     """
 
     preset: str = "lite"
@@ -209,6 +212,10 @@ class GscBench:
     captioner: str | None = None
     captions: dict[str, str] | None = None
     caption_note: str = ""
+    step: float | None = None
+    seed: int | None = None
+    steps: int | None = None
+    codec: object = None
     kind: str = "gsc"
 
     def __post_init__(self):
@@ -236,27 +243,32 @@ class GscBench:
     def key(self) -> dict:
         from .results import digest
 
+        # step, seed and steps only when set, so that records made before they were options keep their keys
         return {"preset": self.preset, "selection": self.selection, "channels": self.channels,
                 "captioner": self.captioner, "captions": digest(self.captions) if self.captions else None,
-                "weights": weights_digest()}
+                "weights": weights_digest(), **self.encode_options()}
+
+    def encode_options(self) -> dict:
+        return {k: v for k, v in (("step", self.step), ("seed", self.seed), ("steps", self.steps)) if v is not None}
 
     @property
     def sender(self):
         if not hasattr(self, "_sender"):
-            self._sender = _gsc_codec(self.preset, self.captioner, self.selection)
-            self._receiver = _gsc_codec(self.preset, None, None)
+            own = self.codec is None
+            self._sender = _gsc_codec(self.preset, self.captioner, self.selection) if own else self.codec
+            self._receiver = _gsc_codec(self.preset, None, None) if own else self.codec
         return self._sender
 
-    def encode(self, picture: Picture, budget: int) -> bytes:
+    def encode(self, picture: Picture, budget: int | None) -> bytes:
         import torch
 
         w, h = picture.size
         caption = self.captions[picture.name] if self.captions is not None else picture.caption
-        kwargs = {} if self.channels is None else {"channels": self.channels}
+        kwargs = {**({} if self.channels is None else {"channels": self.channels}), **self.encode_options(),
+                  **({} if budget is None else {"max_bpp": budget * 8 / (w * h)})}
         x = torch.from_numpy(picture.pixels.copy()).permute(2, 0, 1).float() / 255
         try:
-            return self.sender.encode(x, caption=caption, image_name=picture.name, max_bpp=budget * 8 / (w * h),
-                                      **kwargs)
+            return self.sender.encode(x, caption=caption, image_name=picture.name, **kwargs)
         except GSCError as e:  # header and caption alone can exceed a small image's budget
             raise NoFit(str(e)) from None
 

@@ -45,11 +45,12 @@ def eval_cmd(
     captions: Optional[Path] = typer.Option(None, help="JSON {file name: caption}; overrides the captioner"),
     captioner: Optional[str] = typer.Option(None, help="captioner name (default: the preset's)"),
     selection: Optional[str] = typer.Option(None, help="channel selection method (default: the preset's)"),
-    step: float = typer.Option(1.0, help="latent quantization step"),
+    step: Optional[float] = typer.Option(None, help="latent quantization step (default: the encoder's)"),
     seed: Optional[int] = typer.Option(None, help="decoder seed (default: the preset's)"),
     steps: Optional[int] = typer.Option(None, help="sampling steps (default: the preset's)"),
     limit: Optional[int] = typer.Option(None, help="only the first N images (sorted by name)"),
-    resume: bool = typer.Option(False, "--resume", help="reuse records from the cache"),
+    resume: bool = typer.Option(False, "--resume", help="reuse cached records whose key (image, settings, "
+                                "weights content, C, metric versions) still holds"),
     save_recon: Optional[Path] = typer.Option(None, help="write reconstructions to DIR/c{C}/NAME.png"),
     compare: List[Path] = typer.Option([], help="more results JSON files to draw on the plot"),
     doc: Optional[Path] = typer.Option(None, help="also write the table into a section of this markdown"),
@@ -58,20 +59,18 @@ def eval_cmd(
     st_lpips_vgg: bool = typer.Option(False, "--st-lpips-vgg", help=VGG_HELP),
 ):
     """Encode + decode every image at each C; bpp and full-reference metrics (docs/evaluation.md)."""
-    from ..caption.captioners import load_captions
-    from .evaluate import EvalSettings, eval_table, parse_channels, run_eval
+    from .bench import captions_by_name
+    from .evaluate import EvalSettings, parse_channels, run_eval
     from .metrics import parse_metrics
 
     settings = EvalSettings(preset=preset, channels=parse_channels(channels), selection=selection,
-                            captioner=captioner, step=step, seed=seed, steps=steps, learned=learned,
-                            metrics=parse_metrics(metrics, st_lpips_vgg))
-    if captions is not None:
-        settings.captions = load_captions(captions)
-        settings.captions_label = captions.name
+                            captioner=captioner, captions=captions_by_name(captions),
+                            captions_label=captions.name if captions else "", step=step, seed=seed, steps=steps,
+                            learned=learned, metrics=parse_metrics(metrics, st_lpips_vgg))
     result = run_eval(dataset, settings, output, resume=resume, limit=limit, save_recon=save_recon,
-                      compare=[str(c) for c in compare], doc=doc, echo=typer.echo)
+                      compare=[str(c) for c in compare], doc=doc, command=" ".join(["gsc", *ARGV]), echo=typer.echo)
     if result is not None:
-        typer.echo(eval_table(result))
+        typer.echo(output.with_suffix(".md").read_text())
 
 def bench_cmd(
     dataset: Path = DATASET,
@@ -107,7 +106,8 @@ def bench_cmd(
                             steps_per_octave), preset=preset, channels=channels, captions=captions,
                             limit=limit, fresh=not resume, doc=doc, imports=imports, save_recon=save_recon,
                             command=" ".join(["gsc", *ARGV]), echo=typer.echo)
-    typer.echo(bench.table(bundle))
+    if bundle is not None:  # (None on the other processes of an accelerate launch)
+        typer.echo(bench.table(bundle))
 
 def bench_classical_cmd(
     dataset: Path = DATASET,
@@ -137,7 +137,8 @@ def bench_classical_cmd(
                             steps_per_octave), limit=limit, fresh=not resume, doc=doc, imports=imports,
                             save_recon=save_recon,
                             command=" ".join(["gsc", *ARGV]), echo=typer.echo)
-    typer.echo(bench.table(bundle))
+    if bundle is not None:
+        typer.echo(bench.table(bundle))
 
 def compare_cmd(
     image: Path = typer.Argument(..., help="image file"),

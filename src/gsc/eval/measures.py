@@ -1,4 +1,4 @@
-"""Measures a ``gsc bench`` run adds to every record beside the metrics: detection agreement.
+"""Measures a ``gsc bench`` run adds to every record beside the metrics: detection agreement, learned metrics.
 
 A measure has ``key`` (part of each record's cache key), ``record(recon, picture) → dict`` (fields of one
 record), ``point(records) → dict`` (fields of one operating point, over its images), ``results`` (JSON key →
@@ -6,6 +6,8 @@ point key, added to each CompressAI curve) and ``columns`` ((header, point key, 
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -61,3 +63,60 @@ class DetectionAgreement:
 
         pooled = detection_agreement([unpacked(r["det"]) for r in recs], [unpacked(r["ref_det"]) for r in recs])
         return {"yolo_map50": pooled, "yolo_map50_image_mean": mean(r["map50"] for r in recs)}
+
+
+class LearnedMetrics:
+    """The learned metrics that load here (``metrics.PerceptualMetrics``): LPIPS and DISTS per image, FID and
+    KID over the images of a point. For the set-level ones each reconstruction and original is kept in
+    ``store`` as a PNG named by its content, so a point's set is rebuilt from cached records too."""
+
+    def __init__(self, perceptual, store: str | Path):
+        from importlib.metadata import version
+
+        self.pm, self.store = perceptual, Path(store)
+        self.key = f"learned {', '.join(self.pm.names)} (torchmetrics {version('torchmetrics')})"
+        self.results = {n: n for n in self.pm.names}
+        self.columns = [(n.upper(), n, None) for n in self.pm.names]
+
+    def _keep(self, pixels: np.ndarray, sha: str | None = None) -> str:
+        import hashlib
+
+        from PIL import Image
+
+        from ..image import write_atomic
+
+        if sha is None:
+            sha = hashlib.sha256(np.ascontiguousarray(pixels).tobytes() + str(pixels.shape).encode()).hexdigest()[:16]
+        path = self.store / f"{sha}.png"
+        if not path.is_file():
+            self.store.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
+        return sha
+
+    def _load(self, sha: str):
+        from PIL import Image
+
+        from ..errors import GSCError
+        from .classical import as_tensor
+
+        path = self.store / f"{sha}.png"
+        if not path.is_file():
+            raise GSCError(f"{path} is gone (FID/KID need every image of a point): run again with --fresh")
+        return as_tensor(np.asarray(Image.open(path).convert("RGB")))
+
+    def record(self, recon: np.ndarray, picture) -> dict:
+        from .classical import as_tensor
+
+        out = self.pm.score_pair(as_tensor(recon), picture.tensor())
+        if self.pm.set:
+            out.update(recon_sha=self._keep(recon), original_sha=self._keep(picture.pixels, picture.sha))
+        return out
+
+    def point(self, recs: list[dict]) -> dict:
+        from .results import mean
+
+        out = {n: mean(r.get(n) for r in recs) for n in self.pm.pair}
+        if self.pm.set:
+            out.update(self.pm.score_sets([self._load(r["recon_sha"]) for r in recs],
+                                          [self._load(r["original_sha"]) for r in recs]))
+        return out

@@ -17,8 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GSCError
-from ..models.zoo import load as load_weights
-from ..models.zoo import weights_dir, weights_path  # noqa: F401 (weights_dir: re-exported for eval)
+from ..models import zoo
 from ..registry import Registry
 
 
@@ -42,15 +41,13 @@ class LiteLatentEncoder(LatentEncoder):
     latent_channels = 64
 
     def __init__(self, synthesis: str | Path | None = None):
-        if synthesis and not Path(synthesis).exists():
-            raise GSCError(f"lite synthesis weights not found at {synthesis}; run `gsc train-lite` or reinstall gsc")
-        self.synthesis_path = Path(synthesis) if synthesis else weights_path("lite-synthesis")
+        self.synthesis_path = zoo.weights_path("lite-synthesis", path=synthesis)  # checked here, loaded on use
 
     @cached_property
     def sender(self):
         from .lite import LiteSender
 
-        return LiteSender(load_weights("lite-synthesis", path=self.synthesis_path))
+        return LiteSender(zoo.load("lite-synthesis", path=self.synthesis_path))
 
     @torch.no_grad()
     def rate_control(self, image: torch.Tensor, budget: int, channels: int | None = None):

@@ -23,10 +23,11 @@ def weights_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "weights"
 
 
-def weights_path(name: str, folder: str | Path | None = None) -> Path:
-    """The file of model ``name`` in ``folder`` (default: the shipped weights); GSCError when it is missing."""
-    path = Path(folder or weights_dir()) / ZOO[name][2]
-    if not path.exists():
+def weights_path(name: str, folder: str | Path | None = None, path: str | Path | None = None) -> Path:
+    """The file of model ``name``: ``path`` when given, else its file in ``folder`` (default: the shipped
+    weights); one GSCError line when it is missing."""
+    path = Path(path) if path else Path(folder or weights_dir()) / ZOO[name][2]
+    if not path.is_file():
         raise GSCError(f"{name} weights not found at {path}; run `gsc train-lite` or reinstall gsc")
     return path
 
@@ -36,4 +37,4 @@ def load(name: str, folder: str | Path | None = None, path: str | Path | None = 
     from ..nn import load_model
 
     module, cls, _ = ZOO[name]
-    return load_model(getattr(importlib.import_module(module), cls), path or weights_path(name, folder))
+    return load_model(getattr(importlib.import_module(module), cls), weights_path(name, folder, path))
