@@ -84,6 +84,28 @@ def weights_digest(folder: str | None = None) -> str:
     return h.hexdigest()[:16]
 
 
+# the packages a stream's encode and decode do not run: changing them keeps the records
+NOT_CODEC = ("eval", "train", "testing", "weights", "__pycache__")
+
+
+@lru_cache(maxsize=None)
+def code_digest() -> str:
+    """The gsc package's ``source_digest``: a changed sender or receiver makes new records, as retrained
+    weights do."""
+    return source_digest(Path(__file__).resolve().parent.parent)
+
+
+def source_digest(root: Path) -> str:
+    """SHA-256 of the sources and tables under ``root`` that encode and decode run (all but eval, train,
+    testing, the CLI and the weights)."""
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if p.is_file() and rel.parts[0] not in NOT_CODEC and rel.name != "cli.py" and p.suffix != ".pyc":
+            h.update(str(rel).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()[:16]
+
+
 # -- classical ---------------------------------------------------------------------------------------
 
 @dataclass
@@ -246,7 +268,7 @@ class GscBench:
         # step, seed and steps only when set, so that records made before they were options keep their keys
         return {"preset": self.preset, "selection": self.selection, "channels": self.channels,
                 "captioner": self.captioner, "captions": digest(self.captions) if self.captions else None,
-                "weights": weights_digest(), **self.encode_options()}
+                "weights": weights_digest(), "code": code_digest(), **self.encode_options()}
 
     def encode_options(self) -> dict:
         return {k: v for k, v in (("step", self.step), ("seed", self.seed), ("steps", self.steps)) if v is not None}
