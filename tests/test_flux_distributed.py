@@ -140,7 +140,7 @@ def test_gsc_eval_split_between_two_processes_equals_one(data, tmp_path):
     common = ["eval", str(data / "images"), "--preset", "flux-tiny", "--channels", "2", "--captions",
               str(data / "captions.json"), "--no-learned"]
     out = launch("-m", "gsc.cli", *common, "-o", str(tmp_path / "two.json"), cwd=tmp_path)
-    assert out.count("| C | images |") == 1  # one process 0 wrote the table (two non-distributed runs would print two)
+    assert out.count("| codec | C | images fit |") == 1  # one process 0 wrote the table (two non-distributed runs would print two)
     assert main([*common, "-o", str(tmp_path / "one.json")]) == 0
     two, one = (json.loads((tmp_path / f"{n}.json").read_text())["per_image"] for n in ("two", "one"))
     key = lambda r: (r["image"], r["channels"])  # noqa: E731
