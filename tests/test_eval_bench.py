@@ -115,6 +115,24 @@ def test_cache_follows_the_codec_key_and_matched_budgets(data, tmp_path):
         Bench([webp, new], [0.01], ["psnr"], matched={"webp": "fake"})
 
 
+def test_a_pick_per_metric_shares_the_search_and_is_scored_on_its_metric(data, tmp_path, monkeypatch):
+    images = sorted(data.glob("*.png"))
+    picks = classical_codecs(["webp"], ["psnr", "colour_drift"], GRID)
+    bench = Bench(picks, [0.05], ["psnr", "colour_drift"], scored_on={"webp:colour-drift": ["colour_drift"]})
+    bundle = bench.run(images, tmp_path / "p.json", progress=False)
+    by = {(r["codec"], r["image"]): r for r in bundle["per_image"]}
+    for i in ("img0.png", "img1.png"):
+        psnr, drift = by[("webp", i)], by[("webp:colour-drift", i)]
+        assert "psnr" not in drift and "colour_drift" in psnr  # the pick is scored on its own metric only
+        assert drift["colour_drift"] <= psnr["colour_drift"]  # picked on drift: never worse than PSNR's pick
+    searches = [f for f in (tmp_path / "p.cache").glob("*.json") if json.loads(f.read_text())["key"].get("kind")]
+    assert len(searches) == 2  # one search per image, both picks read it
+    monkeypatch.setattr(ClassicalBench, "encode", lambda *a: pytest.fail("a cached record was measured again"))
+    assert bench.run(images, tmp_path / "p.json", progress=False)["per_image"] == bundle["per_image"]
+    with pytest.raises(GSCError, match="scored_on"):
+        Bench(picks, [0.05], ["psnr"], scored_on={"webp:colour-drift": ["colour_drift"]})
+
+
 def test_parse_codec_list_and_jsonable():
     names = [c.name for c in parse_codec_list("webp,jxl", ["psnr", "st_lpips_alex"], GRID)]
     assert names == ["webp", "webp:st-lpips-alex", "jxl", "jxl:st-lpips-alex"]

@@ -9,7 +9,7 @@ owns the rest:
   budget and the metric versions. A record is reused while its key holds and it has every metric asked
   for: an interrupted run resumes by running the same command again, retrained weights make new records;
 - ``matched``: a codec whose budget is another codec's bytes on the same image and target (WebP at ≤ gsc's
-  bytes);
+  bytes); ``scored_on``: a codec scored on some of the metrics only (WebP's pick for one metric);
 - ``measures``: more per-record scores with their own per-point summary (detection agreement);
 - the summary: a point per codec and target where every image fits, and each missing point listed;
 - the markdown table (missing points as "no point" rows), the CompressAI JSON (a bundle, and each curve
@@ -51,12 +51,19 @@ class Bench:
     description: str = ""
     recon_dir: Path | None = None         # also write each reconstruction to DIR/<codec>_<target>/<stem>.png
     unavailable: dict = field(default_factory=dict)          # metric → why it cannot run here (listed, not faked)
+    scored_on: dict[str, list[str]] = field(default_factory=dict)  # codec name → its metrics, where not all
 
     def __post_init__(self):
         names = [c.name for c in self.codecs]
         for a, b in self.matched.items():
             if a not in names or b not in names or names.index(b) > names.index(a):
                 raise GSCError(f"matched codec {a!r} needs {b!r} earlier in the list")
+        for name, ms in self.scored_on.items():
+            if name not in names or not set(ms) <= set(self.metrics):
+                raise GSCError(f"scored_on: {name!r} needs to be a codec of the run, scored on some of {self.metrics}")
+
+    def metrics_of(self, codec) -> list[str]:
+        return self.scored_on.get(codec.name, self.metrics)
 
     def record_key(self, picture: Picture, codec, target: float, budget: int) -> dict:
         from .metrics import metric_versions
@@ -89,7 +96,7 @@ class Bench:
         from .classical import as_tensor
 
         rec.update(fit=True, bytes=len(data), bpp=len(data) * 8 / (w * h), encode_s=t1 - t0, decode_s=t2 - t1,
-                   **jsonable(codec.info(data)), **reference.score(as_tensor(recon), self.metrics))
+                   **jsonable(codec.info(data)), **reference.score(as_tensor(recon), self.metrics_of(codec)))
         for m in self.measures:
             rec.update(m.record(recon, picture))
         if self.recon_dir is not None:
@@ -120,7 +127,7 @@ class Bench:
                     continue
                 key = self.record_key(picture, codec, t, budget)
                 rec = None if fresh else cache.get(key)
-                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics) and (
+                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics_of(codec)) and (
                         self.recon_dir is None or self.recon_path(picture, codec, t).exists())):
                     rec = None
                 if rec is None:
