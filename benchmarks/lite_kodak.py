@@ -51,14 +51,32 @@ COLUMNS = [("psnr", "PSNR ↑", 2), ("ms_ssim", "MS-SSIM ↑", 4), ("psnr_chroma
            ("haarpsi", "HaarPSI ↑", 3), ("ms_gmsd", "MS-GMSD ↓", 3)]
 
 
-def benches(preset: str, budgets: list[float], captions: dict, names: list[str], channels: int | None = None):
+def earlier_choices(files: list[Path]) -> dict[str, dict]:
+    """WebP's settings per pick from an earlier run's records ({"IMAGE@BUDGET": {"bytes": gsc's bytes,
+    "webp_best": {metric: {"size", "quality", "bytes"}}}}, as issue 16's runner wrote them): metric →
+    {(image, budget bytes): record} for ``ClassicalBench.known``, which rebuilds such a file instead of searching."""
+    import json
+
+    out = {m: {} for m in WEBP_PICK}
+    for f in files:
+        for tag, r in json.loads(Path(f).read_text()).items():
+            for m, c in r["webp_best"].items():
+                if m in out:
+                    out[m][(tag.rsplit("@", 1)[0], r["bytes"])] = {"fit": False} if c is None else {
+                        "fit": True, "scaled_width": c["size"][0], "scaled_height": c["size"][1],
+                        "quality": c["quality"], "bytes": c["bytes"]}
+    return out
+
+
+def benches(preset: str, budgets: list[float], captions: dict, names: list[str], channels: int | None = None,
+            known: dict | None = None):
     """The main bench (gsc, WebP per pick at ≤ gsc's bytes) and the caption check (right vs next image's)."""
     from gsc.eval.bench import Bench
     from gsc.eval.codecs import ClassicalBench, GscBench
     from gsc.eval.metrics import DEFAULT
 
     gsc = GscBench(preset, channels=channels)
-    webp = [ClassicalBench("webp", s) for s in WEBP_PICK]
+    webp = [ClassicalBench("webp", s, known=(known or {}).get(s, {})) for s in WEBP_PICK]
     # a pick is scored on its own metric only (PSNR's on all): the table reads nothing else of it
     main = Bench([gsc, *webp], budgets, list(DEFAULT), matched={w.name: gsc.name for w in webp},
                  scored_on={w.name: [w.select] for w in webp[1:]}, name=f"gsc {preset} and WebP at ≤ its bytes")
@@ -211,6 +229,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-captions-check", action="store_true", help="skip right-vs-swapped captions")
     ap.add_argument("--cli", type=int, default=2, help="images for the CLI timing and determinism check (default 2; 0: none)")
     ap.add_argument("--cli-budget", type=float, default=0.01, help="--max-bpp of the CLI timing (default: 0.01)")
+    ap.add_argument("--reuse", type=Path, nargs="+", default=[], help="earlier records of WebP's pick per metric "
+                    "(benchmarks/results/lite_targets_*.json): where gsc's bytes are the same, that file is rebuilt "
+                    "and scored instead of searched")
     ap.add_argument("--fresh", action="store_true", help="measure again, ignoring the cache (default: reuse every record whose key holds)")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs/lite-kodak.md", help="markdown to update (default: docs/lite-kodak.md; '-': none)")
     return ap
@@ -226,7 +247,8 @@ def command_line(args, ap) -> str:
                        ("--captions", rel(args.captions)), ("--name", args.name),
                        ("--preset", None if args.preset == "lite" else args.preset), ("--channels", args.channels),
                        ("--budgets", None if args.budgets == ap.get_default("budgets") else args.budgets),
-                       ("--limit", args.limit), ("--no-captions-check", "" if args.no_captions_check else None),
+                       ("--limit", args.limit), ("--reuse", " ".join(rel(p) for p in args.reuse) or None),
+                       ("--no-captions-check", "" if args.no_captions_check else None),
                        ("--cli", None if args.cli == ap.get_default("cli") else args.cli),
                        ("--cli-budget", None if args.cli_budget == ap.get_default("cli_budget") else args.cli_budget)):
         if value is not None:
@@ -249,7 +271,8 @@ def main(argv=None) -> int:
     captions = captions_by_name(args.captions or args.data / "captions.json")
     images = [p for p in list_dataset(args.data) if p.name in captions][: args.limit]
     budgets = parse_targets(args.budgets)
-    bench, check = benches(args.preset, budgets, captions, [p.name for p in images], args.channels)
+    bench, check = benches(args.preset, budgets, captions, [p.name for p in images], args.channels,
+                           earlier_choices(args.reuse))
     out = ROOT / "benchmarks/results" / f"{name}.json"
     bundle = bench.run(images, out, captions=captions, fresh=args.fresh)
     table_rows = rows(bundle, bench.codecs[0].name, budgets)

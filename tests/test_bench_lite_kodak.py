@@ -73,6 +73,30 @@ def test_the_command_beside_the_table_reproduces_the_run():
     assert lite_kodak.command_line(ap.parse_args([]), ap) == "python benchmarks/lite_kodak.py"
 
 
+def test_earlier_choices_are_rebuilt_not_searched(tmp_path, monkeypatch):
+    import json
+
+    from gsc.eval.classical import SearchGrid
+    from gsc.eval.codecs import ClassicalBench, NoFit, Picture
+    from test_eval_classical import _scene
+
+    pic, grid = Picture("a.png", _scene(3)), SearchGrid(16, 4)
+    searched = ClassicalBench("webp", grid=grid)
+    data = searched.encode(pic, 300)
+    info = searched.info(data)
+    best = {"size": [info["scaled_width"], info["scaled_height"]], "quality": info["quality"], "bytes": len(data)}
+    f = tmp_path / "old.json"
+    f.write_text(json.dumps({"a.png@0.01": {"bytes": 300, "webp_best": {"psnr": best, "flip": None}},
+                             "b.png@0.01": {"bytes": 280, "webp_best": {"psnr": best}}}))
+    known = lite_kodak.earlier_choices([f])
+    assert set(known["psnr"]) == {("a.png", 300), ("b.png", 280)} and known["flip"][("a.png", 300)] == {"fit": False}
+    monkeypatch.setattr("gsc.eval.classical.SearchState.run", lambda *a: pytest.fail("searched"))
+    again = ClassicalBench("webp", grid=grid, known=known["psnr"])
+    assert again.encode(pic, 300) == data and "rebuilt" in again.info(data)["source"]
+    with pytest.raises(NoFit, match="earlier run"):
+        ClassicalBench("webp", "flip", grid=grid, known=known["flip"]).encode(pic, 300)
+
+
 def test_help_names_the_cache_and_budgets(capsys):
     with pytest.raises(SystemExit):
         lite_kodak.main(["--help"])
