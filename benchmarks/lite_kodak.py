@@ -209,7 +209,11 @@ def cli_round_trip(image: Path, caption: str, budget: float, work: Path, preset:
 def timing_lines(timing: list[dict], budget: float) -> list[str]:
     if not timing:
         return []
-    return ["", f"CLI (`gsc encode --max-bpp {budget:g}`, `gsc decode`; separate processes, model loading included):", "",
+    import os
+
+    load = os.getloadavg()[0]  # other jobs on the machine slow every column: say how busy it was
+    return ["", f"CLI (`gsc encode --max-bpp {budget:g}`, `gsc decode`; separate processes, model loading included; "
+            f"{os.cpu_count()} cores, load average {load:.1f} when it ended):", "",
             "| image | encode s | decode s | peak RSS MB | same PNG twice |", "|---|---|---|---|---|",
             *[f"| {t['image']} | {t['encode_s']} | {t['decode_s']} | {t['peak_rss_mb']} | {t['same_png_twice']} |"
               for t in timing]]
