@@ -51,21 +51,25 @@ COLUMNS = [("psnr", "PSNR ↑", 2), ("ms_ssim", "MS-SSIM ↑", 4), ("psnr_chroma
            ("haarpsi", "HaarPSI ↑", 3), ("ms_gmsd", "MS-GMSD ↓", 3)]
 
 
-def earlier_choices(files: list[Path]) -> dict[str, dict]:
-    """WebP's settings per pick from an earlier run's records ({"IMAGE@BUDGET": {"bytes": gsc's bytes,
-    "webp_best": {metric: {"size", "quality", "bytes"}}}}, as issue 16's runner wrote them): metric →
-    {(image, budget bytes): record} for ``ClassicalBench.known``, which rebuilds such a file instead of searching."""
+def earlier_run(files: list[Path], gsc: str) -> tuple[list[dict], dict[str, dict]]:
+    """An earlier run's records ({"IMAGE@BUDGET": {"bytes", "bpp", "encode_s", "decode_s", "info", "gsc": {metric:
+    value}, "webp_best": {metric: {"size", "quality", "bytes"}}}}, as issue 16's runner wrote them): gsc's as
+    bench records for ``Bench.run(seed=…)`` (imported where the cache has none, marked ``seeded``), and per
+    pick {(image, budget bytes): record} for ``ClassicalBench.known``, which rebuilds that file instead of searching."""
     import json
 
-    out = {m: {} for m in WEBP_PICK}
+    seed, known = [], {m: {} for m in WEBP_PICK}
     for f in files:
         for tag, r in json.loads(Path(f).read_text()).items():
+            image, budget = tag.rsplit("@", 1)
+            seed.append({"image": image, "codec": gsc, "target_bpp": float(budget), "fit": True,
+                         **{k: r[k] for k in ("bytes", "bpp", "encode_s", "decode_s")}, **r["info"], **r["gsc"]})
             for m, c in r["webp_best"].items():
-                if m in out:
-                    out[m][(tag.rsplit("@", 1)[0], r["bytes"])] = {"fit": False} if c is None else {
+                if m in known:
+                    known[m][(image, r["bytes"])] = {"fit": False} if c is None else {
                         "fit": True, "scaled_width": c["size"][0], "scaled_height": c["size"][1],
                         "quality": c["quality"], "bytes": c["bytes"]}
-    return out
+    return seed, known
 
 
 def benches(preset: str, budgets: list[float], captions: dict, names: list[str], channels: int | None = None,
@@ -233,9 +237,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-captions-check", action="store_true", help="skip right-vs-swapped captions")
     ap.add_argument("--cli", type=int, default=2, help="images for the CLI timing and determinism check (default 2; 0: none)")
     ap.add_argument("--cli-budget", type=float, default=0.01, help="--max-bpp of the CLI timing (default: 0.01)")
-    ap.add_argument("--reuse", type=Path, nargs="+", default=[], help="earlier records of WebP's pick per metric "
-                    "(benchmarks/results/lite_targets_*.json): where gsc's bytes are the same, that file is rebuilt "
-                    "and scored instead of searched")
+    ap.add_argument("--reuse", type=Path, nargs="+", default=[], help="an earlier run's records "
+                    "(benchmarks/results/lite_targets_*.json): gsc's are imported where the cache has none, and "
+                    "WebP's pick per metric at gsc's bytes is rebuilt and scored instead of searched")
     ap.add_argument("--fresh", action="store_true", help="measure again, ignoring the cache (default: reuse every record whose key holds)")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs/lite-kodak.md", help="markdown to update (default: docs/lite-kodak.md; '-': none)")
     return ap
@@ -275,10 +279,12 @@ def main(argv=None) -> int:
     captions = captions_by_name(args.captions or args.data / "captions.json")
     images = [p for p in list_dataset(args.data) if p.name in captions][: args.limit]
     budgets = parse_targets(args.budgets)
-    bench, check = benches(args.preset, budgets, captions, [p.name for p in images], args.channels,
-                           earlier_choices(args.reuse))
+    from gsc.eval.codecs import GscBench
+
+    seed, known = earlier_run(args.reuse, GscBench(args.preset, channels=args.channels).name)
+    bench, check = benches(args.preset, budgets, captions, [p.name for p in images], args.channels, known)
     out = ROOT / "benchmarks/results" / f"{name}.json"
-    bundle = bench.run(images, out, captions=captions, fresh=args.fresh)
+    bundle = bench.run(images, out, captions=captions, fresh=args.fresh, seed=seed)
     table_rows = rows(bundle, bench.codecs[0].name, budgets)
     lines = [f"`{command_line(args, ap)}`", "",
              f"{len(images)} images, reference captions; bpp from the stream's bytes (header and caption included). "

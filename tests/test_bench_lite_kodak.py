@@ -73,7 +73,7 @@ def test_the_command_beside_the_table_reproduces_the_run():
     assert lite_kodak.command_line(ap.parse_args([]), ap) == "python benchmarks/lite_kodak.py"
 
 
-def test_earlier_choices_are_rebuilt_not_searched(tmp_path, monkeypatch):
+def test_an_earlier_run_seeds_gsc_and_its_webp_choices_are_rebuilt_not_searched(tmp_path, monkeypatch):
     import json
 
     from gsc.eval.classical import SearchGrid
@@ -86,9 +86,12 @@ def test_earlier_choices_are_rebuilt_not_searched(tmp_path, monkeypatch):
     info = searched.info(data)
     best = {"size": [info["scaled_width"], info["scaled_height"]], "quality": info["quality"], "bytes": len(data)}
     f = tmp_path / "old.json"
-    f.write_text(json.dumps({"a.png@0.01": {"bytes": 300, "webp_best": {"psnr": best, "flip": None}},
-                             "b.png@0.01": {"bytes": 280, "webp_best": {"psnr": best}}}))
-    known = lite_kodak.earlier_choices([f])
+    gsc = {"bpp": 0.01, "encode_s": 1.0, "decode_s": 2.0, "info": {"scale": 8.0}, "gsc": {"psnr": 20.5}}
+    f.write_text(json.dumps({"a.png@0.01": {**gsc, "bytes": 300, "webp_best": {"psnr": best, "flip": None}},
+                             "b.png@0.0075": {**gsc, "bytes": 280, "webp_best": {"psnr": best}}}))
+    seed, known = lite_kodak.earlier_run([f], "gsc:lite:ordered")
+    assert seed[1] == {"image": "b.png", "codec": "gsc:lite:ordered", "target_bpp": 0.0075, "fit": True, "bytes": 280,
+                       "bpp": 0.01, "encode_s": 1.0, "decode_s": 2.0, "scale": 8.0, "psnr": 20.5}
     assert set(known["psnr"]) == {("a.png", 300), ("b.png", 280)} and known["flip"][("a.png", 300)] == {"fit": False}
     monkeypatch.setattr("gsc.eval.classical.SearchState.run", lambda *a: pytest.fail("searched"))
     again = ClassicalBench("webp", grid=grid, known=known["psnr"])
