@@ -1,8 +1,8 @@
 """A gsc preset against WebP at the same bytes, per image, at the budgets users run (a gsc bench configuration).
 
     python benchmarks/lite_kodak.py [--data ../shared/data/kodak] [--captions FILE] [--preset lite]
-        [--budgets 0.005,0.0075,0.01,0.015,0.02] [--limit N] [--no-captions-check] [--cli N] [--fresh]
-        [--doc docs/lite-kodak.md]
+        [--budgets 0.005,0.0075,0.01,0.015,0.02] [--limit N] [--reuse EARLIER.json ...] [--no-captions-check]
+        [--cli N] [--fresh] [--doc docs/lite-kodak.md]
     python benchmarks/lite_kodak.py --data ../shared/data/bsds500/test --captions data/captions/bsds500_test.json \\
         --limit 8 --budgets 0.005,0.01,0.02
 
@@ -24,10 +24,11 @@ Then, unless switched off: C = 1 at the smallest budget with the right caption a
 Resumable: records are cached in ``benchmarks/results/<name>.cache/``, keyed by the image, the codec's
 settings and the *content* of the weight files, the budget and the metric versions; run the same command
 again after an interruption, and after retraining only the gsc records (and WebP at their new bytes) are
-measured again. Writes ``benchmarks/results/<name>.json`` (CompressAI curves for ``gsc plot`` and every
-per-image record), ``.md``, ``.png``, and the sections ``<!-- gsc:lite-<name> -->`` (the table against
-WebP, issue 16's targets with wins, the caption check) and ``<!-- gsc:lite-<name>-cli -->`` (the timing) of
-``--doc``, each with the command that made it. ``<name>`` defaults to ``<preset>_<data set>``
+measured again; ``--reuse`` starts the cache from an earlier run's records (``earlier_run``). Writes
+``benchmarks/results/<name>.json`` (CompressAI curves for ``gsc plot`` and every per-image record), ``.md``,
+``.png``, and the sections ``<!-- gsc:lite-<name> -->`` (the table against WebP, issue 16's targets with
+wins, the caption check) and ``<!-- gsc:lite-<name>-cli -->`` (the timing) of ``--doc``, each with the
+command that made it. ``<name>`` defaults to ``<preset>_<data set>``
 (``lite_kodak``, ``lite_bsds500_test``).
 """
 
