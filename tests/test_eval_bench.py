@@ -157,3 +157,17 @@ def test_gsc_plot_draws_every_quantity_of_a_bench_json(data, tmp_path):
     assert keys == ["psnr-rgb", "ms-ssim-rgb", "colour-drift", "yolo-map50", "new-measure"]
     assert main(["plot", str(tmp_path / "b.json"), "-o", str(tmp_path / "p.png")]) == 0
     assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_the_legend_names_curves_drawn_on_some_panels_only(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from gsc.eval.plot import plot_rd
+
+    curves = [{"name": "WebP", "kind": "classical", "results": {"bpp": [0.01], "psnr-rgb": [20.0], "flip": [0.3]}},
+              {"name": "WebP (best FLIP)", "kind": "classical", "select": "flip",
+               "results": {"bpp": [0.01], "psnr-rgb": [None], "flip": [0.2]}}]
+    seen = []
+    monkeypatch.setattr(Figure, "legend", lambda self, handles, labels, **k: seen.extend(labels))
+    plot_rd(curves, tmp_path / "l.png")
+    assert seen == ["WebP", "WebP (best FLIP)"]
