@@ -127,6 +127,12 @@ def test_a_pick_per_metric_shares_the_search_and_is_scored_on_its_metric(data, t
         assert drift["colour_drift"] <= psnr["colour_drift"]  # picked on drift: never worse than PSNR's pick
     searches = [f for f in (tmp_path / "p.cache").glob("*.json") if json.loads(f.read_text())["key"].get("kind")]
     assert len(searches) == 2  # one search per image, both picks read it
+    curve = next(c for c in bundle["curves"] if c["codec"] == "webp:colour-drift")
+    assert curve["results"]["psnr-rgb"] == [None] and curve["points"][0]["colour_drift"] > 0
+    # records scored on every metric (an earlier run's) still make a point of the pick's own metric only
+    everything = Bench(picks, [0.05], ["psnr", "colour_drift"]).run(images, tmp_path / "q.json", progress=False)
+    again = bench.summarize(everything["per_image"], 2)
+    assert "psnr" in everything["curves"][1]["points"][0] and "psnr" not in again["curves"][1]["points"][0]
     monkeypatch.setattr(ClassicalBench, "encode", lambda *a: pytest.fail("a cached record was measured again"))
     assert bench.run(images, tmp_path / "p.json", progress=False)["per_image"] == bundle["per_image"]
     with pytest.raises(GSCError, match="scored_on"):

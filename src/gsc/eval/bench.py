@@ -186,7 +186,9 @@ class Bench:
 
     def point(self, recs: list[dict]) -> dict:
         p = {"images": len(recs)}
-        p.update({k: mean(r.get(k) for r in recs) for k in (*POINT_FIELDS, *self.metrics) if any(k in r for r in recs)})
+        # a codec's own metrics only: a record may hold more (cached from a run that scored it on all)
+        metrics = self.scored_on.get(recs[0]["codec"], self.metrics)
+        p.update({k: mean(r.get(k) for r in recs) for k in (*POINT_FIELDS, *metrics) if any(k in r for r in recs)})
         if any("scaled_width" in r for r in recs):
             p["scaled_width"] = mean(r["scaled_width"] / r["width"] for r in recs)
         for m in self.measures:
