@@ -117,8 +117,7 @@ def rows(bundle: dict, gsc: str, budgets: list[float]) -> list[dict]:
         row = {"budget": b, "images": len(g), "of": n}
         if g:
             row.update(bpp=mean(r["bpp"] for r in g), max_bpp=max(r["bpp"] for r in g),
-                       channels=mean(r.get("channels") for r in g), encode_s=mean(r["encode_s"] for r in g),
-                       decode_s=mean(r["decode_s"] for r in g),
+                       channels=mean(r.get("channels") for r in g),
                        gsc={m: mean(r.get(m) for r in g) for m, _, _ in COLUMNS},
                        webp={m: mean(r.get(m) for r in w) for m, _, _ in COLUMNS},
                        # images where gsc beats WebP's pick for that metric
@@ -129,17 +128,18 @@ def rows(bundle: dict, gsc: str, budgets: list[float]) -> list[dict]:
 
 
 def main_table(table_rows: list[dict]) -> list[str]:
+    """Means per budget (no times: a bench record's time is whatever else ran then; the CLI section times)."""
     fmt = lambda v, d: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
     lines = ["| --max-bpp | images | bpp (max) | C | " + " | ".join(h + " gsc / WebP" for _, h, _ in COLUMNS)
-             + " | ST-LPIPS wins | enc s | dec s |", "|" + "---|" * (len(COLUMNS) + 7)]
+             + " | ST-LPIPS wins |", "|" + "---|" * (len(COLUMNS) + 5)]
     for r in table_rows:
         if not r["images"]:
-            lines.append(f"| {r['budget']:g} | 0/{r['of']} | no point |" + " – |" * (len(COLUMNS) + 4))
+            lines.append(f"| {r['budget']:g} | 0/{r['of']} | no point |" + " – |" * (len(COLUMNS) + 2))
             continue
         cells = [f"{fmt(r['gsc'][m], d)} / {fmt(r['webp'][m], d)}" for m, _, d in COLUMNS]
         lines.append(f"| {r['budget']:g} | {r['images']}/{r['of']} | {r['bpp']:.4f} ({r['max_bpp']:.4f}) | "
                      f"{fmt(r['channels'], 1)} | " + " | ".join(cells) +
-                     f" | {r['wins']['st_lpips_alex']}/{r['images']} | {r['encode_s']:.2f} | {r['decode_s']:.2f} |")
+                     f" | {r['wins']['st_lpips_alex']}/{r['images']} |")
     return lines
 
 
