@@ -115,6 +115,30 @@ def test_cache_follows_the_codec_key_and_matched_budgets(data, tmp_path):
         Bench([webp, new], [0.01], ["psnr"], matched={"webp": "fake"})
 
 
+def test_a_pick_per_metric_shares_the_search_and_is_scored_on_its_metric(data, tmp_path, monkeypatch):
+    images = sorted(data.glob("*.png"))
+    picks = classical_codecs(["webp"], ["psnr", "colour_drift"], GRID)
+    bench = Bench(picks, [0.05], ["psnr", "colour_drift"], scored_on={"webp:colour-drift": ["colour_drift"]})
+    bundle = bench.run(images, tmp_path / "p.json", progress=False)
+    by = {(r["codec"], r["image"]): r for r in bundle["per_image"]}
+    for i in ("img0.png", "img1.png"):
+        psnr, drift = by[("webp", i)], by[("webp:colour-drift", i)]
+        assert "psnr" not in drift and "colour_drift" in psnr  # the pick is scored on its own metric only
+        assert drift["colour_drift"] <= psnr["colour_drift"]  # picked on drift: never worse than PSNR's pick
+    searches = [f for f in (tmp_path / "p.cache").glob("*.json") if json.loads(f.read_text())["key"].get("kind")]
+    assert len(searches) == 2  # one search per image, both picks read it
+    curve = next(c for c in bundle["curves"] if c["codec"] == "webp:colour-drift")
+    assert curve["results"]["psnr-rgb"] == [None] and curve["points"][0]["colour_drift"] > 0
+    # records scored on every metric (an earlier run's) still make a point of the pick's own metric only
+    everything = Bench(picks, [0.05], ["psnr", "colour_drift"]).run(images, tmp_path / "q.json", progress=False)
+    again = bench.summarize(everything["per_image"], 2)
+    assert "psnr" in everything["curves"][1]["points"][0] and "psnr" not in again["curves"][1]["points"][0]
+    monkeypatch.setattr(ClassicalBench, "encode", lambda *a: pytest.fail("a cached record was measured again"))
+    assert bench.run(images, tmp_path / "p.json", progress=False)["per_image"] == bundle["per_image"]
+    with pytest.raises(GSCError, match="scored_on"):
+        Bench(picks, [0.05], ["psnr"], scored_on={"webp:colour-drift": ["colour_drift"]})
+
+
 def test_parse_codec_list_and_jsonable():
     names = [c.name for c in parse_codec_list("webp,jxl", ["psnr", "st_lpips_alex"], GRID)]
     assert names == ["webp", "webp:st-lpips-alex", "jxl", "jxl:st-lpips-alex"]
@@ -157,3 +181,17 @@ def test_code_digest_follows_the_codec_sources_only(tmp_path):
     (tmp_path / "latent/lite.py").write_text("b")
     assert len({before, changed, source_digest(tmp_path)}) == 3
     assert GscBench("lite").key()["code"] == code_digest()
+
+
+def test_the_legend_names_curves_drawn_on_some_panels_only(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from gsc.eval.plot import plot_rd
+
+    curves = [{"name": "WebP", "kind": "classical", "results": {"bpp": [0.01], "psnr-rgb": [20.0], "flip": [0.3]}},
+              {"name": "WebP (best FLIP)", "kind": "classical", "select": "flip",
+               "results": {"bpp": [0.01], "psnr-rgb": [None], "flip": [0.2]}}]
+    seen = []
+    monkeypatch.setattr(Figure, "legend", lambda self, handles, labels, **k: seen.extend(labels))
+    plot_rd(curves, tmp_path / "l.png")
+    assert seen == ["WebP", "WebP (best FLIP)"]

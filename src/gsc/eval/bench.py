@@ -11,7 +11,7 @@ owns the rest:
 - the operating points: whole-file bpp targets (a byte budget each), or, with ``axis="channels"``, numbers of
   channels C for gsc codecs (``gsc eval``, the ablations: each C is the codec with ``channels=C``, no budget);
 - ``matched``: a codec whose budget is another codec's bytes on the same image and target (WebP at ≤ gsc's
-  bytes);
+  bytes); ``scored_on``: a codec scored on some of the metrics only (WebP's pick for one metric);
 - ``measures``: more per-record scores with their own per-point summary (detection agreement);
 - the summary: a point per codec and target where every image fits, and each missing point listed;
 - the markdown table (missing points as "no point" rows), the CompressAI JSON (a bundle, and each curve
@@ -61,6 +61,7 @@ class Bench:
     recon_folder: str = "{codec}_{target:g}"                  # DIR/<this>/<stem>.png under recon_dir
     layout: str = "bundle"                # main JSON: the bundle, or (one codec) "curve": its curve and records
     compare: list = field(default_factory=list)              # more results files drawn on the plot
+    scored_on: dict[str, list[str]] = field(default_factory=dict)  # codec name → its metrics, where not all
 
     def __post_init__(self):
         names = [c.name for c in self.codecs]
@@ -73,6 +74,9 @@ class Bench:
             raise GSCError("a sweep over channels takes gsc codecs only, none matched")
         if self.layout == "curve" and len(self.codecs) != 1:
             raise GSCError(f"layout 'curve' writes one codec's curve, got {len(self.codecs)} codecs")
+        for name, ms in self.scored_on.items():
+            if name not in names or not set(ms) <= set(self.metrics):
+                raise GSCError(f"scored_on: {name!r} needs to be a codec of the run, scored on some of {self.metrics}")
         self._at: dict = {}
 
     @property
@@ -88,6 +92,9 @@ class Bench:
         if key not in self._at:
             self._at[key] = dataclasses.replace(codec, channels=target)
         return self._at[key]
+
+    def metrics_of(self, codec) -> list[str]:
+        return self.scored_on.get(codec.name, self.metrics)
 
     def record_key(self, picture: Picture, codec, target: float, budget: int) -> dict:
         from .metrics import metric_versions
@@ -122,7 +129,7 @@ class Bench:
         from .classical import as_tensor
 
         rec.update(fit=True, bytes=len(data), bpp=len(data) * 8 / (w * h), encode_s=t1 - t0, decode_s=t2 - t1,
-                   **jsonable(point.info(data)), **reference.score(as_tensor(recon), self.metrics))
+                   **jsonable(point.info(data)), **reference.score(as_tensor(recon), self.metrics_of(codec)))
         for m in self.measures:
             rec.update(m.record(recon, picture))
         if self.recon_dir is not None:
@@ -154,7 +161,7 @@ class Bench:
                 budget = self.budget(picture, codec, t, done)
                 key = self.record_key(picture, codec, t, budget)
                 rec = None if fresh else cache.get(key)
-                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics) and (
+                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics_of(codec)) and (
                         self.recon_dir is None or self.recon_path(picture, codec, t).exists())):
                     rec = None
                 if rec is None:
@@ -221,7 +228,9 @@ class Bench:
 
     def point(self, recs: list[dict]) -> dict:
         p = {"images": len(recs)}
-        p.update({k: mean(r.get(k) for r in recs) for k in (*POINT_FIELDS, *self.metrics) if any(k in r for r in recs)})
+        # a codec's own metrics only: a record may hold more (cached from a run that scored it on all)
+        metrics = self.scored_on.get(recs[0]["codec"], self.metrics)
+        p.update({k: mean(r.get(k) for r in recs) for k in (*POINT_FIELDS, *metrics) if any(k in r for r in recs)})
         if any("scaled_width" in r for r in recs):
             p["scaled_width"] = mean(r["scaled_width"] / r["width"] for r in recs)
         for m in self.measures:

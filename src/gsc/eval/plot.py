@@ -62,7 +62,12 @@ def plot_rd(curves: list[dict], out: str | Path, title: str | None = None) -> No
         ax.grid(True, alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    # every curve once, also those on some panels only (a classical pick scored on one metric)
+    legend = {}
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(lab, h)
+    handles, labels = list(legend.values()), list(legend)
     if len(panels) == 1:
         axes.flat[0].legend(fontsize=8)
     else:  # one legend for all panels, below them
