@@ -104,7 +104,7 @@ def main(argv=None) -> int:
     from gsc.eval.bench import Bench, captions_by_name, dataset_name
     from gsc.eval.classical import SearchGrid, parse_targets
     from gsc.eval.codecs import load_picture, parse_codec_list
-    from gsc.eval.evaluate import list_dataset
+    from gsc.image import list_dataset
     from gsc.eval.measures import DetectionAgreement
     from gsc.eval.results import update_section
     from gsc.image import write_atomic

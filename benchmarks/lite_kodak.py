@@ -272,7 +272,7 @@ def main(argv=None) -> int:
 
     from gsc.eval.bench import captions_by_name, dataset_name
     from gsc.eval.classical import parse_targets
-    from gsc.eval.evaluate import list_dataset
+    from gsc.image import list_dataset
     from gsc.eval.results import update_section
 
     torch.set_num_threads(args.threads)

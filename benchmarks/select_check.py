@@ -40,7 +40,7 @@ def main(argv=None) -> int:
 
     from gsc.eval.classical import (SearchGrid, as_tensor, candidates, get_codec, parse_codecs, parse_selects,
                                     pick)
-    from gsc.eval.evaluate import list_dataset
+    from gsc.image import list_dataset
     from gsc.eval.metrics import METRICS, Reference, metric_versions
     from gsc.eval.results import write_json
     from gsc.image import load_image, to_uint8

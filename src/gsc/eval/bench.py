@@ -93,8 +93,9 @@ class Bench:
             self._at[key] = dataclasses.replace(codec, channels=target)
         return self._at[key]
 
-    def metrics_of(self, codec) -> list[str]:
-        return self.scored_on.get(codec.name, self.metrics)
+    def metrics_of(self, name: str) -> list[str]:
+        """The metrics codec ``name`` is scored on."""
+        return self.scored_on.get(name, self.metrics)
 
     def record_key(self, picture: Picture, codec, target: float, budget: int) -> dict:
         from .metrics import metric_versions
@@ -129,7 +130,7 @@ class Bench:
         from .classical import as_tensor
 
         rec.update(fit=True, bytes=len(data), bpp=len(data) * 8 / (w * h), encode_s=t1 - t0, decode_s=t2 - t1,
-                   **jsonable(point.info(data)), **reference.score(as_tensor(recon), self.metrics_of(codec)))
+                   **jsonable(point.info(data)), **reference.score(as_tensor(recon), self.metrics_of(codec.name)))
         for m in self.measures:
             rec.update(m.record(recon, picture))
         if self.recon_dir is not None:
@@ -161,7 +162,7 @@ class Bench:
                 budget = self.budget(picture, codec, t, done)
                 key = self.record_key(picture, codec, t, budget)
                 rec = None if fresh else cache.get(key)
-                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics_of(codec)) and (
+                if rec is not None and rec["fit"] and not (all(m in rec for m in self.metrics_of(codec.name)) and (
                         self.recon_dir is None or self.recon_path(picture, codec, t).exists())):
                     rec = None
                 if rec is None:
@@ -229,7 +230,7 @@ class Bench:
     def point(self, recs: list[dict]) -> dict:
         p = {"images": len(recs)}
         # a codec's own metrics only: a record may hold more (cached from a run that scored it on all)
-        metrics = self.scored_on.get(recs[0]["codec"], self.metrics)
+        metrics = self.metrics_of(recs[0]["codec"])
         p.update({k: mean(r.get(k) for r in recs) for k in (*POINT_FIELDS, *metrics) if any(k in r for r in recs)})
         if any("scaled_width" in r for r in recs):
             p["scaled_width"] = mean(r["scaled_width"] / r["width"] for r in recs)

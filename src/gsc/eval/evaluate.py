@@ -100,8 +100,7 @@ def run_eval(dataset: str | Path, settings: EvalSettings, out: str | Path, *, co
              doc: str | Path | None = None, progress: bool = True, command: str | None = None,
              echo=print) -> dict | None:
     """Evaluate a folder; returns the results as written (one curve, with ``points`` and ``per_image``) on
-    process 0, None on the others. Without ``resume`` every record is measured again and overwritten.
-    (``list_dataset`` stays importable from here for the benchmark scripts.)"""
+    process 0, None on the others. Without ``resume`` every record is measured again and overwritten."""
     images = list_dataset(dataset, limit)
     bench = eval_bench(settings, Path(out), Path(dataset).name, codec=codec, save_recon=save_recon,
                        compare=compare or [], echo=echo)

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 
 from ..models import zoo
 from ..models.lite import adapter_hint
-from ..models.zoo import weights_path
 from ..models.texture import fuse
 from .base import GENERATORS, GenerationRequest, Generator
 from .rectified_flow import euler_sample
@@ -68,7 +67,7 @@ class LiteGenerator(Generator):
     """
 
     def __init__(self, weights: str | Path | None = None, taef2: str | Path | None = None):
-        self.paths = {n: weights_path(f"lite-{n}", weights) for n in WEIGHTS}   # all three checked up front
+        self.paths = {n: zoo.weights_path(f"lite-{n}", weights) for n in WEIGHTS}   # all three checked up front
         self.g_s = _channels_last(zoo.load("lite-synthesis", path=self.paths["synthesis"]))
         self.taef2 = taef2
         self._flow = None
