@@ -31,7 +31,7 @@ def load(path: Path) -> list[str]:
 
 
 def measure(captions: list[str]) -> dict[str, dict]:
-    from gsc.caption.coding import CAPTION_CODERS
+    from gsc.format.caption import CAPTION_CODERS
 
     rows = {"utf-8 (no coding)": {"bytes": [len(c.encode("utf-8")) for c in captions], "ms": [0.0]}}
     for name, (enc, dec) in CAPTION_CODERS.items():
@@ -74,7 +74,7 @@ def main(argv=None) -> None:
     ap.add_argument("--no-doc", action="store_true", help="print only")
     args = ap.parse_args(argv)
 
-    from gsc.caption.coding import DEFAULT_CAPTION_CODER
+    from gsc.format.caption import DEFAULT_CAPTION_CODER
 
     parts = []
     kodak = load(args.kodak)

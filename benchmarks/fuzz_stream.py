@@ -25,7 +25,7 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from gsc.testing.fuzz import fuzz, sample_stream
-    from gsc.stream import VERSION
+    from gsc.format.container import VERSION
 
     data = sample_stream(channels=2, size=(768, 512))
     with tqdm(total=args.n, desc="fuzz", mininterval=1.0) as bar:

@@ -1,6 +1,6 @@
 import time, numpy as np
-from gsc.latent.bands import BandLatent, encode_bands, decode_bands, band_work, read_band_header
-from gsc.models.thumbnail_format import ThumbnailGeometry, SCALES
+from gsc.format.bands import BandLatent, encode_bands, decode_bands, band_work, read_band_header
+from gsc.format.tables import ThumbnailGeometry, SCALES
 rng = np.random.default_rng(0)
 rows = []
 for (W, H, sc, C, M, dens) in [(768, 512, 4, 64, 3, 0.3), (768, 512, 0, 64, 40, 0.5), (3840, 2160, 4, 64, 10, 0.3),

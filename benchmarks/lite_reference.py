@@ -63,7 +63,7 @@ def measure(path: Path, caption: str, budgets: list[float], codec, gen) -> dict:
     from gsc.caption.embedding import embed_captions
     from gsc.eval.metrics import Reference, to_8bit
     from gsc.image import load_image
-    from gsc.models.thumbnail_format import ThumbnailGeometry
+    from gsc.format.tables import ThumbnailGeometry
 
     x = load_image(path)
     h, w = x.shape[-2:]

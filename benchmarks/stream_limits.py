@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     from gsc.codec import Codec
     from gsc.errors import BudgetError
     from gsc.testing.fuzz import hostile_streams, sample_stream
-    from gsc.latent.coding import MAX_MAGNITUDE, decode_latent, encode_latent, symbol_work
+    from gsc.format.grid import MAX_MAGNITUDE, decode_latent, encode_latent, symbol_work
 
     result = {"load_average_1min": os.getloadavg()[0], "speed": [], "worst_admitted": [], "hostile": []}
     for name, (c, h, w, scale) in {"768×512, C = 2": (2, 32, 48, 1.5), "4K, C = 4": (4, 135, 240, 1.5),

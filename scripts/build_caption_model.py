@@ -2,8 +2,8 @@
 
     python scripts/build_caption_model.py --corpus data/captions/bsds500.json [--tune]
 
-Writes into src/gsc/caption/data/:
-  caption_model.json.gz   the integer word model of ``gsc.caption.wordmodel`` (vocabulary, counts,
+Writes into src/gsc/format/data/:
+  caption_model.json.gz   the integer word model of ``gsc.format.wordmodel`` (vocabulary, counts,
                           bigrams, class/case/letter tables, hyper-parameters)
   captions.zstd-dict      a zstd dictionary trained on the corpus
 
@@ -25,9 +25,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from gsc.caption import wordmodel as wm  # noqa: E402
+from gsc.format import wordmodel as wm  # noqa: E402
 
-DATA = ROOT / "src" / "gsc" / "caption" / "data"
+DATA = ROOT / "src" / "gsc" / "format" / "data"
 BASE_TOTAL = 1 << 24
 
 DEFAULTS = {
@@ -245,7 +245,7 @@ GOLDEN_TEXTS = [
 
 
 def write_golden() -> None:
-    from gsc.caption.coding import DEFAULT_CAPTION_CODER, encode_caption
+    from gsc.format.caption import DEFAULT_CAPTION_CODER, encode_caption
 
     path = ROOT / "tests" / "data" / "caption_golden.json"
     path.parent.mkdir(parents=True, exist_ok=True)

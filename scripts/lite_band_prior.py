@@ -4,7 +4,7 @@
 
 Each training image is analysed at an operating point of ``data/lite_operating_points.json`` (the i-th image
 takes point 7·i mod n) and chroma ratio 1; every AC magnitude is counted in the context the coder gives it
-(``gsc.latent.bands``). A context's prior is its histogram scaled to ``total`` counts (at least 1 each;
+(``gsc.format.bands``). A context's prior is its histogram scaled to ``total`` counts (at least 1 each;
 magnitudes ≥ 16 share the last entry); unseen contexts keep the flat default. The file is part of the
 stream format: a stream decodes only with the prior it was coded with.
 """
@@ -22,7 +22,7 @@ from tqdm import tqdm
 from gsc.image import load_image
 from gsc.latent import bands as B
 from gsc.latent.lite import LiteSender, analyse
-from gsc.models.thumbnail_format import SCALES, ThumbnailGeometry
+from gsc.format.tables import SCALES, ThumbnailGeometry
 from gsc.image import list_dataset
 
 

@@ -41,7 +41,7 @@ def measure(x, picture, caption, budget, shares, codec, gen, sender, cache) -> d
     from gsc.eval.metrics import Reference, to_8bit
     from gsc.generate import GenerationRequest
     from gsc.models.texture import fuse, texture_code
-    from gsc.models.thumbnail_format import TEXTURE_ENERGY
+    from gsc.format.tables import TEXTURE_ENERGY
 
     h, w = x.shape[-2:]
     data = codec.encode(x, caption=caption, max_bpp=budget)

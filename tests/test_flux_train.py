@@ -19,7 +19,7 @@ from safetensors.torch import load_file  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from gsc.errors import GSCError  # noqa: E402
-from gsc.latent.coding import STEPS  # noqa: E402
+from gsc.format.tables import STEPS  # noqa: E402
 from gsc.latent.selection import select_channels  # noqa: E402
 from gsc.train.adapter import AdapterTrainConfig, draw_condition, read_captions  # noqa: E402
 from gsc.train.adapter_cli import register  # noqa: E402

@@ -226,7 +226,7 @@ def test_cli_round_trip_exact_size_and_deterministic(tmp_path, shared_data):
 
 
 def test_lite_v2_streams_are_refused_in_one_line():
-    from gsc import stream as fmt
+    from gsc.format import container as fmt
 
     old = fmt.pack(fmt.Header(0, 768, 512), b"", b"\x00\x10")     # preset id 0: lite v2
     with pytest.raises(StreamError, match="lite v2 .* no longer decodes"):

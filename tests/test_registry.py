@@ -25,7 +25,7 @@ def test_registry_by_decorator_and_by_call_and_reads_like_a_mapping():
 
 def test_every_stage_registry_is_the_one_type():
     from gsc.caption.captioners import CAPTIONERS
-    from gsc.caption.coding import CAPTION_CODERS
+    from gsc.format.caption import CAPTION_CODERS
     from gsc.generate import GENERATORS, load_generators
     from gsc.latent.encoders import LATENT_ENCODERS
     from gsc.latent.selection import SELECTORS

@@ -2,8 +2,8 @@
 
 Three quantities bound a decode, and all three are known from the header and the latent section's
 first bytes: the image's pixels (memory and generator time), the sampling steps (generator time), and
-the entropy decoder's work (``gsc.latent.coding.symbol_work``). The defaults admit what a real sender
-at ≤ 0.01 bpp produces, e.g. a 4K image at the preset's default steps; ``--max-pixels`` /
+the entropy decoder's work (``gsc.format.sections``: a section header's ``work``). The defaults admit
+what a real sender at ≤ 0.01 bpp produces, e.g. a 4K image at the preset's default steps; ``--max-pixels`` /
 ``--max-steps`` (``Codec(max_pixels=, max_steps=)``) lift them for a trusted sender. Measurements:
 docs/stream-format.md, "Decode budget". Torch-free, so that ``gsc info`` stays fast.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import BudgetError, GSCError
-from .stream import MAX_PIXELS, MAX_STEPS
+from .format.container import MAX_PIXELS, MAX_STEPS
 
 DEFAULT_MAX_PIXELS = 1 << 24    # 16.8 Mpx: 4K UHD (8.3 Mpx), 4096 × 4096, a 12 Mpx phone photo
 # Entropy-decoding work allowed per admitted pixel, in symbol_work units (≈ ns of CPU time): 2^24 px →

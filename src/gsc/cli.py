@@ -43,7 +43,7 @@ def _indices(indices: list[int]) -> str:
 
 def _read_stream(path: Path) -> bytes:
     from .image import read_regular_file
-    from .stream import MAX_STREAM_BYTES
+    from .format.container import MAX_STREAM_BYTES
 
     return read_regular_file(path, MAX_STREAM_BYTES, "a .gsc stream")
 
@@ -63,7 +63,7 @@ def encode(
                                             "ssim-full | det-ssim | energy | random (default: the preset's; lite: "
                                             "ordered)."),
     step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ (the finest tried under --max-bpp; "
-                               "flux presets): one of gsc.latent.coding.STEPS, 0.5 · 2^(k/4) to 4 decimals "
+                               "flux presets): one of gsc.format.tables.STEPS, 0.5 · 2^(k/4) to 4 decimals "
                                "(0.5 … 6.7272). lite picks its steps itself."),
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream. Without "
                                             "--channels the sender picks C and Δ (the best it measures that "

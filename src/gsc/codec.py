@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import stream as fmt
 from .budget import DecodeLimits
 from .errors import GSCError, StreamError
+from .format import container as fmt
+from .format.sections import SECTIONS
 from .presets import DEFAULT_PRESET, get_preset, preset_by_id
+from .registry import Registry
 
 CAPTION_POLICIES = ("keep", "drop", "auto")
 
@@ -43,7 +45,7 @@ class Payload:
     q: np.ndarray | None   # (C, h, w) integer symbols (grid presets)
     step: float | tuple    # quantization step Δ (lite: Δ_Y, Δ_C)
     sizes: dict            # total / header / caption / latent bytes
-    latent: object = None  # lite: the decoded ``gsc.latent.bands.BandLatent``
+    latent: object = None  # lite: the decoded ``gsc.format.bands.BandLatent``
 
     @property
     def channels(self):
@@ -128,7 +130,7 @@ class Codec:
           fits, and the one the sender measures best (the latent encoder's synthesis, ``LatentEncoder.
           distortion``) is sent. Neither: C = 1 at ``step``.
         """
-        from .caption.coding import encode_caption
+        from .format.caption import encode_caption
         from .image import as_image_tensor
 
         self._check_options(channels, step, max_bpp, caption_policy)
@@ -146,19 +148,16 @@ class Codec:
         if self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
             caption_data = b""
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
-        # 2.–4. latent, selection, entropy coding
-        if self.preset.coding == "bands":
-            return self._encode_bands(x, header, caption_data, channels, step, max_bpp)
-        return self._encode_grid(x, header, caption_data, channels, step, max_bpp)
+        # 2.–4. latent, selection, entropy coding: the sender of the preset's section kind
+        return SENDERS[self.preset.coding](self, x, header, caption_data, channels, step, max_bpp)
 
     def _check_options(self, channels, step, max_bpp, caption_policy) -> None:
-        from .latent.coding import MAX_CHANNELS_SENT, STEPS
+        from .format.tables import STEPS
         from .latent.selection import SELECTORS
-        from .models.thumbnail_format import BANDS
 
         if self.selection not in SELECTORS:
             raise GSCError(f"unknown selection {self.selection!r}; choose from {', '.join(sorted(SELECTORS))}")
-        max_c = BANDS if self.preset.coding == "bands" else min(MAX_CHANNELS_SENT, self.preset.latent_channels)
+        max_c = SECTIONS[self.preset.coding].max_channels(self.preset.latent_channels)
         if channels is not None and not 0 <= channels <= max_c:
             raise GSCError(f"--channels must be 0..{max_c}, got {channels}")
         if step not in STEPS:
@@ -172,8 +171,8 @@ class Codec:
                      max_bpp: float | None) -> bytes:
         """The flux presets' sender: 2. g_a on the padded image, 3. selection of C channels at step Δ,
         4. entropy coding of caption and channels."""
+        from .format.tables import STEPS
         from .image import pad_to_multiple
-        from .latent.coding import STEPS
 
         height, width = x.shape[-2:]
         padded = pad_to_multiple(x, 16)
@@ -210,7 +209,7 @@ class Codec:
     def _encode_bands(self, x, header, caption_data: bytes, channels: int | None, step: float,
                       max_bpp: float | None) -> bytes:
         """The lite sender: 2. g_a and 3. the rate control (scale, steps, C) in one, 4. entropy coding."""
-        from .latent.bands import encode_bands
+        from .format.bands import encode_bands
 
         if step != 1.0:
             raise GSCError(f"--step applies to the flux presets; the {self.preset.name} preset picks its steps "
@@ -231,7 +230,7 @@ class Codec:
     def _stream(self, header, caption_data: bytes, y, padded, c: int, delta: float):
         import torch
 
-        from .latent.coding import encode_latent
+        from .format.grid import encode_latent
         from .latent.selection import select_channels
 
         q = torch.round(y / delta)
@@ -274,28 +273,18 @@ class Codec:
         """Parse and entropy-decode a stream: caption and channels, without generating.
 
         The entropy decoder's work is checked against ``self.limits`` before it starts (``BudgetError``)."""
-        from .caption.coding import decode_caption
-        from .latent.coding import decode_latent
+        from .format.caption import decode_caption
 
         s, preset, steps = self._header(data)
         caption = decode_caption(s.caption_data)
-        latent = None
-        if preset.coding == "bands":
-            from .latent.bands import decode_bands
-
-            latent = decode_bands(s.latent_data, s.header.width, s.header.height, self.limits.max_symbol_work)
-            q, indices = None, list(range(latent.channels if latent else 0))
-            step = tuple(round(v, 4) for v in latent.steps[:2]) if latent else None
-        else:
-            h, w = -(-s.header.height // 16), -(-s.header.width // 16)
-            q, indices, step = decode_latent(s.latent_data, preset.latent_channels, h, w,
-                                             max_work=self.limits.max_symbol_work)
+        section = SECTIONS[preset.coding].decode(s.latent_data, preset.latent_channels, s.header.width,
+                                                 s.header.height, self.limits.max_symbol_work)
         return Payload(
             preset=preset.name, width=s.header.width, height=s.header.height,
             seed=preset.seed if s.header.seed is None else s.header.seed, steps=steps,
-            caption=caption, indices=indices, q=q, step=step,
+            caption=caption, indices=section.indices, q=section.q, step=section.step,
             sizes={"total": len(data), "header": s.header_bytes, "caption": len(s.caption_data),
-                   "latent": len(s.latent_data)}, latent=latent,
+                   "latent": len(s.latent_data)}, latent=section.latent,
         )
 
     def check_budget(self, data: bytes) -> None:
@@ -319,67 +308,34 @@ class Codec:
     def summary(self, data: bytes) -> dict:
         """A stream's sizes and settings from its headers alone (no symbol decoding, never refused for its
         work), and why this receiver's ``decode`` would refuse it, or None: what a sender reports."""
-        from .latent.coding import read_latent_header, symbol_work
-
         s, preset, steps = self._header(data)
         width, height = s.header.width, s.header.height
-        indices, step, mags = [], None, []
-        if preset.coding == "bands":
-            indices, step, work = self._band_summary(s.latent_data, width, height)
-        else:
-            if s.latent_data:
-                indices, step, mags, _ = read_latent_header(s.latent_data, preset.latent_channels)
-            work = symbol_work(mags, -(-height // 16), -(-width // 16))
+        section = SECTIONS[preset.coding].read_header(s.latent_data, preset.latent_channels, width, height)
         refused = self.limits.generation_refusal(preset, width, height, steps)
-        if refused is None and work > self.limits.max_symbol_work:
-            refused = (f"its latent section needs {work:.2g} units of entropy-decoding work, over the limit of "
-                       f"{self.limits.max_symbol_work:.2g}; --max-pixels lifts it")
+        if refused is None and section.work > self.limits.max_symbol_work:
+            refused = (f"its latent section needs {section.work:.2g} units of entropy-decoding work, over the "
+                       f"limit of {self.limits.max_symbol_work:.2g}; --max-pixels lifts it")
         return {"total_bytes": len(data), "bpp": len(data) * 8 / (width * height), "header_bytes": s.header_bytes,
-                "caption_bytes": len(s.caption_data), "latent_bytes": len(s.latent_data), "channels": len(indices),
-                "indices": indices, "step": step, "preset": preset.name, "width": width, "height": height,
+                "caption_bytes": len(s.caption_data), "latent_bytes": len(s.latent_data),
+                "channels": len(section.indices), "indices": section.indices, "step": section.step,
+                **section.settings, "preset": preset.name, "width": width, "height": height,
                 "steps": steps, "decode_refused": refused}
 
-    @staticmethod
-    def _band_summary(latent_data: bytes, width: int, height: int):
-        """(indices, (Δ_Y, Δ_C), decoding work) of a lite latent section, from its header."""
-        from .latent.bands import band_work, read_band_header
-        from .models.thumbnail_format import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
-
-        if not latent_data:
-            return [], None, 0
-        (scale, c, luma, chroma, _), dc, ac, _ = read_band_header(latent_data)
-        work = band_work(ThumbnailGeometry(width, height, SCALES[scale]), c, dc, ac)
-        step = (LUMA_STEPS[luma], round(LUMA_STEPS[luma] * CHROMA_RATIOS[chroma], 4))
-        return list(range(c)), step, work
-
     def info(self, data: bytes) -> dict:
-        """What a stream carries and costs, and whether this receiver would decode it (never generates)."""
-        p = self.read(data)
+        """``summary`` and what decoding the symbols adds (the caption, the cost of generating): what a stream
+        carries and costs, and whether this receiver would decode it (never generates)."""
+        p = self.read(data)    # refuses a section over the work limit, so summary's verdict is generation's
         preset = get_preset(p.preset)
         n_chars = len(p.caption)
         return {
-            "total_bytes": p.sizes["total"],
-            "bpp": p.sizes["total"] * 8 / (p.width * p.height),
-            "header_bytes": p.sizes["header"],
-            "caption_bytes": p.sizes["caption"],
+            **self.summary(data),
             "caption_chars": n_chars,
             "caption_bits_per_char": (p.sizes["caption"] * 8 / n_chars) if n_chars else None,
-            "latent_bytes": p.sizes["latent"],
-            "channels": len(p.indices),
-            "indices": p.indices,
-            "step": p.step,
-            **({"scale": p.latent.scale, "texture": float(f"{p.latent.texture:.3g}")} if p.latent is not None else {}),
-            "preset": p.preset,
-            "width": p.width,
-            "height": p.height,
-            "seed": p.seed,
-            "steps": p.steps,
             "caption": p.caption,
+            "seed": p.seed,
             "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps), 1),
             "cost_device": preset.cost_device,
-            "decode_refused": self.limits.generation_refusal(preset, p.width, p.height, p.steps),
         }
-
 
     # -- from command-line options ------------------------------------------------------------------
     @classmethod
@@ -414,4 +370,10 @@ class Codec:
                    latent_kwargs=latent_kwargs)
 
 
-__all__ = ["Codec", "Payload", "StreamError"]
+# The sender of each latent section kind (``gsc.format.sections.SECTIONS`` holds the receiver's side).
+SENDERS: Registry = Registry("latent section sender")
+SENDERS.register("grid", Codec._encode_grid)
+SENDERS.register("bands", Codec._encode_bands)
+
+
+__all__ = ["Codec", "Payload", "SENDERS", "StreamError"]

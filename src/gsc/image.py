@@ -97,7 +97,7 @@ def load_image(path: str | Path) -> "torch.Tensor":
     import torch
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    from .stream import MAX_PIXELS, MAX_SIDE
+    from .format.container import MAX_PIXELS, MAX_SIDE
 
     path = Path(path)
     _regular_file(path, "an image")

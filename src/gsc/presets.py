@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .format.sections import SECTIONS
 from .registry import Registry
 
 
@@ -27,7 +28,7 @@ class Preset:
     seed: int = 0                   # default decoder seed
     captioner: str = "none"         # default captioner when no caption source is given
     selection: str = "ssim"         # default channel selection (gsc.latent.selection)
-    coding: str = "grid"            # latent section: "grid" (gsc.latent.coding) or "bands" (gsc.latent.bands)
+    coding: str = "grid"            # latent section kind, a name in gsc.format.sections.SECTIONS
     latent_kwargs: dict = field(default_factory=dict)
     generator_kwargs: dict = field(default_factory=dict)
     description: str = ""
@@ -55,6 +56,8 @@ def register_preset(p: Preset) -> Preset:
         raise ValueError(f"preset {p.name!r} / id {p.id} registered twice")
     if not 0 <= p.id < 8:
         raise ValueError("preset ids are 0..7 (3 bits in the stream)")
+    if p.coding not in SECTIONS:
+        raise ValueError(f"preset {p.name!r}: unknown latent section kind {p.coding!r}")
     PRESETS.register(p.name, p)
     PRESETS_BY_ID[p.id] = p
     return p

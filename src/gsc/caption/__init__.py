@@ -1,4 +1,5 @@
-"""Captions: captioners (image → text, ``captioners``) and caption coding (text ↔ bytes, ``coding``).
+"""Captions: captioners (image → text, ``captioners``) and the caption embedding (``embedding``). The caption
+coder (text ↔ bytes) is part of the stream format: ``gsc.format.caption``.
 
-Submodules import their heavy dependencies (transformers, constriction) lazily.
+Submodules import their heavy dependencies (transformers) lazily.
 """

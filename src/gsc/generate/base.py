@@ -26,7 +26,7 @@ class GenerationRequest:
     seed: int
     steps: int
     latent: object = None           # the decoded latent section where the preset codes more than a grid
-                                    # (lite: ``gsc.latent.bands.BandLatent``)
+                                    # (lite: ``gsc.format.bands.BandLatent``)
 
     def condition(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The full N-channel grid with unselected channels zeroed, and the (N,) 0/1 mask."""

@@ -8,7 +8,7 @@
          error) ─► the best, through g_s: the low band the receiver shows, against which the sender measures
          how much texture to ask for
 
-The rate control measures bytes with the real entropy coder (``gsc.latent.bands``), so a candidate that
+The rate control measures bytes with the real entropy coder (``gsc.format.bands``), so a candidate that
 "fits" fits. Everything the receiver reconstructs is reconstructed here the same way (``gsc.models``).
 """
 
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import torch
 
 from ..color import rgb_to_ycbcr
+from ..format.bands import BandLatent, encode_bands
+from ..format.tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 from ..models import thumbnail as T
 from ..models.texture import texture_code
-from ..models.thumbnail_format import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
-from .bands import BandLatent, encode_bands
 
 CHROMA_WEIGHT = 8.0          # the objective: MSE(Y) + CHROMA_WEIGHT · (MSE(Cb) + MSE(Cr)), on [0, 1] planes
 CHROMA_CODES = (1, 2, 3)     # Δ_C / Δ_Y ∈ {0.71, 1, 1.41} tried by the rate control (BSDS500 val)

@@ -1,7 +1,7 @@
 """Texture above the thumbnail's cut-off: how much the sender asks for, and how the receiver adds it.
 
 The sender measures the detail its low band m lacks, E = mean(highpass_σ(x − m)²), and sends a share of it
-as a target energy (``thumbnail_format.TEXTURE_ENERGY``, 3 bits). The receiver scales the generator's
+as a target energy (``gsc.format.tables.TEXTURE_ENERGY``, 3 bits). The receiver scales the generator's
 detail d = highpass_σ(g − m) to that energy: image = m + α·d, α = min(1, √(E* / mean(d²))). Smooth images
 get none (their missing detail is small), textured ones get texture in proportion.
 """
@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .thumbnail_format import TEXTURE_ENERGY
+from ..format.tables import TEXTURE_ENERGY
 
 SIGMA_PER_SCALE = 0.35    # the Gaussian cut, in pixels per unit of the downscale factor f
 TEXTURE_SHARE = 0.05      # the share of the missing detail energy the sender asks for (BSDS500 val, docs/models.md)

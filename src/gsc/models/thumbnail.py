@@ -11,7 +11,7 @@
     ĉ ∈ bin(q)                         the receiver knows each coefficient up to its bin
 
 The scale f, the luma step Δ_Y and the chroma step Δ_C are chosen by the sender per image from the tables
-of ``gsc.models.thumbnail_format``.
+of ``gsc.format.tables``.
 
 Coarse steps in this domain blur instead of posterising, as long as the receiver does not draw the
 blocks: ``reconstruct_plane`` fills the unknowns smoothly by alternating a blur with the projection of each
@@ -26,8 +26,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .thumbnail_format import BANDS, BLOCK, DC_STEP, ROUNDING, ThumbnailGeometry
 from ..color import rgb_to_ycbcr, ycbcr_to_rgb
+from ..format.tables import BANDS, BLOCK, DC_STEP, ROUNDING, ThumbnailGeometry
 
 # The POCS blurs, coarse to fine (σ in thumbnail pixels): the wide ones spread a block's mean across its
 # neighbours (a ramp, not a staircase, where only DCs were sent), the narrow ones keep what edges the bins pin.

@@ -16,24 +16,24 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import StreamError
 
 
 SAMPLE_SCALE_CODE = 6      # f ≈ 11.3: where lite's rate control lands at 0.01 bpp
 
 
-def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite"):
-    """Synthetic latent symbols as ``sample_stream`` codes them: for lite a ``BandLatent`` (C DCT bands of the
-    thumbnail), for the flux presets the grid (C, ⌈H/16⌉, ⌈W/16⌉) and ascending indices."""
-    import numpy as np
+def _grid_symbols(rng, channels: int, w: int, h: int, n_channels: int):
+    from ..format.grid import grid_shape
 
-    rng = np.random.default_rng(seed)
-    w, h = size
-    if preset != "lite":
-        q = np.round(rng.laplace(0, 0.7, (channels, -(-h // 16), -(-w // 16)))).astype(np.int64)
-        return q, sorted(rng.choice(320, channels, replace=False).tolist())
-    from ..latent.bands import BandLatent, _shapes
-    from ..models.thumbnail_format import SCALES, ThumbnailGeometry
+    q = np.round(rng.laplace(0, 0.7, (channels, *grid_shape(w, h)))).astype(np.int64)
+    return q, sorted(rng.choice(n_channels, channels, replace=False).tolist())
+
+
+def _band_symbols(rng, channels: int, w: int, h: int, _n_channels: int):
+    from ..format.bands import BandLatent, _shapes
+    from ..format.tables import SCALES, ThumbnailGeometry
 
     q = []
     for shape in _shapes(ThumbnailGeometry(w, h, SCALES[SAMPLE_SCALE_CODE]), channels):
@@ -43,32 +43,50 @@ def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: 
     return BandLatent(SAMPLE_SCALE_CODE, 12, 2, 3, q)
 
 
+def _grid_section(symbols, size: tuple[int, int], n_channels: int) -> bytes:
+    from ..format.grid import encode_latent
+
+    return encode_latent(*symbols, n_channels)
+
+
+def _band_section(latent, size: tuple[int, int], _n_channels: int) -> bytes:
+    from ..format.bands import encode_bands
+
+    return encode_bands(latent, *size)
+
+
+# By latent section kind: synthetic symbols, and their section.
+_SAMPLERS = {"grid": (_grid_symbols, _grid_section), "bands": (_band_symbols, _band_section)}
+
+
+def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite"):
+    """Synthetic latent symbols as ``sample_stream`` codes them: for lite a ``BandLatent`` (C DCT bands of the
+    thumbnail), for the flux presets the grid (C, ⌈H/16⌉, ⌈W/16⌉) and ascending indices."""
+    from ..presets import get_preset
+
+    p = get_preset(preset)
+    return _SAMPLERS[p.coding][0](np.random.default_rng(seed), channels, *size, p.latent_channels)
+
+
 def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
                   channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite") -> bytes:
     """A realistic stream built without any model weights (synthetic latent symbols), for lite (its DCT
     bands) or a flux preset (its channel grid)."""
-    from .. import stream as fmt
-    from ..caption.coding import encode_caption
+    from ..format import container as fmt
+    from ..format.caption import encode_caption
     from ..presets import get_preset
 
-    if preset == "lite":
-        from ..latent.bands import encode_bands
-
-        latent = encode_bands(sample_symbols(channels, size, seed), *size)
-    else:
-        from ..latent.coding import encode_latent
-
-        q, idx = sample_symbols(channels, size, seed, preset)
-        latent = encode_latent(q, idx, get_preset(preset).latent_channels)
-    return fmt.pack(fmt.Header(get_preset(preset).id, *size), encode_caption(caption), latent)
+    p = get_preset(preset)
+    latent = _SAMPLERS[p.coding][1](sample_symbols(channels, size, seed, preset), size, p.latent_channels)
+    return fmt.pack(fmt.Header(p.id, *size), encode_caption(caption), latent)
 
 
 def hostile_streams() -> dict[str, bytes]:
     """Tiny, well-formed lite streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
 
     Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
-    from .. import stream as fmt
     from ..bits import BitWriter
+    from ..format import container as fmt
     from ..presets import get_preset
 
     lite = get_preset("lite").id
@@ -113,7 +131,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def reseal(data: bytes) -> bytes:
     """Recompute the CRC so the mutation reaches the parsers behind it."""
-    from ..stream import crc as stream_crc
+    from ..format.container import crc as stream_crc
 
     if len(data) < 3:
         return data

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import GSCError
+from ..format.tables import STEPS
 from ..generate.rectified_flow import flow_matching_loss, interpolate
-from ..latent.coding import STEPS
 from ..latent.selection import select_channels
 from .adapter_config import AdapterTrainConfig  # noqa: F401 (the settings live there, torch-free)
 

@@ -31,7 +31,7 @@ from ..errors import GSCError
 from ..latent.lite import CHROMA_CODES
 from ..generate.rectified_flow import flow_matching_loss_x0, interpolate, sample_timesteps
 from ..models import thumbnail as T
-from ..models.thumbnail_format import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
+from ..format.tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 from ..models.lite import LiteAdapter, LiteFlowUNet, LiteSynthesis, adapter_hint
 from ..nn import load_model, save_model
 from .lite_data import LiteData, load_caption_table

@@ -1,4 +1,4 @@
-"""The .gsc stream: a bit-packed header, then the caption section, then the latent section.
+"""The .gsc container: a bit-packed header, then the caption section, then the latent section.
 
 Full specification: ``docs/stream-format.md``. At 0.01 bpp a 768×512 image has 491 bytes in all, so
 the container is bit-packed: 6 bytes for a Kodak image. Layout::
@@ -9,8 +9,9 @@ the container is bit-packed: 6 bytes for a Kodak image. Layout::
                 | orientation (1) | long side in 16-px blocks − 1 EG5 | short-side predictor residual
                   (zigzag EG2, predictor = round(2/3 · long)) | exact flag (1) [| pad_w (4) | pad_h (4)]
                 | caption section length in bytes EG6 | zero bits to the byte boundary
-    caption     ``caption_len`` bytes from the caption coder (0 bytes: no caption)
-    latent      the rest of the stream (0 bytes: C = 0); see ``gsc.latent.coding``
+    caption     ``caption_len`` bytes from the caption coder (0 bytes: no caption); ``gsc.format.caption``
+    latent      the rest of the stream (0 bytes: C = 0), of the preset's section kind: ``gsc.format.grid``
+                or ``gsc.format.bands`` (``gsc.format.sections`` names them)
 
 Every size is checked against the limits below before anything is allocated.
 """
@@ -20,8 +21,8 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass
 
-from .bits import BitReader, BitWriter, unzigzag, zigzag
-from .errors import StreamError
+from ..bits import BitReader, BitWriter, ceil_div, unzigzag, zigzag
+from ..errors import StreamError
 
 MAGIC = 0xB
 VERSION = 3  # 3: wavefront-ordered latent coding, 3-bit step code (docs/stream-format.md, version history)
@@ -61,10 +62,6 @@ def check_size(width: int, height: int) -> None:
                           f"({MAX_SIDE} px a side, {MAX_PIXELS} pixels)")
 
 
-def _blocks(n: int) -> int:
-    return -(-n // 16)
-
-
 def pack(header: Header, caption_data: bytes, latent_data: bytes) -> bytes:
     check_size(header.width, header.height)
     if len(caption_data) > MAX_CAPTION_BYTES:
@@ -82,7 +79,7 @@ def pack(header: Header, caption_data: bytes, latent_data: bytes) -> bytes:
             raise StreamError(f"steps {header.steps} / seed {header.seed} out of range")
         w.write_eg(header.steps - 1, 0)
         w.write_eg(header.seed, 0)
-    bw, bh = _blocks(header.width), _blocks(header.height)
+    bw, bh = ceil_div(header.width, 16), ceil_div(header.height, 16)
     portrait = bh > bw
     long_b, short_b = (bh, bw) if portrait else (bw, bh)
     w.write(int(portrait), 1)

@@ -10,10 +10,10 @@ import torch
 
 from gsc.color import rgb_to_ycbcr
 from gsc.errors import BudgetError, StreamError
-from gsc.latent.bands import BandLatent, band_bits, band_work, decode_bands, encode_bands, read_band_header
+from gsc.format.bands import BandLatent, band_bits, band_work, decode_bands, encode_bands, read_band_header
 from gsc.latent.lite import LiteSender, analyse
 from gsc.models import thumbnail as T
-from gsc.models.thumbnail_format import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
+from gsc.format.tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 
 
 def photo(h=96, w=144, seed=0) -> torch.Tensor:
@@ -61,7 +61,7 @@ def test_round_trip_is_exact(scale_code, luma_code, channels):
 def test_decoding_is_the_same_in_another_process_and_thread_count():
     x = photo(seed=3)
     data = encode_bands(latent_of(x, 1, 6), 144, 96)
-    code = ("import sys, numpy as np, torch; torch.set_num_threads(1); from gsc.latent.bands import decode_bands; "
+    code = ("import sys, numpy as np, torch; torch.set_num_threads(1); from gsc.format.bands import decode_bands; "
             "l = decode_bands(sys.stdin.buffer.read(), 144, 96); "
             "print([int(np.abs(p).sum()) for p in l.q], l.q[0].tobytes().hex()[:64])")
     out = [subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, check=True).stdout

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsc.caption import coding, wordmodel
-from gsc.caption.coding import (CAPTION_CODERS, DEFAULT_CAPTION_CODER, MAX_CAPTION_CHARS, decode_caption,
+from gsc.format import caption as coding, wordmodel
+from gsc.format.caption import (CAPTION_CODERS, DEFAULT_CAPTION_CODER, MAX_CAPTION_CHARS, decode_caption,
                                 encode_caption)
 from gsc.errors import GSCError, StreamError
 
@@ -100,7 +100,7 @@ def test_encode_rejects_too_long_and_non_str(name):
 
 
 def test_caption_that_overflows_the_stream_section_is_a_gsc_error():
-    from gsc.stream import MAX_CAPTION_BYTES
+    from gsc.format.container import MAX_CAPTION_BYTES
 
     rng = random.Random(0)
     emoji = "".join(chr(rng.randrange(0x1F300, 0x1FAFF)) for _ in range(MAX_CAPTION_CHARS))
@@ -121,7 +121,7 @@ def test_golden_encodings_are_stable():
 
 DECODE_SCRIPT = """
 import json, sys
-from gsc.caption.coding import CAPTION_CODERS
+from gsc.format.caption import CAPTION_CODERS
 items = json.load(sys.stdin)
 out = {name: [CAPTION_CODERS[name][1](bytes.fromhex(h)) for h in hexes] for name, hexes in items["decode"].items()}
 enc = {name: [CAPTION_CODERS[name][0](t).hex() for t in items["texts"]] for name in CAPTION_CODERS}
@@ -235,15 +235,15 @@ def test_ideal_cost_tracks_the_real_bytes():
 
 
 def test_shipped_data_is_small():
-    data = ROOT / "src" / "gsc" / "caption" / "data"
+    data = ROOT / "src" / "gsc" / "format" / "data"
     assert sum(f.stat().st_size for f in data.iterdir()) < 2_000_000
 
 
 def test_the_fitting_counts_the_contexts_the_walk_looks_up(monkeypatch):
     # scripts/build_caption_model.py counts the tables over wordmodel.contexts(); the coder's walk must
     # look them up in exactly those contexts, or the shipped model is fitted on the wrong statistics.
-    from gsc.caption import wordmodel as wm
-    from gsc.caption.coding import _word_model
+    from gsc.format import wordmodel as wm
+    from gsc.format.caption import _word_model
 
     seen = []
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from gsc.errors import BudgetError, StreamError
-from gsc.latent.coding import (MAX_MAGNITUDE, STEP_BITS, STEPS, decode_latent, encode_latent, predictions,
-                               read_latent_header, step_code, symbol_work)
+from gsc.format.grid import (MAX_MAGNITUDE, STEP_BITS, decode_latent, encode_latent, predictions,
+                             read_latent_header, step_code, symbol_work)
+from gsc.format.tables import STEPS
 
 # The property test's case count: small by default so the suite stays fast; the 10k-case record run
 # (docs/stream-format.md) sets GSC_PROPERTY_CASES=10000.
@@ -115,7 +116,7 @@ def test_context_model_beats_iid_entropy_on_clustered_symbols():
 DECODE_SNIPPET = """
 import sys, hashlib, torch, numpy as np
 torch.set_num_threads(int(sys.argv[1]))
-from gsc.latent.coding import decode_latent
+from gsc.format.grid import decode_latent
 data = sys.stdin.buffer.read()
 q, idx, step = decode_latent(data, 32, 32, 48)
 print(hashlib.sha256(q.tobytes() + bytes(idx)).hexdigest())

@@ -1,6 +1,7 @@
-"""Entropy coding of the selected channels: an adaptive integer context model + constriction's range coder.
+"""The grid section (the flux presets): the selected channels, an adaptive integer context model + the range
+coder (``gsc.format.coder``).
 
-Latent section layout (``gsc.stream`` carries it as the rest of the stream; empty means C = 0)::
+Latent section layout (``gsc.format.container`` carries it as the rest of the stream; empty means C = 0)::
 
     C − 1 (4 bits) | step code (4 bits) | C ascending indices, ceil(log2 N) bits each
     | per channel: m_c = max |ŷ_c| as Exp-Golomb order 1 | zero bits to the byte boundary
@@ -22,8 +23,7 @@ coded channels), zero outside the channel's own [−m_c, m_c], as float64 intege
 fixed-point quantization (Rust, single threaded) of those is the same everywhere. Encoder and decoder run one shared loop, so their models are bit-identical on any
 machine and with any thread count; no float from a neural network touches the probabilities.
 
-Canonical sections. The decoder re-encodes what it decodes and requires the section to be exactly the
-encoder's output, so appended or altered trailing bytes are refused rather than ignored.
+Canonical sections: ``gsc.format.coder.checked_decode`` refuses anything but the encoder's own output.
 
 Work. Decoding costs about (coded positions) × (2M + 1) table entries plus fixed costs per symbol and
 per diagonal; ``symbol_work`` estimates it (CPU nanoseconds) from the section's header before anything
@@ -36,14 +36,11 @@ import math
 
 import numpy as np
 
-from ..bits import BitReader, BitWriter
-from ..errors import BudgetError, StreamError
+from ..bits import BitReader, BitWriter, ceil_div
+from ..errors import StreamError
+from .coder import check_work, checked_decode, encode_with
+from .tables import STEPS
 
-# Quantization steps Δ: 16 codes (4 bits), 2^(1/4) apart from 0.5 to 6.73, so that a sender under a byte
-# budget wastes little of it (the rate control takes the finest step that fits). Written to 4 decimals:
-# these literals, not a formula, are the format.
-STEPS = (0.5, 0.5946, 0.7071, 0.8409, 1.0, 1.1892, 1.4142, 1.6818,
-         2.0, 2.3784, 2.8284, 3.3636, 4.0, 4.7568, 5.6569, 6.7272)
 STEP_BITS = 4
 MAX_CHANNELS_SENT = 16
 MAX_MAGNITUDE = 4095
@@ -178,17 +175,7 @@ def _check_channels(q: np.ndarray, indices: list[int], n_channels: int) -> list[
 
 
 def _encode_symbols(q: np.ndarray, mags: list[int]) -> bytes:
-    import constriction
-
-    enc = constriction.stream.queue.RangeEncoder()
-    cat = constriction.stream.model.Categorical(perfect=False)
-
-    def code(probs, symbols):
-        enc.encode(symbols, cat, probs)
-        return symbols
-
-    wavefront(mags, *q.shape[1:], code, truth=q)
-    return enc.get_compressed().astype("<u4").tobytes().rstrip(b"\x00")
+    return encode_with(lambda code: wavefront(mags, *q.shape[1:], code, truth=q))
 
 
 def encode_latent(q: np.ndarray, indices: list[int], n_channels: int, step: float = 1.0) -> bytes:
@@ -223,34 +210,14 @@ def decode_latent(data: bytes, n_channels: int, h: int, w: int,
                   max_work: int | None = None) -> tuple[np.ndarray, list[int], float]:
     """Inverse of encode_latent for a grid of h × w. Raises StreamError on malformed input, and when the
     section's ``symbol_work`` exceeds ``max_work`` (checked before anything is allocated)."""
-    import constriction
-
-    from ..budget import duration
-
     if not data:
         return np.zeros((0, h, w), dtype=np.int64), [], 1.0
     indices, step, mags, start = read_latent_header(data, n_channels)
-    work = symbol_work(mags, h, w)
-    if max_work is not None and work > max_work:
-        raise BudgetError(f"latent section needs {work:.2g} units of entropy-decoding work "
-                          f"(≈ {duration(work / 1e9)} on a 2-core CPU), over this receiver's limit of "
-                          f"{max_work:.2g}; --max-pixels lifts it for a trusted sender")
-    payload = data[start:]
-    words = np.frombuffer(payload + b"\x00" * (-len(payload) % 4), dtype="<u4").astype(np.uint32)
-    # Missing trailing words read as zeros (the encoder dropped them).
-    dec = constriction.stream.queue.RangeDecoder(words)
-    check = constriction.stream.queue.RangeEncoder()
-    cat = constriction.stream.model.Categorical(perfect=False)
-
-    def code(probs, _):
-        symbols = dec.decode(cat, probs)
-        check.encode(symbols, cat, probs)
-        return symbols
-
-    try:
-        q = wavefront(mags, h, w, code)
-    except (AssertionError, ValueError, RuntimeError) as e:  # constriction's complaint about invalid data
-        raise StreamError(f"latent section is corrupted ({e})") from None
-    if check.get_compressed().astype("<u4").tobytes().rstrip(b"\x00") != payload:
-        raise StreamError("latent section is over-long or altered (not what the encoder writes for its symbols)")
+    check_work(symbol_work(mags, h, w), max_work)
+    q = checked_decode(data[start:], lambda code: wavefront(mags, h, w, code))
     return np.ascontiguousarray(q), indices, step
+
+
+def grid_shape(width: int, height: int) -> tuple[int, int]:
+    """(h, w) of the channel grid for an image: one symbol per 16 × 16 pixels."""
+    return ceil_div(height, 16), ceil_div(width, 16)

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from gsc import stream as fmt
+from gsc.format import container as fmt
 from gsc.errors import StreamError
 
 

@@ -1,4 +1,5 @@
-"""The lite latent's format, torch-free: the tables a stream's codes index, and the thumbnail's geometry.
+"""The tables a stream's codes index, torch-free: the grid section's quantization steps, the bands section's
+scales, steps and texture energies, and the lite thumbnail's geometry.
 
 These literals, not a formula, are what the codes mean: changing one changes the stream format.
 """
@@ -7,6 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..bits import ceil_div
+
+# The grid section's quantization steps Δ: 16 codes (4 bits), 2^(1/4) apart from 0.5 to 6.73, so that a
+# sender under a byte budget wastes little of it (the rate control takes the finest step that fits).
+STEPS = (0.5, 0.5946, 0.7071, 0.8409, 1.0, 1.1892, 1.4142, 1.6818,
+         2.0, 2.3784, 2.8284, 3.3636, 4.0, 4.7568, 5.6569, 6.7272)
+
+# The bands section (lite):
 BLOCK = 8
 BANDS = BLOCK * BLOCK
 # Downscale factors f (image side / thumbnail side): 4 · 2^(k/4), k = 0..15 (4 bits).
@@ -37,11 +46,11 @@ class ThumbnailGeometry:
     @property
     def chroma(self) -> tuple[int, int]:
         h, w = self.luma
-        return -(-h // 2), -(-w // 2)
+        return ceil_div(h, 2), ceil_div(w, 2)
 
     def blocks(self, plane: int) -> tuple[int, int]:
         h, w = self.luma if plane == 0 else self.chroma
-        return -(-h // BLOCK), -(-w // BLOCK)
+        return ceil_div(h, BLOCK), ceil_div(w, BLOCK)
 
     def plane_sizes(self) -> list[tuple[int, int]]:
         return [self.luma, self.chroma, self.chroma]

@@ -1,4 +1,4 @@
-"""Entropy coding of the lite latent: C bands of a YCbCr 4:2:0 thumbnail's 8×8 DCT (``gsc.models.thumbnail``).
+"""The bands section (lite): C bands of a YCbCr 4:2:0 thumbnail's 8×8 DCT (``gsc.models.thumbnail``).
 
 Latent section layout (the rest of the stream after the caption; empty means C = 0)::
 
@@ -9,7 +9,7 @@ Latent section layout (the rest of the stream after the caption; empty means C =
 Order and model. One range coder carries, in this order:
 
 1. the DC bands (block means): Y's map, then Cb's and Cr's together, each predicted from its left, up
-   and up-left neighbours (LOCO-I's median predictor, ``gsc.latent.coding.wavefront``);
+   and up-left neighbours (LOCO-I's median predictor, ``gsc.format.grid.wavefront``);
 2. the AC bands k = 1..C−1, band by band (a channel at a time, as the paper's channels), and within a
    band Y, then Cb and Cr together, every block in one vectorised coder call: the magnitude |q|
    (alphabet 0..M) with an adaptive frequency table chosen by a context, then a sign bit per non-zero.
@@ -24,7 +24,8 @@ Because a whole band is coded before the next, every context may use the lower b
 Each table starts from a prior fitted on BSDS500 train (``band_prior.json``, part of the format: magnitudes
 0..15 each, and one count shared by all larger ones) and is updated once per (band, kind) call with every symbol of it
 (+``INCREMENT``; a table over ``LIMIT`` is halved, rounding up), so encoder and decoder keep bit-identical
-integer tables on any machine; constriction quantizes them the same way everywhere.
+integer tables on any machine; constriction quantizes them the same way everywhere (``gsc.format.coder``,
+which also refuses any payload but the encoder's own output).
 
 Work. ``band_work`` bounds the decoder's CPU time from the section header, before anything is allocated.
 """
@@ -39,9 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from ..bits import BitReader, BitWriter
-from ..errors import BudgetError, StreamError
-from ..models.thumbnail_format import BANDS, CHROMA_RATIOS, LUMA_STEPS, SCALES, TEXTURE_ENERGY, ThumbnailGeometry
-from .coding import MAX_MAGNITUDE, symbol_work, wavefront
+from ..errors import StreamError
+from .coder import check_work, checked_decode, encode_with
+from .grid import MAX_MAGNITUDE, symbol_work, wavefront
+from .tables import BANDS, CHROMA_RATIOS, LUMA_STEPS, SCALES, TEXTURE_ENERGY, ThumbnailGeometry
 
 GROUPS = (1, 3, 6, 10, 15, 21, 28, 36, BANDS)        # AC frequency groups: bands [GROUPS[g], GROUPS[g + 1])
 OWN_EDGES = (1, 2, 3, 5)
@@ -233,7 +235,7 @@ def _run(code, shapes, dc_mags, ac_mags, truth=None) -> list[np.ndarray]:
 
 def band_work(geometry: ThumbnailGeometry, c: int, dc_mags: list[int], ac_mags: list[int]) -> int:
     """Upper estimate of the decoder's CPU time (ns) for a section, from its header alone: the DC maps as
-    ``gsc.latent.coding.symbol_work`` prices them, then per AC band and kind (luma, chroma) its symbols'
+    ``gsc.format.grid.symbol_work`` prices them, then per AC band and kind (luma, chroma) its symbols'
     probability rows (M + 1 entries), their signs, the coder calls and the table update (the tables' size)."""
     shapes = _shapes(geometry, c)
     dc = (symbol_work(dc_mags[:1], *shapes[0][1:]) + symbol_work(dc_mags[1:], *shapes[1][1:]))
@@ -268,22 +270,13 @@ def _check(latent: BandLatent, geometry: ThumbnailGeometry) -> None:
 
 
 def encode_bands(latent: BandLatent, width: int, height: int) -> bytes:
-    import constriction
-
     geometry = ThumbnailGeometry(width, height, latent.scale)
     q = [np.asarray(p, dtype=np.int64) for p in latent.q]
     latent = BandLatent(latent.scale_code, latent.luma_code, latent.chroma_code, latent.texture_code, q)
     _check(latent, geometry)
     dc, ac = _magnitudes(q)
-    enc = constriction.stream.queue.RangeEncoder()
-    cat = constriction.stream.model.Categorical(perfect=False)
-
-    def code(probs, symbols):
-        enc.encode(symbols.astype(np.int32), cat, probs)
-        return symbols
-
-    _run(code, _shapes(geometry, latent.channels), dc, ac, truth=q)
-    return _header(latent, dc, ac) + enc.get_compressed().astype("<u4").tobytes().rstrip(b"\x00")
+    shapes = _shapes(geometry, latent.channels)
+    return _header(latent, dc, ac) + encode_with(lambda code: _run(code, shapes, dc, ac, truth=q))
 
 
 def band_bits(latent: BandLatent, width: int, height: int) -> float:
@@ -313,36 +306,13 @@ def read_band_header(data: bytes):
 def decode_bands(data: bytes, width: int, height: int, max_work: int | None = None) -> BandLatent | None:
     """Inverse of ``encode_bands``; None for an empty section (C = 0). StreamError on malformed input,
     BudgetError when ``band_work`` exceeds ``max_work`` (checked before anything is allocated)."""
-    import constriction
-
-    from ..budget import duration
-
     if not data:
         return None
     (scale_code, c, luma, chroma, texture), dc, ac, start = read_band_header(data)
     geometry = ThumbnailGeometry(width, height, SCALES[scale_code])
-    work = band_work(geometry, c, dc, ac)
-    if max_work is not None and work > max_work:
-        raise BudgetError(f"latent section needs {work:.2g} units of entropy-decoding work "
-                          f"(≈ {duration(work / 1e9)} on a 2-core CPU), over this receiver's limit of "
-                          f"{max_work:.2g}; --max-pixels lifts it for a trusted sender")
-    payload = data[start:]
-    words = np.frombuffer(payload + b"\x00" * (-len(payload) % 4), dtype="<u4").astype(np.uint32)
-    dec = constriction.stream.queue.RangeDecoder(words)
-    check = constriction.stream.queue.RangeEncoder()
-    cat = constriction.stream.model.Categorical(perfect=False)
-
-    def code(probs, _):
-        symbols = dec.decode(cat, probs)
-        check.encode(symbols, cat, probs)
-        return symbols.astype(np.int64)
-
-    try:
-        q = _run(code, _shapes(geometry, c), dc, ac)
-    except (AssertionError, ValueError, RuntimeError) as e:
-        raise StreamError(f"latent section is corrupted ({e})") from None
-    if check.get_compressed().astype("<u4").tobytes().rstrip(b"\x00") != payload:
-        raise StreamError("latent section is over-long or altered (not what the encoder writes for its symbols)")
+    check_work(band_work(geometry, c, dc, ac), max_work)
+    shapes = _shapes(geometry, c)
+    q = checked_decode(data[start:], lambda code: _run(code, shapes, dc, ac))
     if any(int(np.abs(p[0]).max()) != m for p, m in zip(q, dc)) or _magnitudes(q)[1] != ac:
         raise StreamError("latent section is altered (its magnitudes disagree with its header)")
     return BandLatent(scale_code, luma, chroma, texture, q)

@@ -5,7 +5,7 @@ Three coders, measured by ``benchmarks/caption_bits.py`` (results in docs/captio
 - ``brotli``: brotli, quality 11, text mode; UTF-8 in.
 - ``zstd-dict``: zstd level 19 with a dictionary trained on a caption corpus that is not Kodak
   (``data/captions.zstd-dict``), magic-less frames without checksum, size or dictionary id.
-- ``model``: the integer word model of :mod:`gsc.caption.wordmodel` driving constriction's range
+- ``model``: the integer word model of :mod:`gsc.format.wordmodel` driving constriction's range
   coder. The coder's 32-bit words are written big-endian and the tail is trimmed to the shortest
   byte string that still decodes to the same caption (every candidate is checked by decoding it).
 
@@ -203,7 +203,7 @@ DEFAULT_CAPTION_CODER = "model"
 def encode_caption(text: str) -> bytes:
     """The caption section for ``text`` (b"" for ""). GSCError if longer than MAX_CAPTION_CHARS or if
     it codes to more bytes than the stream's caption section may hold."""
-    from ..stream import MAX_CAPTION_BYTES
+    from ..format.container import MAX_CAPTION_BYTES
 
     data = CAPTION_CODERS[DEFAULT_CAPTION_CODER][0](text)
     if len(data) > MAX_CAPTION_BYTES:
