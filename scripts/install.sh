@@ -20,7 +20,7 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install torch==2.13.0
 extras=""
 [ $full = 1 ] && extras="full"
-[ $test = 1 ] && extras="full,eval,test"
+[ $test = 1 ] && extras="full,eval,serve,test"
 if [ -n "$extras" ]; then
   pip install -c constraints.txt -e ".[$extras]"
   # compressai 1.2.8 asks for torchvision and numpy<2; neither is needed (gsc imports it without torchvision).
