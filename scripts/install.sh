@@ -2,7 +2,8 @@
 # Set up .venv for gsc. Usage: scripts/install.sh [--full] [--test]
 #   (none)   the lite preset: encode/decode offline on a CPU (with its caption encoder, all-MiniLM-L6-v2)
 #   --full   + diffusers/transformers/accelerate and CompressAI (FLUX presets, Qwen2.5-VL captioner)
-#   --test   --full + evaluation tools + pytest (what the test suite needs)
+#   --test   --full + evaluation tools + gsc serve + pytest (what the test suite needs; the browser test also
+#            needs Debian's chromium and chromium-driver, which .ci/run installs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 full=0; test=0

@@ -79,6 +79,13 @@ def test_queue_runs_one_job_at_a_time_in_order_and_keeps_serving_after_failures(
         queue.close()
 
 
+def test_serve_command_refuses_a_bad_port_in_one_line(capsys):
+    from gsc.cli import main
+
+    assert main(["serve", "--port", "70000"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --port must be 0..65535, got 70000"
+
+
 # -- a real server ---------------------------------------------------------------------------------------
 class Server:
     def __init__(self, proc: subprocess.Popen, url: str):
@@ -216,6 +223,9 @@ def test_five_requests_at_once_complete_in_order_with_bounded_memory():
         with ThreadPoolExecutor(5) as pool:
             answers = list(pool.map(send, range(5)))
         assert all(status == 202 for status, _ in answers), answers
+        t0 = time.monotonic()
+        assert server.request("api/limits")[0] == 200
+        assert time.monotonic() - t0 < 1.0          # the server answers while the worker codes
         by_id = sorted((int(a["id"]), a) for _, a in answers)
         assert [a["position"] for _, a in by_id] == [0, 1, 2, 3, 4]   # each saw its place in the queue
         results = {}
@@ -246,7 +256,9 @@ def test_five_requests_at_once_complete_in_order_with_bounded_memory():
             assert webp["bytes"] is None or webp["bytes"] <= gsc["bytes"]
             assert gsc["psnr"] > 12 and 0 <= gsc["st_lpips"] <= 1 and gsc["colour_drift"] >= 0
         assert server.json(f"api/jobs/{ids[0]}")[0] == 404            # forgotten: only the last 3 are kept
-        assert server.peak_rss_bytes() < 3 * 2**30
+        peak = server.peak_rss_bytes()
+        print(f"gsc serve peak RSS after 5 jobs: {peak / 2**20:.0f} MiB")
+        assert peak < 3 * 2**30
     finally:
         _stop(server)
 
@@ -282,6 +294,7 @@ def _until(condition, timeout: float, what: str):
 @pytest.mark.slow
 @pytest.mark.shared_data("kodak")
 def test_page_in_headless_chromium(server, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     downloads = tmp_path / "downloads"
@@ -314,6 +327,14 @@ def test_page_in_headless_chromium(server, tmp_path):
         assert len(shown) == 2 and shown[0] <= 0.01 * 768 * 512 / 8 and shown[1] <= shown[0]
         for text in ("PSNR", "colour drift", "ST-LPIPS"):
             assert text in find("#tile-1 figcaption").text
+        img = find("#tile-0 img")             # click the red parrot's eye: every zoom shows it
+        ActionChains(browser).move_to_element_with_offset(
+            img, round((508 / 768 - 0.5) * img.size["width"]), round((171 / 512 - 0.5) * img.size["height"])
+        ).click().perform()
+        zooms = browser.execute_script("return [...document.querySelectorAll('.zoom')].map((z) => "
+                                       "[z.style.backgroundPosition, z.style.backgroundSize, z.dataset.src])")
+        assert len(zooms) == 3 and len({(p, s) for p, s, _ in zooms}) == 1, zooms
+        assert zooms[0][1] == "1536px 1024px"                           # 2× by default
         browser.save_screenshot(str(shots / "serve.png"))
 
         find("#download-stream").click()
@@ -329,6 +350,18 @@ def test_page_in_headless_chromium(server, tmp_path):
         with urllib.request.urlopen(src, timeout=10) as r:
             page_image = np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
         assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), page_image)
+
+        find("#file").send_keys(str(stream))          # the page decodes a .gsc and shows gsc info's fields
+        find("#go").click()
+        _until(lambda: find("#status").text.startswith("done") or find("#error").text, 180, "the decode")
+        assert not find("#error").text, find("#error").text
+        info = dict(tuple(row.text.split(" ", 1)) for row in browser.find_elements(By.CSS_SELECTOR, "#info tr"))
+        assert info["total_bytes"] == str(shown[0]) and info["width"] == "768" and info["preset"] == '"lite"'
+        src = _until(lambda: browser.execute_script(
+            "const i = document.querySelector('#tile-0 img'); return i && i.complete && i.naturalWidth && i.src"),
+            15, "the decoded picture")
+        with urllib.request.urlopen(src, timeout=10) as r:
+            assert np.array_equal(np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB")), page_image)
 
         text_file = tmp_path / "notes.txt"
         text_file.write_text("a shopping list, not a picture\n")

@@ -128,9 +128,9 @@ def compare_job(codec: Codec, params: dict, progress) -> tuple[dict, dict]:
     progress("scoring colour drift, drawing the sheet")
     original = as_tensor(tiles[0].image)
     kinds = ["original", "gsc", *CLASSICAL]
-    files = {f"{k}.png": (_png(t.image), "image/png") for k, t in zip(kinds, tiles) if t.image is not None}
+    files = {f"{stem}-{k}.png": (_png(t.image), "image/png") for k, t in zip(kinds, tiles) if t.image is not None}
     out = [_tile_json(t, None if k == "original" or t.image is None else colour_drift(as_tensor(t.image), original),
-                      f"{k}.png" if t.image is not None else None) for k, t in zip(kinds, tiles)]
+                      f"{stem}-{k}.png" if t.image is not None else None) for k, t in zip(kinds, tiles)]
     for k, t in zip(kinds[1:], tiles[1:]):
         if t.data is not None:
             files[f"{stem}.{t.suffix}"] = (t.data, "application/octet-stream")
@@ -138,12 +138,12 @@ def compare_job(codec: Codec, params: dict, progress) -> tuple[dict, dict]:
     render([tiles], title=title_for(path, tiles, SELECT)).save(buf, format="PNG", optimize=True)
     files[f"{stem}-sheet.png"] = (buf.getvalue(), "image/png")
     g = tiles[1]
-    downloads = {"stream": f"{stem}.gsc", "decoded": "gsc.png", "sheet": f"{stem}-sheet.png"} if g.data else \
-        {"sheet": f"{stem}-sheet.png"}
+    downloads = {"stream": f"{stem}.gsc", "decoded": f"{stem}-gsc.png", "sheet": f"{stem}-sheet.png"} if g.data \
+        else {"sheet": f"{stem}-sheet.png"}
     return {"name": name, "width": width, "height": height, "bpp": params["bpp"],
             "budget_bytes": math.floor(params["bpp"] * width * height / 8), "tiles": out, "notes": notes,
             "info": _jsonable(g.extra) if g.data else None,
-            "layers": [{"bytes": g.nbytes, "src": "gsc.png"}] if g.data else [],
+            "layers": [{"bytes": g.nbytes, "src": f"{stem}-gsc.png"}] if g.data else [],
             "downloads": downloads}, files
 
 
