@@ -104,6 +104,22 @@ class Server:
         status, body = self.request(path, data)
         return status, json.loads(body)
 
+    def declared_only(self, path: str, length: int):
+        """(status, JSON) of a POST that declares ``length`` bytes and sends none: refused from its header."""
+        import http.client
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.url)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        try:
+            conn.putrequest("POST", "/" + path)
+            conn.putheader("Content-Length", str(length))
+            conn.endheaders()
+            r = conn.getresponse()
+            return r.status, json.loads(r.read())
+        finally:
+            conn.close()
+
     def wait(self, job_id: str, timeout: float = 120) -> dict:
         end = time.monotonic() + timeout
         while True:
@@ -200,6 +216,9 @@ def test_bad_inputs_get_one_line_and_the_server_keeps_serving(server):
         state = server.wait(answer["id"], timeout=30)
         assert state["state"] == "failed" and state["error"] and "\n" not in state["error"], (name, state)
         assert not state["error"].startswith("internal error"), (name, state)
+    status, answer = server.declared_only("api/decode?name=big.gsc", 2 * 2**20)   # over the format's 1 MiB
+    assert status == 400 and answer["error"] == "big.gsc is 2097152 bytes; this server takes at most 1048576 bytes"
+    assert server.json("api/jobs/999999")[0] == 404
     status, page = server.request("")
     assert status == 200 and b"<title>gsc" in page
     assert b"http://" not in page and b"https://" not in page          # nothing fetched from elsewhere

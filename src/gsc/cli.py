@@ -172,10 +172,10 @@ def serve(
                              "name it: the page runs the codec for anyone who reaches it)."),
     port: int = typer.Option(8765, "--port", help="Port (0: a free one, printed)."),
 ):
-    """A local web page: your image, gsc, and WebP at ≤ gsc's bytes, side by side (needs gsc[serve])."""
+    """A local web page: your image, gsc, and WebP at ≤ gsc's bytes, side by side (needs the serve extra)."""
     from .serve import serve as run
 
-    run(host, port, echo=lambda line: typer.echo(line) or sys.stdout.flush())
+    run(host, port, echo=typer.echo)   # click flushes: a reader of the pipe sees the address at once
 
 
 @app.command("train-lite")
