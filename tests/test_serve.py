@@ -88,8 +88,8 @@ def test_serve_command_refuses_a_bad_port_in_one_line(capsys):
 
 # -- a real server ---------------------------------------------------------------------------------------
 class Server:
-    def __init__(self, proc: subprocess.Popen, url: str):
-        self.proc, self.url = proc, url
+    def __init__(self, proc: subprocess.Popen, url: str, output: list[str]):
+        self.proc, self.url, self.output = proc, url, output   # output: its lines so far
 
     def request(self, path: str, data: bytes | None = None, timeout: float = 30):
         """(status, body) of GET (or POST with ``data``) ``path``."""
@@ -152,7 +152,7 @@ def _start(code: str, timeout: float = 60) -> Server:
         time.sleep(0.1)
     url = next(line for line in lines if "http://" in line).split()[2]
     assert url.startswith("http://127.0.0.1:")
-    return Server(proc, url)
+    return Server(proc, url, lines)
 
 
 def _stop(server: Server) -> None:
@@ -391,3 +391,21 @@ def test_page_in_headless_chromium(server, tmp_path):
         browser.save_screenshot(str(shots / "serve-error.png"))
     finally:
         browser.quit()
+
+
+def test_ctrl_c_stops_the_server_at_once_even_mid_job():
+    import signal
+
+    server = _start("import sys; from gsc.cli import main; sys.exit(main(['serve', '--port', '0']))")
+    try:
+        status, answer = server.json("api/compare?name=grey.png", _png(np.full((256, 256, 3), 90, np.uint8)))
+        assert status == 202, answer
+        _until(lambda: server.json(f"api/jobs/{answer['id']}")[1]["state"] == "running", 30, "the job to start")
+        server.proc.send_signal(signal.SIGINT)
+        assert server.proc.wait(timeout=15) == 130
+        time.sleep(0.5)                               # the reader thread takes the last lines
+        out = "".join(server.output)
+        assert "the running job was abandoned" in out and "terminate called" not in out, out
+    finally:
+        if server.proc.poll() is None:
+            _stop(server)

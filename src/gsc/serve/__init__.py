@@ -13,7 +13,9 @@ with no build step and no assets of their own, so the page works offline.
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 
 from ..errors import GSCError
 
@@ -52,5 +54,10 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, echo=print, max_wa
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        queue.close()
         sock.close()
+        if queue.close():
+            # torch aborts the process (std::terminate) if Python shuts down while the worker is inside an op:
+            # stop now, abandoning the running job, rather than end in a core dump.
+            print("gsc serve: stopped; the running job was abandoned", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(130)

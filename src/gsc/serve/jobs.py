@@ -80,10 +80,12 @@ class JobQueue:
             running = any(j.state == "running" for j in self._jobs.values())
             return self._waiting.index(job) + int(running) if job in self._waiting else 0
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Stop taking jobs; True if one is still running (the worker ends after it)."""
         with self._lock:
             self._stop = True
             self._lock.notify()
+            return any(j.state == "running" for j in self._jobs.values())
 
     def _next(self) -> Job | None:
         with self._lock:
