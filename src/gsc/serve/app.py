@@ -49,61 +49,77 @@ async def _body(request: Request, limit: int, what: str) -> bytes:
     return b"".join(chunks)
 
 
+def _queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+async def index(request: Request) -> Response:
+    return HTMLResponse(request.app.state.page)
+
+
+async def get_limits(request: Request) -> Response:
+    return JSONResponse(work.limits())
+
+
+async def read_compare(request: Request) -> dict:
+    """The compare job's options and upload; its header checked (size, kind) before it waits in the queue."""
+    name = work.safe_name(request.query_params.get("name"), "upload.png")
+    params = work.compare_params(request.query_params, name)
+    params["data"] = await _body(request, work.MAX_UPLOAD_BYTES, name)
+    await run_in_threadpool(work.probe_image, params["data"], name)
+    return params
+
+
+async def read_decode(request: Request) -> dict:
+    name = work.safe_name(request.query_params.get("name"), "upload.gsc")
+    return {"name": name, "data": await _body(request, MAX_STREAM_BYTES, name)}
+
+
+def submitter(kind: str, read):
+    """The POST handler of one job kind: ``read`` the request, queue the job, answer its state."""
+    async def submit(request: Request) -> Response:
+        try:
+            job = _queue(request).submit(kind, await read(request))
+        except QueueFull as e:
+            return _error(str(e), 503)
+        except GSCError as e:
+            return _error(str(e), 400)
+        return JSONResponse(_queue(request).state(job), status_code=202)
+    return submit
+
+
+async def job_state(request: Request) -> Response:
+    job = _queue(request).get(request.path_params["id"])
+    if job is None:
+        return _error("no such job (finished jobs are kept a while, then forgotten)", 404)
+    return JSONResponse(_queue(request).state(job))
+
+
+async def job_file(request: Request) -> Response:
+    job = _queue(request).get(request.path_params["id"])
+    name = request.path_params["name"]
+    if job is None or name not in job.files:
+        return _error(f"no file {name!r} for this job", 404)
+    data, media = job.files[name]
+    headers = {"Cache-Control": "no-store"}
+    if request.query_params.get("download"):
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return Response(data, media_type=media, headers=headers)
+
+
+ROUTES = [
+    Route("/", index),
+    Route("/api/limits", get_limits),
+    Route("/api/compare", submitter("compare", read_compare), methods=["POST"]),
+    Route("/api/decode", submitter("decode", read_decode), methods=["POST"]),
+    Route("/api/jobs/{id:str}", job_state),
+    Route("/api/jobs/{id:str}/files/{name:str}", job_file),
+]
+
+
 def create_app(queue: JobQueue) -> Starlette:
     """The app over ``queue`` (whose worker runs ``work.run_job``)."""
-    page = package_files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
-
-    async def index(request: Request) -> Response:
-        return HTMLResponse(page)
-
-    async def get_limits(request: Request) -> Response:
-        return JSONResponse(work.limits())
-
-    async def read_compare(request: Request) -> dict:
-        name = work.safe_name(request.query_params.get("name"), "upload.png")
-        params = work.compare_params(request.query_params, name)
-        params["data"] = await _body(request, work.MAX_UPLOAD_BYTES, name)
-        await run_in_threadpool(work.probe_image, params["data"], name)
-        return params
-
-    async def read_decode(request: Request) -> dict:
-        name = work.safe_name(request.query_params.get("name"), "upload.gsc")
-        return {"name": name, "data": await _body(request, MAX_STREAM_BYTES, name)}
-
-    def submitter(kind: str, read):
-        async def submit(request: Request) -> Response:
-            try:
-                job = queue.submit(kind, await read(request))
-            except QueueFull as e:
-                return _error(str(e), 503)
-            except GSCError as e:
-                return _error(str(e), 400)
-            return JSONResponse(queue.state(job), status_code=202)
-        return submit
-
-    async def job_state(request: Request) -> Response:
-        job = queue.get(request.path_params["id"])
-        if job is None:
-            return _error("no such job (finished jobs are kept a while, then forgotten)", 404)
-        return JSONResponse(queue.state(job))
-
-    async def job_file(request: Request) -> Response:
-        job = queue.get(request.path_params["id"])
-        name = request.path_params["name"]
-        if job is None or name not in job.files:
-            return _error(f"no file {name!r} for this job", 404)
-        data, media = job.files[name]
-        headers = {"Cache-Control": "no-store"}
-        if request.query_params.get("download"):
-            headers["Content-Disposition"] = f'attachment; filename="{name}"'
-        return Response(data, media_type=media, headers=headers)
-
-    routes = [
-        Route("/", index),
-        Route("/api/limits", get_limits),
-        Route("/api/compare", submitter("compare", read_compare), methods=["POST"]),
-        Route("/api/decode", submitter("decode", read_decode), methods=["POST"]),
-        Route("/api/jobs/{id:str}", job_state),
-        Route("/api/jobs/{id:str}/files/{name:str}", job_file),
-    ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=ROUTES)
+    app.state.queue = queue
+    app.state.page = package_files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
+    return app
