@@ -166,6 +166,18 @@ def info(
     Console().print(t)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (another host only when you "
+                             "name it: the page runs the codec for anyone who reaches it)."),
+    port: int = typer.Option(8765, "--port", help="Port (0: a free one, printed)."),
+):
+    """A local web page: your image, gsc, and WebP at ≤ gsc's bytes, side by side (needs the serve extra)."""
+    from .serve import serve as run
+
+    run(host, port, echo=typer.echo)   # click flushes: a reader of the pipe sees the address at once
+
+
 @app.command("train-lite")
 def train_lite(
     data: Path = typer.Option(Path("../shared/data/bsds500"), "--data", help="BSDS500 root (train/ val/ test/)."),
