@@ -110,11 +110,12 @@ class Codec:
     # -- sender ---------------------------------------------------------------------------------
     def encode(self, image, channels: int | None = None, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None,
-               max_bpp: float | None = None, caption_policy: str = "keep") -> bytes:
+               max_bpp: float | None = None, caption_policy: str | None = None) -> bytes:
         """Compress ``image`` to a stream carrying its caption and C selected latent channels.
 
         ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
-        it when it would take more than ``CAPTION_SHARE`` of the budget (docs/lite-kodak.md measures why).
+        it when it would take more than ``CAPTION_SHARE`` of the budget; None: the preset's (lite drops it,
+        docs/lite-kodak.md measures why). A caption-only stream (``channels=0``) always keeps it.
 
         lite (DCT bands of a thumbnail): ``max_bpp`` (default ``DEFAULT_BPP``) is rate control over the
         thumbnail's scale, its steps and C; ``channels`` caps C (the first C bands); ``step`` does not apply.
@@ -131,6 +132,7 @@ class Codec:
         from .caption.coding import encode_caption
         from .image import as_image_tensor
 
+        caption_policy = caption_policy or self.preset.caption_policy
         self._check_options(channels, step, max_bpp, caption_policy)
         if (seed is None) != (steps is None):
             seed = self.preset.seed if seed is None else seed
@@ -143,7 +145,7 @@ class Codec:
         # 1. caption
         text = caption if caption is not None else self.captioner.caption(x, image_name)
         caption_data = encode_caption(text)
-        if self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
+        if channels != 0 and self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
             caption_data = b""
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
         # 2.–4. latent, selection, entropy coding

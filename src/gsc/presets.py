@@ -27,6 +27,7 @@ class Preset:
     seed: int = 0                   # default decoder seed
     captioner: str = "none"         # default captioner when no caption source is given
     selection: str = "ssim"         # default channel selection (gsc.latent.selection)
+    caption_policy: str = "keep"    # default caption policy (gsc.codec.CAPTION_POLICIES): keep, drop or auto
     coding: str = "grid"            # latent section: "grid" (gsc.latent.coding) or "bands" (gsc.latent.bands)
     latent_kwargs: dict = field(default_factory=dict)
     generator_kwargs: dict = field(default_factory=dict)
@@ -83,7 +84,7 @@ LITE_SECONDS_PER_MPX = 20.0
 
 register_preset(Preset(
     id=3, name="lite", latent="lite", generator="lite", latent_channels=64, steps=8, selection="ordered",
-    coding="bands",
+    coding="bands", caption_policy="drop",   # the caption's bytes buy more as bands (docs/lite-kodak.md)
     description="gsc's own small models (BSDS500-trained): a DCT-coded YCbCr thumbnail, a learned upsampler, "
                 "texture from a rectified flow in TAEF2's latent space; offline on a CPU",
     seconds_per_mpx_step=LITE_SECONDS_PER_MPX_STEP, seconds_per_mpx=LITE_SECONDS_PER_MPX,

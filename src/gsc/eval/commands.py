@@ -149,7 +149,8 @@ def compare_cmd(
     select: str = typer.Option("psnr", help="metric that picks each classical codec's downscale × quality: "
                                "psnr, st-lpips, flip, …"),
     crop: Optional[str] = typer.Option(None, help="X,Y,W,H: add a row of 1:1 details of this box"),
-    tile_width: Optional[int] = typer.Option(None, help="shrink the tiles to this width (default: 1:1)"),
+    tile_width: int = typer.Option(512, help="shrink wider tiles to this width, so that the labels stay legible "
+                                   "(the image's width or more: 1:1)"),
     keep: Optional[Path] = typer.Option(None, help="also write each tile's file (.gsc, .webp, …) and the "
                                         "sheet's numbers and tile boxes (IMAGE_STEM.json) to DIR"),
     preset: str = typer.Option("lite", help="gsc preset"),
@@ -168,6 +169,10 @@ def compare_cmd(
 
     names, chosen = check_options(channels, max_bpp, output, tile_width, codecs, select)
     from ..image import load_image
+    from .metrics import available
+
+    for reason in available(["st_lpips_alex"])[1].values():   # said before the work, not after
+        typer.echo(f"note: the sheet's ST-LPIPS shows n/a: {reason}", err=True)
 
     x = load_image(image)
     box = parse_crop(crop, x.shape[-1], x.shape[-2])
