@@ -80,9 +80,9 @@ def _read_stream(path: Path) -> bytes:
     return read_regular_file(path, MAX_STREAM_BYTES, "a .gsc stream")
 
 
-def _jobs(source: Path, output: Optional[Path], suffix: str, what: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs: one file, or every ``what`` in a folder into an output folder (made if
-    missing). Default outputs: the input's name with ``suffix``, beside it."""
+def _jobs(source: Path, output: Optional[Path], suffix: str, inputs) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file, or every file ``inputs(folder)`` lists into an output folder (made
+    if missing). Default outputs: the input's name with ``suffix``, beside it."""
     from .image import check_output
 
     if not source.is_dir():
@@ -92,7 +92,7 @@ def _jobs(source: Path, output: Optional[Path], suffix: str, what: str) -> list[
     folder = output or source
     if folder.exists() and not folder.is_dir():
         raise GSCError(f"{source} is a folder, so the output must be a folder too, and {folder} is a file")
-    sources = _folder_inputs(source, what)
+    sources = inputs(source)
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [(p, folder / (p.stem + suffix)) for p in sources]
     for p, target in jobs:
@@ -100,11 +100,13 @@ def _jobs(source: Path, output: Optional[Path], suffix: str, what: str) -> list[
     return jobs
 
 
-def _folder_inputs(folder: Path, what: str) -> list[Path]:
+def _images_in(folder: Path) -> list[Path]:
     from .image import list_dataset
 
-    if what == "images":
-        return list_dataset(folder)
+    return list_dataset(folder)
+
+
+def _streams_in(folder: Path) -> list[Path]:
     streams = sorted(p for p in folder.iterdir() if p.suffix == ".gsc" and p.is_file())
     if not streams:
         raise GSCError(f"no .gsc streams in {folder}")
@@ -178,7 +180,7 @@ def encode(
     quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
 ):
     """Compress IMAGE into a .gsc stream (a folder: each image into the output folder)."""
-    jobs = _jobs(image, output, ".gsc", "images")
+    jobs = _jobs(image, output, ".gsc", _images_in)
     from .codec import Codec
 
     codec = Codec.from_options(preset, captioner, caption, captions, selection, latent_checkpoint,
@@ -240,7 +242,7 @@ def decode(
     """Rebuild an image from a .gsc stream (the generator named by the stream's preset); a folder: each stream."""
     from .codec import Codec
 
-    jobs = _jobs(stream, output, "_gsc.png", "streams")
+    jobs = _jobs(stream, output, "_gsc.png", _streams_in)
     options = {"adapter": str(adapter) if adapter else None, "model": model, "device": device, "dtype": dtype,
                "guidance": guidance, "offload": offload, "fp8": fp8 or None, "vae_tiling": vae_tiling or None}
     codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None},

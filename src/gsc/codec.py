@@ -377,7 +377,8 @@ class Codec:
             "seed": p.seed,
             "steps": p.steps,
             "caption": p.caption,
-            "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps), 1),
+            "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps, generates=(
+                p.latent is None or p.latent.texture > 0)), 1),
             "cost_device": preset.cost_device,
             "decode_refused": self.limits.generation_refusal(preset, p.width, p.height, p.steps),
         }
