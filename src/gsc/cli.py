@@ -132,7 +132,7 @@ def _run_jobs(jobs: list[tuple[Path, Path]], one, label: str, quiet: bool) -> No
                 one(source, target, bar)
             except GSCError as e:
                 failed.append(source.name)
-                bar.console.print(f"{source.name}: error: {e}", highlight=False, markup=False)
+                _echo_err(f"{source.name}: {e}")   # on stderr, above the bar
             bar.advance(task)
     if failed:
         raise GSCError(f"{len(failed)} of {len(jobs)} files failed: {', '.join(failed)}")
