@@ -113,7 +113,7 @@ def _streams_in(folder: Path) -> list[Path]:
     return streams
 
 
-def _run_jobs(jobs: list[tuple[Path, Path]], one, label: str, quiet: bool) -> None:
+def _run_jobs(jobs: list[tuple[Path, Path]], one, label: str, quiet: bool, folder: bool) -> None:
     """``one(source, target, bar)`` for each job: a spinner for one file (``bar`` can add its own task), a
     bar over the files for a folder, where a file that fails is named in one line and the rest go on."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -121,7 +121,7 @@ def _run_jobs(jobs: list[tuple[Path, Path]], one, label: str, quiet: bool) -> No
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, transient=True, disable=quiet) as bar:
-        if len(jobs) == 1 and jobs[0][0].is_file():
+        if not folder:
             task = bar.add_task(f"{label} {jobs[0][0].name}", total=None)
             one(*jobs[0], bar)
             bar.remove_task(task)
@@ -187,7 +187,8 @@ def encode(
                                {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     options = dict(channels=channels, step=step, seed=seed, steps=steps, max_bpp=max_bpp,
                    caption_policy=caption_policy)
-    _run_jobs(jobs, lambda source, target, bar: _encode_one(codec, source, target, options), "encoding", quiet)
+    _run_jobs(jobs, lambda source, target, bar: _encode_one(codec, source, target, options), "encoding", quiet,
+              image.is_dir())
     if (caption is not None or captions is not None) and caption_policy is None \
             and codec.preset.caption_policy == "drop" and channels != 0:
         print(f"gsc: note: the caption was not sent: {codec.preset.name}'s default --caption-policy drop gives its "
@@ -247,7 +248,8 @@ def decode(
                "guidance": guidance, "offload": offload, "fp8": fp8 or None, "vae_tiling": vae_tiling or None}
     codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None},
                   max_pixels=max_pixels, max_steps=max_steps)
-    _run_jobs(jobs, lambda source, target, bar: _decode_one(codec, source, target, bar), "decoding", quiet)
+    _run_jobs(jobs, lambda source, target, bar: _decode_one(codec, source, target, bar), "decoding", quiet,
+              stream.is_dir())
 
 
 def _decode_one(codec, source: Path, target: Path, bar) -> None:
