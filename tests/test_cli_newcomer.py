@@ -151,3 +151,13 @@ def test_info_estimates_decode_time_from_what_the_stream_asks():
         data = fmt.pack(fmt.Header(get_preset("lite").id, *size), b"", encode_bands(latent, *size))
         estimate[code] = Codec().info(data)["decode_estimate_s"]
     assert 3 < estimate[0] < 8 and 17 < estimate[3] < 38
+
+
+def test_encode_reports_its_rate_control_stages_and_the_same_bytes(tmp_path):
+    from gsc.codec import Codec
+    from gsc.image import load_image
+
+    x, codec, calls = load_image(photo(tmp_path / "a.png", (160, 128))), Codec(), []
+    data = codec.encode(x, max_bpp=0.05, progress=lambda done, total: calls.append((done, total)))
+    assert data == codec.encode(x, max_bpp=0.05)
+    assert [d for d, _ in calls] == list(range(1, len(calls) + 1)) and calls[-1][0] == calls[-1][1] > 2

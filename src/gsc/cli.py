@@ -187,8 +187,8 @@ def encode(
                                {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     options = dict(channels=channels, step=step, seed=seed, steps=steps, max_bpp=max_bpp,
                    caption_policy=caption_policy)
-    _run_jobs(jobs, lambda source, target, bar: _encode_one(codec, source, target, options), "encoding", quiet,
-              image.is_dir())
+    _run_jobs(jobs, lambda source, target, bar: _encode_one(codec, source, target, options, bar), "encoding",
+              quiet, image.is_dir())
     if (caption is not None or captions is not None) and caption_policy is None \
             and codec.preset.caption_policy == "drop" and channels != 0:
         print(f"gsc: note: the caption was not sent: {codec.preset.name}'s default --caption-policy drop gives its "
@@ -196,10 +196,13 @@ def encode(
               file=sys.stderr)
 
 
-def _encode_one(codec, source: Path, target: Path, options: dict) -> None:
+def _encode_one(codec, source: Path, target: Path, options: dict, bar) -> None:
     from .image import load_image, write_atomic
 
-    data = codec.encode(load_image(source), image_name=source.name, **options)
+    task = bar.add_task(f"{source.name} (rate control)", total=None)
+    data = codec.encode(load_image(source), image_name=source.name, **options,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    bar.remove_task(task)
     write_atomic(target, lambda f: f.write(data))
     info = codec.summary(data)
     typer.echo(f"{target}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "

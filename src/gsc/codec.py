@@ -110,12 +110,13 @@ class Codec:
     # -- sender ---------------------------------------------------------------------------------
     def encode(self, image, channels: int | None = None, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None,
-               max_bpp: float | None = None, caption_policy: str | None = None) -> bytes:
+               max_bpp: float | None = None, caption_policy: str | None = None, progress=None) -> bytes:
         """Compress ``image`` to a stream carrying its caption and C selected latent channels.
 
         ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
         it when it would take more than ``CAPTION_SHARE`` of the budget; None: the preset's (lite drops it,
         docs/lite-kodak.md measures why). A caption-only stream (``channels=0``) always keeps it.
+        ``progress(done, total)``: lite's rate control reports its stages.
 
         lite (DCT bands of a thumbnail): ``max_bpp`` (default ``DEFAULT_BPP``) is rate control over the
         thumbnail's scale, its steps and C; ``channels`` caps C (the first C bands); ``step`` does not apply.
@@ -150,7 +151,7 @@ class Codec:
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
         # 2.–4. latent, selection, entropy coding
         if self.preset.coding == "bands":
-            return self._encode_bands(x, header, caption_data, channels, step, max_bpp)
+            return self._encode_bands(x, header, caption_data, channels, step, max_bpp, progress)
         return self._encode_grid(x, header, caption_data, channels, step, max_bpp)
 
     def _check_options(self, channels, step, max_bpp, caption_policy) -> None:
@@ -210,7 +211,7 @@ class Codec:
     DEFAULT_BPP = 0.01   # lite without --max-bpp
 
     def _encode_bands(self, x, header, caption_data: bytes, channels: int | None, step: float,
-                      max_bpp: float | None) -> bytes:
+                      max_bpp: float | None, progress=None) -> bytes:
         """The lite sender: 2. g_a and 3. the rate control (scale, steps, C) in one, 4. entropy coding."""
         from .latent.bands import encode_bands
 
@@ -223,7 +224,7 @@ class Codec:
         max_bpp = self.DEFAULT_BPP if max_bpp is None else max_bpp
         total = int(max_bpp * width * height / 8)
         budget = total - len(fmt.pack(header, caption_data, b""))
-        best = self.latent_encoder.rate_control(x, budget, channels) if budget > 0 else None
+        best = self.latent_encoder.rate_control(x, budget, channels, progress) if budget > 0 else None
         if best is None:
             raise GSCError(f"nothing fits in {max_bpp} bpp ({total} bytes): the header and caption take "
                            f"{total - budget} bytes and the coarsest thumbnail more than the rest; raise --max-bpp"
