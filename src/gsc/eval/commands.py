@@ -156,6 +156,8 @@ def compare_cmd(
     preset: str = typer.Option("lite", help="gsc preset"),
     caption: Optional[str] = typer.Option(None, help="gsc: caption text to send"),
     captions: Optional[Path] = typer.Option(None, help="gsc: JSON mapping image file name → caption"),
+    caption_policy: Optional[str] = typer.Option(None, help="gsc: keep | drop | auto, as gsc encode (default: the "
+                                                 "preset's; lite drops a caption)"),
     captioner: Optional[str] = typer.Option(None, help="gsc: captioner name (default: the preset's)"),
     selection: Optional[str] = typer.Option(None, help="gsc: channel selection method (default: the preset's)"),
     step: Optional[float] = typer.Option(None, help="gsc: latent quantization step Δ (finest tried with --max-bpp)"),
@@ -178,8 +180,8 @@ def compare_cmd(
     box = parse_crop(crop, x.shape[-1], x.shape[-2])
     codec = Codec.from_options(preset, captioner, caption, captions, selection)
     # only what the user gave goes to the encoder: its own defaults (and its rate control) do the rest
-    encode = {k: v for k, v in dict(channels=channels, max_bpp=max_bpp, step=step, seed=seed,
-                                    steps=steps).items() if v is not None}
+    encode = {k: v for k, v in dict(channels=channels, max_bpp=max_bpp, step=step, seed=seed, steps=steps,
+                                    caption_policy=caption_policy).items() if v is not None}
     tiles = build_row(image, codec, encode, names, chosen[0], echo=typer.echo)
     sheet = render([tiles], box, tile_width, title_for(image, tiles, chosen[0]))
     write_sheet(sheet, output)
