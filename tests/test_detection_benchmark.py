@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from conftest import SHARED_DATA
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-BSDS_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "test"
-pytestmark = pytest.mark.skipif(not BSDS_TEST.is_dir(), reason="../shared/data/bsds500 not present")
+BSDS_TEST = SHARED_DATA / "bsds500" / "test"
+pytestmark = pytest.mark.shared_data("bsds500/test")
 
 
 @pytest.fixture()

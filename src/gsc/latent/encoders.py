@@ -55,6 +55,22 @@ class LiteLatentEncoder(LatentEncoder):
         return self.sender.rate_control(image, budget, channels)
 
 
+@LATENT_ENCODERS.register("lite-tiny")
+class TinyLiteLatentEncoder(LiteLatentEncoder):
+    """The lite sender with the ``lite-tiny`` preset's seeded random g_s (``gsc.models.lite.tiny_models``),
+    the one its receiver builds from the same seed: tests of the wiring, no weights file."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    @cached_property
+    def sender(self):
+        from ..models.lite import tiny_models
+        from .lite import LiteSender
+
+        return LiteSender(tiny_models(self.seed)[0])
+
+
 MBT2018_MEAN_URL = "https://compressai.s3.amazonaws.com/models/v1/mbt2018-mean-{quality}-{hash}.pth.tar"
 
 

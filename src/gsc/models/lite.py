@@ -34,6 +34,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..bits import ceil_div
 from ..nn import ConfigMixin, timestep_embedding, zero_module
 from . import thumbnail
 
@@ -231,7 +232,7 @@ class LiteSynthesis(nn.Module, ConfigMixin):
         s = settings_vector(steps, scale)
         cond = self.cond(torch.cat([s, text], 1))
         base = thumbnail.from_planes(planes, size)
-        work = thumbnail.from_planes(planes, (-(-size[0] // 4), -(-size[1] // 4)))
+        work = thumbnail.from_planes(planes, (ceil_div(size[0], 4), ceil_div(size[1], 4)))
         h0 = self.stem(torch.cat([work * 2 - 1, s[:, :, None, None].expand(-1, -1, *work.shape[-2:])], 1))
         h = F.silu(self.down(F.silu(h0)))
         for block in self.inner:
@@ -241,3 +242,28 @@ class LiteSynthesis(nn.Module, ConfigMixin):
         for block in self.outer:
             h = block(h, cond)
         return base + F.pixel_shuffle(self.out(F.silu(h)), 4)[..., : size[0], : size[1]]
+
+
+# The lite-tiny preset's configs: every network at width 8, for tests of the wiring (like flux-tiny's).
+TINY_SYNTHESIS = dict(width=8, inner_width=8, inner_blocks=1, outer_blocks=1, cond_dim=8)
+TINY_FLOW = dict(channels=(8, 8), cond_dim=8)
+TINY_HINT_WIDTH = 8
+
+
+def tiny_models(seed: int = 0) -> tuple[LiteSynthesis, LiteFlowUNet, LiteAdapter]:
+    """g_s, the flow base and its adapter in the tiny configs, seeded, in eval mode.
+
+    The zero-initialised layers (g_s's output, the adapter's projections) get seeded random weights too:
+    at zero they would close the paths a test of the wiring has to see (g_s would be the bicubic upscale,
+    the adapter would add nothing).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        models = (LiteSynthesis(**TINY_SYNTHESIS), LiteFlowUNet(**TINY_FLOW),
+                  LiteAdapter(**TINY_FLOW, hint_width=TINY_HINT_WIDTH))
+        with torch.no_grad():
+            for m in models:
+                for layer in m.modules():
+                    if isinstance(layer, nn.Conv2d) and not layer.weight.any():
+                        layer.weight.normal_(0, 0.01)
+    return tuple(m.eval().requires_grad_(False) for m in models)

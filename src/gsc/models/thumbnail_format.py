@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..bits import ceil_div
+
 BLOCK = 8
 BANDS = BLOCK * BLOCK
 # Downscale factors f (image side / thumbnail side): 4 · 2^(k/4), k = 0..15 (4 bits).
@@ -37,11 +39,11 @@ class ThumbnailGeometry:
     @property
     def chroma(self) -> tuple[int, int]:
         h, w = self.luma
-        return -(-h // 2), -(-w // 2)
+        return ceil_div(h, 2), ceil_div(w, 2)
 
     def blocks(self, plane: int) -> tuple[int, int]:
         h, w = self.luma if plane == 0 else self.chroma
-        return -(-h // BLOCK), -(-w // BLOCK)
+        return ceil_div(h, BLOCK), ceil_div(w, BLOCK)
 
     def plane_sizes(self) -> list[tuple[int, int]]:
         return [self.luma, self.chroma, self.chroma]

@@ -16,6 +16,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from ..bits import ceil_div
 from ..errors import StreamError
 
 
@@ -30,7 +31,7 @@ def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: 
     rng = np.random.default_rng(seed)
     w, h = size
     if preset != "lite":
-        q = np.round(rng.laplace(0, 0.7, (channels, -(-h // 16), -(-w // 16)))).astype(np.int64)
+        q = np.round(rng.laplace(0, 0.7, (channels, ceil_div(h, 16), ceil_div(w, 16)))).astype(np.int64)
         return q, sorted(rng.choice(320, channels, replace=False).tolist())
     from ..latent.bands import BandLatent, _shapes
     from ..models.thumbnail_format import SCALES, ThumbnailGeometry
