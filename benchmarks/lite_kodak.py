@@ -26,8 +26,8 @@ settings and the *content* of the weight files, the budget and the metric versio
 again after an interruption, and after retraining only the gsc records (and WebP at their new bytes) are
 measured again; ``--reuse`` starts the cache from an earlier run's records (``earlier_run``). Writes
 ``benchmarks/results/<name>.json`` (CompressAI curves for ``gsc plot`` and every per-image record), ``.md``,
-``.png``, and the sections ``<!-- gsc:lite-<name> -->`` (the table against WebP, issue 16's targets with
-wins, the caption check) and ``<!-- gsc:lite-<name>-cli -->`` (the timing) of ``--doc``, each with the
+``.png``, and the sections ``<!-- gsc:lite-<name> -->`` (the table against WebP, the targets against WebP
+with wins, the caption check) and ``<!-- gsc:lite-<name>-cli -->`` (the timing) of ``--doc``, each with the
 command that made it. ``<name>`` defaults to ``<preset>_<data set>``
 (``lite_kodak``, ``lite_bsds500_test``).
 """
@@ -54,7 +54,7 @@ COLUMNS = [("psnr", "PSNR ↑", 2), ("ms_ssim", "MS-SSIM ↑", 4), ("psnr_chroma
 
 def earlier_run(files: list[Path], gsc: str) -> tuple[list[dict], dict[str, dict]]:
     """An earlier run's records ({"IMAGE@BUDGET": {"bytes", "bpp", "encode_s", "decode_s", "info", "gsc": {metric:
-    value}, "webp_best": {metric: {"size", "quality", "bytes"}}}}, as issue 16's runner wrote them): gsc's as
+    value}, "webp_best": {metric: {"size", "quality", "bytes"}}}}, as the earlier runner wrote them): gsc's as
     bench records for ``Bench.run(seed=…)`` (imported where the cache has none, marked ``seeded``), and per
     pick {(image, budget bytes): record} for ``ClassicalBench.known``, which rebuilds that file instead of searching."""
     import json
@@ -143,7 +143,7 @@ def main_table(table_rows: list[dict]) -> list[str]:
     return lines
 
 
-# Issue 16's targets: (metric, header, least gsc − WebP allowed (sign-corrected: ≥ it is met), digits)
+# The targets against WebP that lite v3 was built to meet: (metric, header, least gsc − WebP allowed (sign-corrected: ≥ it is met), digits)
 TARGETS = [("psnr", "PSNR ≥ WebP − 0.5", -0.5, 2), ("ms_ssim", "MS-SSIM ≥ WebP", 0.0, 4),
            ("psnr_chroma", "chroma ≥ WebP − 1", -1.0, 2), ("colour_drift", "drift ≤ WebP", 0.0, 2),
            ("flip", "FLIP ≤ WebP", 0.0, 4)]
@@ -153,7 +153,7 @@ def targets_table(table_rows: list[dict]) -> list[str]:
     from gsc.eval.metrics import METRICS
 
     ok = lambda c: "✓" if c else "✗"  # noqa: E731
-    lines = ["Issue 16's targets (gsc − WebP's pick for that metric, means over the images):", "",
+    lines = ["Targets against WebP (gsc − WebP's pick for that metric, means over the images):", "",
              "| --max-bpp | " + " | ".join(h for _, h, _, _ in TARGETS) +
              " | ST-LPIPS wins ≥ 5/6 | PSNR +≥ 0.3 dB over the previous budget |",
              "|---|" + "---|" * (len(TARGETS) + 2)]

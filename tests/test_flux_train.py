@@ -355,14 +355,6 @@ def test_flux_train_validation_files_do_not_collide(folder):
         assert written == ["a.jpg.png", "a.png.png", "c.png.png", "sub/b.png.png", "sub__b.png.png"], step
 
 
-def test_flux_docs_memory_table_counts_the_pinned_host_copy_of_group_offload():
-    from pathlib import Path
-
-    text = (Path(__file__).parents[1] / "docs" / "flux.md").read_text()
-    section = text[text.index("## Memory options"):text.index("## Cost of one")]
-    assert "use_stream" in section and "37 GB of page-locked host RAM" in section
-
-
 def test_flux_train_cli_options_are_the_config_fields(folder, monkeypatch):
     # One option per AdapterTrainConfig field, with its default: the CLI and the settings cannot drift.
     import dataclasses

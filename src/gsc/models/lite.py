@@ -94,7 +94,7 @@ class LiteFlowUNet(nn.Module, ConfigMixin):
                  latent_channels: int = LATENT_CHANNELS, text_dim: int = TEXT_DIM):
         super().__init__()
         channels = tuple(channels)
-        self.register_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
+        self.register_to_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
                              text_dim=text_dim)
         self.conditioning = Conditioning(cond_dim, text_dim)
         self.conv_in = nn.Conv2d(latent_channels, channels[0], 3, padding=1)
@@ -156,7 +156,7 @@ class LiteAdapter(nn.Module, ConfigMixin):
                  latent_channels: int = LATENT_CHANNELS, text_dim: int = TEXT_DIM, hint_width: int = 128):
         super().__init__()
         channels = tuple(channels)
-        self.register_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
+        self.register_to_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
                              text_dim=text_dim, hint_width=hint_width)
         base_like = LiteFlowUNet(channels, cond_dim, latent_channels, text_dim)
         self.conditioning = base_like.conditioning
@@ -213,7 +213,7 @@ class LiteSynthesis(nn.Module, ConfigMixin):
     def __init__(self, width: int = 48, inner_width: int = 96, inner_blocks: int = 4, outer_blocks: int = 1,
                  cond_dim: int = 128, text_dim: int = TEXT_DIM):
         super().__init__()
-        self.register_config(width=width, inner_width=inner_width, inner_blocks=inner_blocks,
+        self.register_to_config(width=width, inner_width=inner_width, inner_blocks=inner_blocks,
                              outer_blocks=outer_blocks, cond_dim=cond_dim, text_dim=text_dim)
         self.cond = nn.Sequential(nn.Linear(N_SETTINGS + text_dim, cond_dim), nn.SiLU(),
                                   nn.Linear(cond_dim, cond_dim), nn.SiLU())
