@@ -36,7 +36,7 @@ LATENT_ENCODERS: Registry[LatentEncoder] = Registry("latent encoder")
 @LATENT_ENCODERS.register("lite")
 class LiteLatentEncoder(LatentEncoder):
     """The lite sender (``gsc.latent.lite``): thumbnail DCT bands and the rate control that picks their
-    scale and steps, scoring its shortlist through the receiver's g_s (loaded from ``synthesis``)."""
+    scale and steps, making the best one's low band through the receiver's g_s (loaded from ``synthesis``)."""
 
     latent_channels = 64
 
