@@ -214,11 +214,11 @@ def test_a_missing_package_is_one_line(monkeypatch):
 
 def test_metric_names_agree_everywhere():
     from gsc.eval.commands import DEFAULT_METRICS
-    from gsc.eval.plot import PANELS
+    from gsc.eval.plot import panels
     from gsc.eval.results import METRIC_KEYS
 
     for m in metrics.METRICS.values():
-        assert METRIC_KEYS[m.name] == m.key and m.key in dict(PANELS)
+        assert METRIC_KEYS[m.name] == m.key and dict(panels())[m.key] == m.heading
     assert metrics.parse_metrics(DEFAULT_METRICS) == metrics.DEFAULT
     assert metrics.parse_metrics("psnr,st-lpips", st_lpips_vgg=True) == ["psnr", "st_lpips_alex", "st_lpips_vgg"]
     with pytest.raises(GSCError, match="unknown metric 'lpips2'"):

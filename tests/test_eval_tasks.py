@@ -281,5 +281,5 @@ def test_eval_task_yolo_against_itself_and_blank(tmp_path):
     res = CliRunner().invoke(app, ["eval-task", str(originals), str(originals), "--tasks", "yolov3-tiny", "-o",
                                    str(tmp_path / "cli.json")])
     assert res.exit_code == 0, res.output
-    assert "YOLOv3-tiny mAP50" in res.output
+    assert "YOLOv3-tiny mAP@.5 (set) ↑" in res.output
     assert json.loads((tmp_path / "cli.json").read_text())["results"]["yolo-map50"] == pytest.approx(1.0)

@@ -264,7 +264,7 @@ class Bench:
         from .metrics import METRICS
 
         points = [p for c in bundle["curves"] for p in c["points"]]
-        cols = [(f"{METRICS[m].label} {METRICS[m].arrow}", m, None) for m in self.metrics]
+        cols = [(METRICS[m].heading, m, None) for m in self.metrics]
         for m in self.measures:
             cols += m.columns
         cols += [("mean bytes", "bytes", lambda v: f"{v:.1f}"), ("mean C", "channels", lambda v: round(v, 2)),

@@ -335,9 +335,8 @@ def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: f
 
 
 def tasks_table(obj: dict) -> str:
-    names = {"depth-delta1": "depth δ1 ↑", "depth-absrel": "depth AbsRel ↓", "seg-miou": "seg mIoU ↑",
-             "seg-pixel-accuracy": "seg pixel acc ↑", "det-map": "det mAP ↑", "det-map50": "det mAP50 ↑",
-             "yolo-map50": "YOLOv3-tiny mAP50 ↑", "yolo-map50-image-mean": "YOLOv3-tiny mAP50 per image ↑"}
+    from .metrics import SCORES
+
     res = obj["results"]
-    return markdown_table(["reconstructions", "images", *[names[k] for k in res]],
+    return markdown_table(["reconstructions", "images", *[SCORES[k].heading for k in res]],
                           [[obj["reconstructions"], obj["images"], *res.values()]])
