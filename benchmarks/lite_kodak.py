@@ -55,22 +55,22 @@ COLUMNS = [("psnr", "PSNR ↑", 2), ("ms_ssim", "MS-SSIM ↑", 4), ("psnr_chroma
 def earlier_run(files: list[Path], gsc: str) -> tuple[list[dict], dict[str, dict]]:
     """An earlier run's records ({"IMAGE@BUDGET": {"bytes", "bpp", "encode_s", "decode_s", "info", "gsc": {metric:
     value}, "webp_best": {metric: {"size", "quality", "bytes"}}}}, as the earlier runner wrote them): gsc's as
-    bench records for ``Bench.run(seed=…)`` (imported where the cache has none, marked ``seeded``), and per
+    bench records for ``Bench.run(earlier=…)`` (imported where the cache has none, marked ``seeded``), and per
     pick {(image, budget bytes): record} for ``ClassicalBench.known``, which rebuilds that file instead of searching."""
     import json
 
-    seed, known = [], {m: {} for m in WEBP_PICK}
+    earlier, known = [], {m: {} for m in WEBP_PICK}
     for f in files:
         for tag, r in json.loads(Path(f).read_text()).items():
             image, budget = tag.rsplit("@", 1)
-            seed.append({"image": image, "codec": gsc, "target_bpp": float(budget), "fit": True,
+            earlier.append({"image": image, "codec": gsc, "target_bpp": float(budget), "fit": True,
                          **{k: r[k] for k in ("bytes", "bpp", "encode_s", "decode_s")}, **r["info"], **r["gsc"]})
             for m, c in r["webp_best"].items():
                 if m in known:
                     known[m][(image, r["bytes"])] = {"fit": False} if c is None else {
                         "fit": True, "scaled_width": c["size"][0], "scaled_height": c["size"][1],
                         "quality": c["quality"], "bytes": c["bytes"]}
-    return seed, known
+    return earlier, known
 
 
 def benches(preset: str, budgets: list[float], captions: dict, names: list[str], channels: int | None = None,
@@ -282,10 +282,10 @@ def main(argv=None) -> int:
     budgets = parse_targets(args.budgets)
     from gsc.eval.codecs import GscBench
 
-    seed, known = earlier_run(args.reuse, GscBench(args.preset, channels=args.channels).name)
+    earlier, known = earlier_run(args.reuse, GscBench(args.preset, channels=args.channels).name)
     bench, check = benches(args.preset, budgets, captions, [p.name for p in images], args.channels, known)
     out = ROOT / "benchmarks/results" / f"{name}.json"
-    bundle = bench.run(images, out, captions=captions, fresh=args.fresh, seed=seed)
+    bundle = bench.run(images, out, captions=captions, fresh=args.fresh, earlier=earlier)
     table_rows = rows(bundle, bench.codecs[0].name, budgets)
     lines = [f"`{command_line(args, ap)}`", "",
              f"{len(images)} images, reference captions; bpp from the stream's bytes (header and caption included). "
