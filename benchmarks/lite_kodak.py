@@ -143,7 +143,8 @@ def main_table(table_rows: list[dict]) -> list[str]:
     return lines
 
 
-# The targets against WebP that lite v3 was built to meet: (metric, header, least gsc − WebP allowed (sign-corrected: ≥ it is met), digits)
+# The targets against WebP that lite v3 was built to meet: (metric, header, least gsc − WebP allowed
+# (sign-corrected: ≥ it is met), digits)
 TARGETS = [("psnr", "PSNR ≥ WebP − 0.5", -0.5, 2), ("ms_ssim", "MS-SSIM ≥ WebP", 0.0, 4),
            ("psnr_chroma", "chroma ≥ WebP − 1", -1.0, 2), ("colour_drift", "drift ≤ WebP", 0.0, 2),
            ("flip", "FLIP ≤ WebP", 0.0, 4)]

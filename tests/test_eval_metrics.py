@@ -131,7 +131,7 @@ def test_identical_images_score_best(name, kodim23, one_thread):
 
 
 def test_st_lpips_prefers_jpeg_blocks_to_a_blurry_thumbnail(kodim23, one_thread):
-    """A sanity ranking any perceptual metric should pass: JPEG q10 (sharper, blocky) beats a 16× downscale on ST-LPIPS."""
+    """A sanity ranking a perceptual metric should pass: JPEG q10 (sharper, blocky) beats a 16× downscale."""
     x = _u8_tensor(kodim23)
     jpeg, thumb = _u8_tensor(_jpeg(kodim23, 10)), _u8_tensor(_down_up(kodim23, 16))
     s_jpeg, s_thumb = metrics.st_lpips(jpeg, x), metrics.st_lpips(thumb, x)

@@ -245,7 +245,8 @@ class Bench:
             for t in self.targets:
                 fit = [r for r in records if r["codec"] == codec.name and r[self.target_key] == t and r["fit"]]
                 if len(fit) < n_images:  # shown as missing, never a partial mean
-                    missing.append({"codec": codec.name, self.target_key: t, "images_fit": len(fit), "images": n_images})
+                    missing.append({"codec": codec.name, self.target_key: t, "images_fit": len(fit),
+                                    "images": n_images})
                     continue
                 points.append({self.target_key: t, **self.point(fit)})
             c = curve(codec.label, codec.describe(), points, kind=codec.kind, codec=codec.name,

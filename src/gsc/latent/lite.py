@@ -33,7 +33,9 @@ START_CODE = 10              # the first luma step code tried
 
 
 @dataclass
-class Candidate:
+class ThumbnailCandidate:
+    """One setting (f, Δ_Y, Δ_C, C) of the thumbnail's bands: its section's bytes and how far it is from the image."""
+
     latent: BandLatent
     nbytes: int
     distortion: float = math.inf
@@ -78,11 +80,11 @@ class LiteSender:
         return self.synthesis(latent.planes(height, width), (height, width), steps, scale, torch.zeros(1, 384))[0]
 
     def encode(self, x: torch.Tensor, scale_code: int, luma_code: int, chroma_code: int,
-               channels: int | None = None, texture_code: int = 0) -> Candidate:
+               channels: int | None = None, texture_code: int = 0) -> ThumbnailCandidate:
         h, w = x.shape[-2:]
         latent = self.latent(analyse(x, ThumbnailGeometry(w, h, SCALES[scale_code])), scale_code, luma_code,
                              chroma_code, channels, texture_code)
-        return Candidate(latent, len(encode_bands(latent, w, h)))
+        return ThumbnailCandidate(latent, len(encode_bands(latent, w, h)))
 
     @staticmethod
     def latent(coefs, scale_code, luma_code, chroma_code, channels, texture_code=0) -> BandLatent:
@@ -91,17 +93,17 @@ class LiteSender:
         return BandLatent(scale_code, luma_code, chroma_code, texture_code, q)
 
     def finest_fit(self, coefs, x_size, scale_code: int, chroma_code: int, budget: int, channels,
-                   start: int) -> Candidate | None:
+                   start: int) -> ThumbnailCandidate | None:
         """The finest luma step code whose section fits ``budget`` bytes, walking from ``start`` (a good
         guess costs two or three encodes: the size only grows as the step gets finer)."""
         h, w = x_size
-        memo: dict[int, Candidate | None] = {}
+        memo: dict[int, ThumbnailCandidate | None] = {}
 
-        def fit(code: int) -> Candidate | None:
+        def fit(code: int) -> ThumbnailCandidate | None:
             if code not in memo:
                 latent = self.latent(coefs, scale_code, code, chroma_code, channels)
                 n = len(encode_bands(latent, w, h))
-                memo[code] = Candidate(latent, n) if n <= budget else None
+                memo[code] = ThumbnailCandidate(latent, n) if n <= budget else None
             return memo[code]
 
         top = len(LUMA_STEPS) - 1
@@ -114,7 +116,7 @@ class LiteSender:
             code -= 1
         return fit(code)
 
-    def _scale_candidates(self, x, budget, channels, scale_code, chroma_codes, start) -> list[Candidate]:
+    def _scale_candidates(self, x, budget, channels, scale_code, chroma_codes, start) -> list[ThumbnailCandidate]:
         h, w = x.shape[-2:]
         geometry = ThumbnailGeometry(w, h, SCALES[scale_code])
         if min(geometry.luma) < MIN_THUMBNAIL:
@@ -123,7 +125,7 @@ class LiteSender:
         out = [self.finest_fit(coefs, (h, w), scale_code, j, budget, channels, start) for j in chroma_codes]
         return [c for c in out if c is not None]
 
-    def candidates(self, x: torch.Tensor, budget: int, channels: int | None = None) -> list[Candidate]:
+    def candidates(self, x: torch.Tensor, budget: int, channels: int | None = None) -> list[ThumbnailCandidate]:
         """The scales around the one a budget usually wants (≈ ``BITS_PER_PIXEL`` bits per thumbnail
         pixel), each at the finest step that fits; then the other chroma ratios at the best scale."""
         h, w = x.shape[-2:]
@@ -146,12 +148,12 @@ class LiteSender:
             self._proxy(x, c)
         return out + fine
 
-    def _proxy(self, x: torch.Tensor, c: Candidate) -> None:
+    def _proxy(self, x: torch.Tensor, c: ThumbnailCandidate) -> None:
         h, w = x.shape[-2:]
         c.low_band = T.from_planes(c.latent.planes(h, w), (h, w))[0]
         c.distortion = colour_distortion(c.low_band, x)
 
-    def score(self, x: torch.Tensor, cands: list[Candidate]) -> Candidate | None:
+    def score(self, x: torch.Tensor, cands: list[ThumbnailCandidate]) -> ThumbnailCandidate | None:
         """The best candidate by the proxy, with its low band (and distortion) through g_s when given."""
         best = min(cands, key=lambda c: c.distortion, default=None)
         if best is not None and self.synthesis is not None:
@@ -159,7 +161,7 @@ class LiteSender:
             best.distortion = colour_distortion(best.low_band, x)
         return best
 
-    def rate_control(self, x: torch.Tensor, budget: int, channels: int | None = None) -> Candidate | None:
+    def rate_control(self, x: torch.Tensor, budget: int, channels: int | None = None) -> ThumbnailCandidate | None:
         """The best candidate within ``budget`` latent bytes, or None if none fits, with the texture the
         receiver should add to its low band (the texture code costs no byte: its 3 bits are always sent)."""
         best = self.score(x, self.candidates(x, budget, channels))

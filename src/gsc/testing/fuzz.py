@@ -65,7 +65,7 @@ def sample_stream(caption: str = "A red wooden door with a round white knob and 
 
 
 def hostile_streams() -> dict[str, bytes]:
-    """Tiny, well-formed lite streams that ask for huge work (the hostile streams' table), built to docs/stream-format.md.
+    """Tiny, well-formed lite streams that ask for huge work, built to docs/stream-format.md.
 
     Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
     from .. import stream as fmt
