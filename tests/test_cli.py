@@ -9,6 +9,9 @@ from PIL import Image
 
 from gsc.testing.fuzz import sample_stream
 
+# Every test here runs gsc in a subprocess (the CLI as users run it): slow.
+pytestmark = pytest.mark.slow
+
 
 def gsc(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "gsc", *map(str, args)], capture_output=True, text=True, cwd=cwd,

@@ -19,6 +19,7 @@ def _tile(sheet: np.ndarray, box) -> np.ndarray:
     return sheet[y:y + h, x:x + w]
 
 
+@pytest.mark.slow
 def test_compare_sheet_holds_the_decoded_images(tmp_path, one_thread, capsys):
     from gsc.eval.classical import get_codec, resize
 

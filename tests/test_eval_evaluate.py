@@ -167,6 +167,7 @@ def test_eval_command(data, tmp_path, monkeypatch):
     assert load_curves(out)[0]["results"]["bpp"][0] > 0
 
 
+@pytest.mark.slow
 def test_eval_splits_images_between_accelerate_processes(data, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
