@@ -298,19 +298,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
 ]}
 # Scores measured otherwise than on one pair of images (learned metrics over sets, analysis models on the
 # reconstructions: gsc.eval.tasks, gsc.eval.measures), by JSON key: their labels, for tables and plots.
-SCORES: dict[str, Metric] = {m.key: m for m in [
-    Metric("lpips", "lpips", "LPIPS", False),
-    Metric("dists", "dists", "DISTS", False),
-    Metric("fid", "fid", "FID", False),
-    Metric("kid", "kid", "KID", False),
-    Metric("yolo_map50", "yolo-map50", "YOLOv3-tiny mAP@.5 (set)", True),
-    Metric("yolo_map50_image_mean", "yolo-map50-image-mean", "YOLOv3-tiny mAP@.5 (per image)", True),
-    Metric("depth_delta1", "depth-delta1", "depth δ1", True),
-    Metric("depth_absrel", "depth-absrel", "depth AbsRel", False),
-    Metric("seg_miou", "seg-miou", "seg mIoU", True),
-    Metric("seg_pixel_accuracy", "seg-pixel-accuracy", "seg pixel accuracy", True),
-    Metric("det_map", "det-map", "DETR mAP@[.5:.95]", True),
-    Metric("det_map50", "det-map50", "DETR mAP@.5", True),
+SCORES: dict[str, Metric] = {key: Metric(key.replace("-", "_"), key, label, up) for key, label, up in [
+    ("lpips", "LPIPS", False), ("dists", "DISTS", False), ("fid", "FID", False), ("kid", "KID", False),
+    ("yolo-map50", "YOLOv3-tiny mAP@.5 (set)", True), ("yolo-map50-image-mean", "YOLOv3-tiny mAP@.5 (per image)", True),
+    ("depth-delta1", "depth δ1", True), ("depth-absrel", "depth AbsRel", False), ("seg-miou", "seg mIoU", True),
+    ("seg-pixel-accuracy", "seg pixel accuracy", True), ("det-map", "DETR mAP@[.5:.95]", True),
+    ("det-map50", "DETR mAP@.5", True),
 ]}
 BASIC = ["psnr", "ms_ssim"]
 # What gsc eval and bench-classical report unless told otherwise (ST-LPIPS vgg costs ≈ 5× alex: a flag).
