@@ -248,10 +248,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def command_line(args, ap) -> str:
-    """The command that reproduces this run (paths relative to the repository), for the doc beside the table."""
+    """The command that reproduces this run (paths relative to the repository, through links as given: a
+    linked ../shared stays ../shared), for the doc beside the table."""
     import os
 
-    rel = lambda p: None if p is None else os.path.relpath(Path(p).resolve(), ROOT)  # noqa: E731
+    rel = lambda p: None if p is None else os.path.relpath(os.path.abspath(p), ROOT)  # noqa: E731
     parts = ["python benchmarks/lite_kodak.py"]
     for opt, value in (("--data", None if args.data == ap.get_default("data") else rel(args.data)),
                        ("--captions", rel(args.captions)), ("--name", args.name),
