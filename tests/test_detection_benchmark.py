@@ -27,6 +27,7 @@ def data(tmp_path):
     return folder
 
 
+@pytest.mark.slow   # the benchmark end to end on real images
 def test_benchmark_writes_results_and_resumes(data, tmp_path, monkeypatch, one_thread):
     import detection
 

@@ -135,6 +135,7 @@ def test_search_state_round_trips_through_the_cache():
     assert c.data == state.cands[i].data and np.array_equal(c.recon, state.cands[i].recon)
 
 
+@pytest.mark.slow   # a search per metric on real photos
 @pytest.mark.shared_data("bsds500/val")
 def test_select_st_lpips_is_never_worse_than_the_best_psnr_pick(tmp_path, monkeypatch, one_thread):
     """gsc bench --select psnr,st-lpips on real photos: per image, the ST-LPIPS pick scores ≤ the PSNR pick."""

@@ -82,6 +82,7 @@ def run(folder, *extra):
     return result
 
 
+@pytest.mark.slow   # training
 def test_flux_train_adapter_cli_logs_validates_checkpoints_and_resumes(folder):
     run(folder, "--steps", "2", "--validate-every", "2", "--workers", "1")
     out = folder / "run"
@@ -115,6 +116,7 @@ def test_flux_train_adapter_cli_logs_validates_checkpoints_and_resumes(folder):
     assert image.shape == (3, 32, 20)
 
 
+@pytest.mark.slow   # training
 def test_flux_train_resume_equals_the_uninterrupted_run_and_ema_is_diffusers_average(folder):
     # Every draw comes from the sample's seed and the data order from the step, so 2 steps + a resumed
     # third equal 3 straight steps, bit for bit (random crops encoded on the fly: --precompute none).
@@ -304,6 +306,7 @@ def test_flux_train_frees_the_encoders_before_the_transformer_comes_on(folder, m
     assert seen == {"t5": True, "clip": True, "g_a": True}
 
 
+@pytest.mark.slow   # a subprocess
 def test_flux_train_refuses_fp16_before_importing_diffusers_or_accelerate(folder):
     import subprocess
     import sys
@@ -341,6 +344,7 @@ def test_flux_train_cache_notices_an_image_replaced_in_place(folder):
     torch.testing.assert_close(after, encoders.latent_encoder.analyse(images[images.keys.index("c.png")]["image"]))
 
 
+@pytest.mark.slow   # training
 def test_flux_train_validation_files_do_not_collide(folder):
     # sub/b.png and sub__b.png are two images: each gets its own validation file.
     import shutil

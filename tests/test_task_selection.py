@@ -46,6 +46,7 @@ def test_equals_ssim_where_nothing_is_detected():
         assert select_channels(latent, x, c, "det-ssim") == select_channels(latent, x, c, "ssim")
 
 
+@pytest.mark.slow   # every C on real images, with YOLO
 def test_every_c_is_valid_deterministic_and_travels_in_the_stream():
     """On real images through a channel-grid codec (flux-tiny's mbt2018-mean; lite v3 sends DCT bands): every
     C gives C sorted, distinct, valid indices, the same on a fresh detector run, and a receiver that does not
