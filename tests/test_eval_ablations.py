@@ -77,6 +77,7 @@ def test_caption_only_and_channel_sweep(setup):
     import ablation_channels
 
     tmp_path, common, senders = setup
+    common = [*common, "--metrics", "psnr,ms-ssim"]   # what is swept, not what is scored, is under test
     assert ablation_caption_only.main(common) == 0
     assert calls(senders) == {(f"im{i}.png", 0, f"caption {i}") for i in range(3)} | \
         {(f"im{i}.png", 0, "") for i in range(3)}
