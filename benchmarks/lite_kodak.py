@@ -26,8 +26,8 @@ settings and the *content* of the weight files, the budget and the metric versio
 again after an interruption, and after retraining only the gsc records (and WebP at their new bytes) are
 measured again; ``--reuse`` starts the cache from an earlier run's records (``earlier_run``). Writes
 ``benchmarks/results/<name>.json`` (CompressAI curves for ``gsc plot`` and every per-image record), ``.md``,
-``.png``, and the sections ``<!-- gsc:lite-<name> -->`` (the table against WebP, issue 16's targets with
-wins, the caption check) and ``<!-- gsc:lite-<name>-cli -->`` (the timing) of ``--doc``, each with the
+``.png``, and the sections ``<!-- gsc:lite-<name> -->`` (the table against WebP, the targets against WebP
+with wins, the caption check) and ``<!-- gsc:lite-<name>-cli -->`` (the timing) of ``--doc``, each with the
 command that made it. ``<name>`` defaults to ``<preset>_<data set>``
 (``lite_kodak``, ``lite_bsds500_test``).
 """
@@ -54,23 +54,23 @@ COLUMNS = [("psnr", "PSNR ↑", 2), ("ms_ssim", "MS-SSIM ↑", 4), ("psnr_chroma
 
 def earlier_run(files: list[Path], gsc: str) -> tuple[list[dict], dict[str, dict]]:
     """An earlier run's records ({"IMAGE@BUDGET": {"bytes", "bpp", "encode_s", "decode_s", "info", "gsc": {metric:
-    value}, "webp_best": {metric: {"size", "quality", "bytes"}}}}, as issue 16's runner wrote them): gsc's as
-    bench records for ``Bench.run(seed=…)`` (imported where the cache has none, marked ``seeded``), and per
+    value}, "webp_best": {metric: {"size", "quality", "bytes"}}}}, as the earlier runner wrote them): gsc's as
+    bench records for ``Bench.run(earlier=…)`` (imported where the cache has none, marked ``seeded``), and per
     pick {(image, budget bytes): record} for ``ClassicalBench.known``, which rebuilds that file instead of searching."""
     import json
 
-    seed, known = [], {m: {} for m in WEBP_PICK}
+    earlier, known = [], {m: {} for m in WEBP_PICK}
     for f in files:
         for tag, r in json.loads(Path(f).read_text()).items():
             image, budget = tag.rsplit("@", 1)
-            seed.append({"image": image, "codec": gsc, "target_bpp": float(budget), "fit": True,
+            earlier.append({"image": image, "codec": gsc, "target_bpp": float(budget), "fit": True,
                          **{k: r[k] for k in ("bytes", "bpp", "encode_s", "decode_s")}, **r["info"], **r["gsc"]})
             for m, c in r["webp_best"].items():
                 if m in known:
                     known[m][(image, r["bytes"])] = {"fit": False} if c is None else {
                         "fit": True, "scaled_width": c["size"][0], "scaled_height": c["size"][1],
                         "quality": c["quality"], "bytes": c["bytes"]}
-    return seed, known
+    return earlier, known
 
 
 def benches(preset: str, budgets: list[float], captions: dict, names: list[str], channels: int | None = None,
@@ -144,7 +144,8 @@ def main_table(table_rows: list[dict]) -> list[str]:
     return lines
 
 
-# Issue 16's targets: (metric, header, least gsc − WebP allowed (sign-corrected: ≥ it is met), digits)
+# The targets against WebP that lite v3 was built to meet: (metric, header, least gsc − WebP allowed
+# (sign-corrected: ≥ it is met), digits)
 TARGETS = [("psnr", "PSNR ≥ WebP − 0.5", -0.5, 2), ("ms_ssim", "MS-SSIM ≥ WebP", 0.0, 4),
            ("psnr_chroma", "chroma ≥ WebP − 1", -1.0, 2), ("colour_drift", "drift ≤ WebP", 0.0, 2),
            ("flip", "FLIP ≤ WebP", 0.0, 4)]
@@ -154,7 +155,7 @@ def targets_table(table_rows: list[dict]) -> list[str]:
     from gsc.eval.metrics import METRICS
 
     ok = lambda c: "✓" if c else "✗"  # noqa: E731
-    lines = ["Issue 16's targets (gsc − WebP's pick for that metric, means over the images):", "",
+    lines = ["Targets against WebP (gsc − WebP's pick for that metric, means over the images):", "",
              "| --max-bpp | " + " | ".join(h for _, h, _, _ in TARGETS) +
              " | ST-LPIPS wins ≥ 5/6 | PSNR +≥ 0.3 dB over the previous budget |",
              "|---|" + "---|" * (len(TARGETS) + 2)]
@@ -248,10 +249,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def command_line(args, ap) -> str:
-    """The command that reproduces this run (paths relative to the repository), for the doc beside the table."""
+    """The command that reproduces this run (paths relative to the repository, through links as given: a
+    linked ../shared stays ../shared), for the doc beside the table."""
     import os
 
-    rel = lambda p: None if p is None else os.path.relpath(Path(p).resolve(), ROOT)  # noqa: E731
+    rel = lambda p: None if p is None else os.path.relpath(os.path.abspath(p), ROOT)  # noqa: E731
     parts = ["python benchmarks/lite_kodak.py"]
     for opt, value in (("--data", None if args.data == ap.get_default("data") else rel(args.data)),
                        ("--captions", rel(args.captions)), ("--name", args.name),
@@ -283,10 +285,10 @@ def main(argv=None) -> int:
     budgets = parse_targets(args.budgets)
     from gsc.eval.codecs import GscBench
 
-    seed, known = earlier_run(args.reuse, GscBench(args.preset, channels=args.channels).name)
+    earlier, known = earlier_run(args.reuse, GscBench(args.preset, channels=args.channels).name)
     bench, check = benches(args.preset, budgets, captions, [p.name for p in images], args.channels, known)
     out = ROOT / "benchmarks/results" / f"{name}.json"
-    bundle = bench.run(images, out, captions=captions, fresh=args.fresh, seed=seed)
+    bundle = bench.run(images, out, captions=captions, fresh=args.fresh, earlier=earlier)
     table_rows = rows(bundle, bench.codecs[0].name, budgets)
     lines = [f"`{command_line(args, ap)}`", "",
              f"{len(images)} images, reference captions; bpp from the stream's bytes (header and caption included). "

@@ -4,7 +4,8 @@ For each image and budget, gsc's rate control picks the thumbnail's scale f and 
 the thumbnail at that f with WebP, at the highest quality whose file, less the container's fixed bytes
 (RIFF header, VP8 chunk header, frame tag, start code and size: ``CONTAINER`` bytes), fits the band section's
 bytes. Both thumbnails then go through the receiver's low band: bicubic, and g_s (with the caption, at the
-stream's f and steps). No texture: this compares low bands (issue 16, point 6).
+stream's f and steps). No texture: this compares low bands: is g_s worth its bytes over
+sending a WebP thumbnail?
 
     python benchmarks/lite_reference.py ../shared/data/kodak/*.png --captions ../shared/data/kodak/captions.json \
         --out benchmarks/results/lite_reference_kodak.json

@@ -5,7 +5,8 @@
 1. Symbols per second of ``decode_latent`` on real-shaped sections (Kodak-sized C = 2, 4K C = 4 and C = 16).
 2. For several grid shapes, the slowest section the default limit admits (largest m that fits, uniformly
    random symbols, the slowest payload to decode): its symbol work and read time.
-3. Issue 12's hand-built hostile streams: time until ``Codec.info`` / ``Codec.decode`` refuse them.
+3. The hand-built hostile streams (``gsc.testing.fuzz.hostile_streams``):
+   time until ``Codec.info`` / ``Codec.decode`` refuse them.
 Times are CPU seconds (``time.process_time``, the best of three), so that other jobs on the machine do
 not count; the refusals are also timed on the wall clock.
 """

@@ -51,11 +51,11 @@ def test_each_metric_meets_webps_pick_on_that_metric():
     assert table.endswith("| 2/2 |") and "enc s" not in table
 
 
-def test_issue_16_targets_per_budget():
+def test_targets_against_webp_per_budget():
     (a,) = lite_kodak.rows(_bundle({"a": 3.5, "b": 3.5}), "gsc:lite:ordered", [0.01])
     b = {**a, "budget": 0.02, "gsc": {**a["gsc"], "psnr": 3.7}, "wins": {**a["wins"], "st_lpips_alex": 1}}
-    head, _, _, _, first, second = lite_kodak.targets_table([a, b])
-    assert "Issue 16" in head
+    _, _, columns, _, first, second = lite_kodak.targets_table([a, b])
+    assert columns.split(" | ")[1:len(lite_kodak.TARGETS) + 1] == [h for _, h, _, _ in lite_kodak.TARGETS]
     # PSNR +2.5 ✓, MS-SSIM +1.5 ✓, chroma +0.5 ✓, drift −0.5 ✓ (lower), FLIP −2.5 ✓, ST-LPIPS 2/2 ✓
     assert first == "| 0.01 | ✓ +2.50 | ✓ +1.5000 | ✓ +0.50 | ✓ -0.50 | ✓ -2.5000 | ✓ 2/2 | – |"
     assert second.endswith("| ✗ 1/2 | ✗ +0.20 |")

@@ -9,6 +9,9 @@ from PIL import Image
 
 from gsc.testing.fuzz import sample_stream
 
+# Every test here runs gsc in a subprocess (the CLI as users run it): slow.
+pytestmark = pytest.mark.slow
+
 
 def gsc(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "gsc", *map(str, args)], capture_output=True, text=True, cwd=cwd,
@@ -81,7 +84,7 @@ def test_usage_errors_exit_non_zero_without_traceback(tmp_path):
 
 
 def test_hostile_streams_are_refused_in_one_line(tmp_path):
-    """Issue 12's table: tiny valid streams that ask for minutes to days of decoding."""
+    """The hostile streams: tiny valid streams that ask for minutes to days of decoding."""
     from gsc.testing.fuzz import hostile_streams
 
     for k, (name, data) in enumerate(hostile_streams().items()):

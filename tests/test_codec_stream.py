@@ -67,7 +67,7 @@ def test_small_and_odd_sizes_round_trip():
         assert np.array_equal(p.q, q) and p.indices == idx
 
 
-# What each hand-built stream of issue 12's table is refused by, and where: info reads the symbols (and
+# What each hostile stream (gsc.testing.fuzz.hostile_streams) is refused by, and where: info reads the symbols (and
 # must refuse what it cannot read within a second); decode also checks the image and the steps.
 HOSTILE = {
     "8192², C = 0": (None, "Mpx"),

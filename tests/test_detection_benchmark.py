@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from conftest import SHARED_DATA
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-BSDS_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "test"
-pytestmark = pytest.mark.skipif(not BSDS_TEST.is_dir(), reason="../shared/data/bsds500 not present")
+BSDS_TEST = SHARED_DATA / "bsds500" / "test"
+pytestmark = pytest.mark.shared_data("bsds500/test")
 
 
 @pytest.fixture()
@@ -25,6 +27,7 @@ def data(tmp_path):
     return folder
 
 
+@pytest.mark.slow   # the benchmark end to end on real images
 def test_benchmark_writes_results_and_resumes(data, tmp_path, monkeypatch, one_thread):
     import detection
 
@@ -52,7 +55,7 @@ def test_benchmark_writes_results_and_resumes(data, tmp_path, monkeypatch, one_t
     assert sorted(r["psnr"] for r in webp) == pytest.approx(sorted(r["psnr"] for r in classical))
     assert all(r["channels"] == 2 and len(r["indices"]) == 2 for r in recs if r["codec"].startswith("gsc"))
     table = (tmp_path / "det.md").read_text()
-    assert "YOLO mAP@.5 (set)" in table and "| gsc flux-tiny (det-ssim, C = 2) | 0.05 | 2/2 |" in table
+    assert "YOLOv3-tiny mAP@.5 (set) ↑" in table and "| gsc flux-tiny (det-ssim, C = 2) | 0.05 | 2/2 |" in table
     assert "- det-ssim vs ssim at 0.05 bpp: other channels on " in table
     assert "<!-- gsc:detection-det -->" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "det.png").stat().st_size > 0

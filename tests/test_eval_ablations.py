@@ -11,14 +11,13 @@ from gsc.eval.results import load_curves
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(Path(__file__).parent))
 
-from test_eval_evaluate import TinyCodec, _dataset  # noqa: E402
+from conftest import TinyCodec, make_dataset  # noqa: E402
 
 
 @pytest.fixture()
 def setup(tmp_path, monkeypatch):
-    data = _dataset(tmp_path / "data", n=3)
+    data = make_dataset(tmp_path / "data", n=3)
     (data / "captions.json").write_text(json.dumps({f"im{i}.png": f"caption {i}" for i in range(3)}))
     senders = []  # (selection, TinyCodec) per sender built; the receivers (no selection) are not listed
 
@@ -78,6 +77,7 @@ def test_caption_only_and_channel_sweep(setup):
     import ablation_channels
 
     tmp_path, common, senders = setup
+    common = [*common, "--metrics", "psnr,ms-ssim"]   # what is swept, not what is scored, is under test
     assert ablation_caption_only.main(common) == 0
     assert calls(senders) == {(f"im{i}.png", 0, f"caption {i}") for i in range(3)} | \
         {(f"im{i}.png", 0, "") for i in range(3)}

@@ -169,14 +169,14 @@ def test_code_digest_follows_the_codec_sources_only(tmp_path):
     """A changed sender or receiver source makes new gsc records; eval, train, testing and the CLI do not."""
     from gsc.eval.codecs import GscBench, code_digest, source_digest
 
-    for rel in ("latent/lite.py", "caption/model.json", "eval/bench.py", "train/lite.py", "cli.py"):
+    for rel in ("latent/lite.py", "caption/data/caption_model.json.gz", "eval/bench.py", "train/lite.py", "cli.py"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("a")
     before = source_digest(tmp_path)
     for rel in ("eval/bench.py", "train/lite.py", "cli.py"):
         (tmp_path / rel).write_text("b")
     assert source_digest(tmp_path) == before
-    (tmp_path / "caption/model.json").write_text("b")
+    (tmp_path / "caption/data/caption_model.json.gz").write_text("b")
     changed = source_digest(tmp_path)
     (tmp_path / "latent/lite.py").write_text("b")
     assert len({before, changed, source_digest(tmp_path)}) == 3

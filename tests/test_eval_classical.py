@@ -1,6 +1,5 @@
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,8 @@ from gsc.eval.bench import Bench
 from gsc.eval.classical import (Candidate, ClassicalCodec, SearchGrid, best_quality_that_fits, get_codec,
                                 parse_codecs, parse_targets, pick, psnr_u8, resize, search)
 from gsc.eval.codecs import classical_codecs
+
+from conftest import SHARED_DATA
 
 
 def _scene(seed: int, h: int = 176, w: int = 256) -> np.ndarray:
@@ -93,7 +94,7 @@ def test_parse_options():
 # --------------------------------------------------------------------------------------------------
 # --select: the setting best on another metric
 
-BSDS_VAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "val"
+BSDS_VAL = SHARED_DATA / "bsds500" / "val"
 
 
 def _cands(psnrs, nbytes=None):
@@ -134,6 +135,8 @@ def test_search_state_round_trips_through_the_cache():
     assert c.data == state.cands[i].data and np.array_equal(c.recon, state.cands[i].recon)
 
 
+@pytest.mark.slow   # a search per metric on real photos
+@pytest.mark.shared_data("bsds500/val")
 def test_select_st_lpips_is_never_worse_than_the_best_psnr_pick(tmp_path, monkeypatch, one_thread):
     """gsc bench --select psnr,st-lpips on real photos: per image, the ST-LPIPS pick scores ≤ the PSNR pick."""
     images = sorted(BSDS_VAL.glob("*.jpg"))[:2]

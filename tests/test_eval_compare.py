@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,9 @@ from PIL import Image
 
 from gsc.cli import main
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+from conftest import SHARED_DATA
+
+KODAK = SHARED_DATA / "kodak"
 
 
 def _tile(sheet: np.ndarray, box) -> np.ndarray:
@@ -19,6 +20,8 @@ def _tile(sheet: np.ndarray, box) -> np.ndarray:
     return sheet[y:y + h, x:x + w]
 
 
+@pytest.mark.slow
+@pytest.mark.shared_data("kodak")
 def test_compare_sheet_holds_the_decoded_images(tmp_path, one_thread, capsys):
     from gsc.eval.classical import get_codec, resize
 
@@ -73,8 +76,11 @@ def test_compare_sheet_holds_the_decoded_images(tmp_path, one_thread, capsys):
     (["--channels", "1", "--select", "psnr,flip"], "--select takes one metric"),
 ])
 def test_compare_bad_options_are_one_line(tmp_path, capsys, args, message):
-    out = tmp_path / "s.png"
-    assert main(["compare", str(KODAK / "kodim23.png"), "-o", str(out), *args]) == 1
+    from PIL import Image
+
+    image, out = tmp_path / "in.png", tmp_path / "s.png"
+    Image.new("RGB", (768, 512), (90, 120, 60)).save(image)
+    assert main(["compare", str(image), "-o", str(out), *args]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not out.exists()

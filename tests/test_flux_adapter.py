@@ -121,6 +121,7 @@ def test_flux_adapter_training_step_changes_only_the_adapter(base):
     assert any(k.startswith("controlnet.controlnet_blocks") for k in changed)
 
 
+@pytest.mark.slow
 def test_flux_adapter_overfits_one_image(base):
     # One 32×32 image and two fixed (t, ε) draws: the adapter alone (base frozen) must drive the
     # rectified-flow loss down by at least 8× in 40 Adam steps (measured: 1.43 → 0.106, 13×).

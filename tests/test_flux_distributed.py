@@ -27,7 +27,7 @@ from gsc.train.adapter import AdapterTrainConfig  # noqa: E402
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
-pytestmark = pytest.mark.usefixtures("one_thread", "fresh_accelerate")
+pytestmark = [pytest.mark.usefixtures("one_thread", "fresh_accelerate"), pytest.mark.slow]   # two processes
 
 
 @pytest.fixture()

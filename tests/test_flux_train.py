@@ -82,6 +82,7 @@ def run(folder, *extra):
     return result
 
 
+@pytest.mark.slow   # training
 def test_flux_train_adapter_cli_logs_validates_checkpoints_and_resumes(folder):
     run(folder, "--steps", "2", "--validate-every", "2", "--workers", "1")
     out = folder / "run"
@@ -115,6 +116,7 @@ def test_flux_train_adapter_cli_logs_validates_checkpoints_and_resumes(folder):
     assert image.shape == (3, 32, 20)
 
 
+@pytest.mark.slow   # training
 def test_flux_train_resume_equals_the_uninterrupted_run_and_ema_is_diffusers_average(folder):
     # Every draw comes from the sample's seed and the data order from the step, so 2 steps + a resumed
     # third equal 3 straight steps, bit for bit (random crops encoded on the fly: --precompute none).
@@ -304,6 +306,7 @@ def test_flux_train_frees_the_encoders_before_the_transformer_comes_on(folder, m
     assert seen == {"t5": True, "clip": True, "g_a": True}
 
 
+@pytest.mark.slow   # a subprocess
 def test_flux_train_refuses_fp16_before_importing_diffusers_or_accelerate(folder):
     import subprocess
     import sys
@@ -341,6 +344,7 @@ def test_flux_train_cache_notices_an_image_replaced_in_place(folder):
     torch.testing.assert_close(after, encoders.latent_encoder.analyse(images[images.keys.index("c.png")]["image"]))
 
 
+@pytest.mark.slow   # training
 def test_flux_train_validation_files_do_not_collide(folder):
     # sub/b.png and sub__b.png are two images: each gets its own validation file.
     import shutil
@@ -353,14 +357,6 @@ def test_flux_train_validation_files_do_not_collide(folder):
         written = sorted(p.relative_to(folder / "run" / "validation" / step).as_posix()
                          for p in (folder / "run" / "validation" / step).rglob("*.png"))
         assert written == ["a.jpg.png", "a.png.png", "c.png.png", "sub/b.png.png", "sub__b.png.png"], step
-
-
-def test_flux_docs_memory_table_counts_the_pinned_host_copy_of_group_offload():
-    from pathlib import Path
-
-    text = (Path(__file__).parents[1] / "docs" / "flux.md").read_text()
-    section = text[text.index("## Memory options"):text.index("## Cost of one")]
-    assert "use_stream" in section and "37 GB of page-locked host RAM" in section
 
 
 def test_flux_train_cli_options_are_the_config_fields(folder, monkeypatch):

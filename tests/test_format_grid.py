@@ -51,7 +51,7 @@ def test_zero_channels_and_all_zero_channel():
 
 
 def test_all_minimum_symbols_give_an_empty_payload_that_decodes():
-    # Every symbol −m codes to all-zero words, which the encoder drops: the payload is empty (issue 12).
+    # Every symbol −m codes to all-zero words, which the encoder drops: the payload is empty.
     q = np.full((1, 32, 48), -1)
     data = encode_latent(q, [3], 32)
     _, _, _, start = read_latent_header(data, 32)

@@ -44,13 +44,15 @@ def test_from_config_loads_older_configs(tmp_path):
     assert back.config == m.config and torch.equal(back.conv.weight, m.conv.weight)
 
 
-def test_register_config_by_hand_as_the_lite_models_do():
-    class ByHand(nn.Module, ConfigMixin):
-        def __init__(self, a: int = 1):
-            super().__init__()
-            self.register_config(a=a, channels=(1, 2))
+def test_a_config_recorded_by_hand_rebuilds_the_model():
+    """The lite models record their arguments by hand (tuples become lists): from_config builds the same shapes."""
+    from gsc.models.lite import TINY_FLOW, LiteAdapter
 
-    assert ByHand(3).config == {"a": 3, "channels": [1, 2]}
+    m = LiteAdapter(**TINY_FLOW, hint_width=16)
+    assert m.config == {"channels": [8, 8], "cond_dim": 8, "latent_channels": 32, "text_dim": 384, "hint_width": 16}
+    back = LiteAdapter.from_config(m.config)
+    assert back.config == m.config
+    assert [p.shape for p in back.parameters()] == [p.shape for p in m.parameters()]
 
 
 def test_shipped_lite_weights_rebuild_from_their_saved_configs():

@@ -48,4 +48,4 @@ def test_load_generators_registers_every_generator_without_diffusers():
             "print(sorted(GENERATORS), 'diffusers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "PATH": "/usr/bin:/bin"})
-    assert out.stdout.strip() == "['flux', 'flux-tiny', 'lite'] False"
+    assert out.stdout.strip() == "['flux', 'flux-tiny', 'lite', 'lite-tiny'] False"

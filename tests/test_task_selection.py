@@ -1,15 +1,15 @@
 """Task-aware channel selection (``det-ssim``): the channels that carry the detected objects' structure."""
 
-from pathlib import Path
-
 import pytest
 import torch
 
 from gsc.image import load_image, pad_to_multiple
 from gsc.latent.selection import _structure, detection_weight, select_channels
 
-BSDS_TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "bsds500" / "test"
-pytestmark = pytest.mark.skipif(not BSDS_TEST.is_dir(), reason="../shared/data/bsds500 not present")
+from conftest import SHARED_DATA
+
+BSDS_TEST = SHARED_DATA / "bsds500" / "test"
+pytestmark = pytest.mark.shared_data("bsds500/test")
 PERSONS = ["267036.jpg", "15011.jpg", "102062.jpg", "81066.jpg"]  # people, found by YOLOv3-tiny at ≥ 0.94
 
 
@@ -46,6 +46,7 @@ def test_equals_ssim_where_nothing_is_detected():
         assert select_channels(latent, x, c, "det-ssim") == select_channels(latent, x, c, "ssim")
 
 
+@pytest.mark.slow   # every C on real images, with YOLO
 def test_every_c_is_valid_deterministic_and_travels_in_the_stream():
     """On real images through a channel-grid codec (flux-tiny's mbt2018-mean; lite v3 sends DCT bands): every
     C gives C sorted, distinct, valid indices, the same on a fresh detector run, and a receiver that does not

@@ -15,7 +15,7 @@ from gsc.train.lite import LiteTrainConfig, coded_thumbnails, synthesis_loss, tr
 
 ROOT = Path(__file__).resolve().parents[1]
 BSDS = ROOT.parent / "shared/data/bsds500"
-pytestmark = pytest.mark.shared_data("bsds500")
+pytestmark = [pytest.mark.shared_data("bsds500"), pytest.mark.slow]   # training
 
 
 def config(tmp_path, out, steps, **kw):

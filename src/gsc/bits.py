@@ -78,6 +78,8 @@ def zigzag(v: int) -> int:
 
 def unzigzag(u: int) -> int:
     return u // 2 if u % 2 == 0 else -(u + 1) // 2
+
+
 def ceil_div(n: int, k: int) -> int:
-    """⌈n / k⌉ for integers, k > 0."""
+    """⌈n / k⌉ for integers (k > 0): how many k-sized blocks, cells or bytes cover n."""
     return -(-n // k)

@@ -46,8 +46,8 @@ class ConfigMixin:
     arguments are the model's config.
 
     - ``@register_to_config`` on ``__init__`` records every argument, defaults included, in ``self.config``
-      (a :class:`FrozenDict`); ``self.register_to_config(**kwargs)`` records them by hand (``register_config``
-      is its older name, which the lite models call).
+      (a :class:`FrozenDict`); ``self.register_to_config(**kwargs)`` records them by hand (the lite models,
+      whose tuples are stored as lists).
     - ``from_config(config, **overrides)`` builds the model from a config; keys starting with ``_`` and keys
       the constructor no longer takes are ignored (with a warning), and keys a config lacks take the
       constructor's defaults, so configs saved by older versions still load.
@@ -65,7 +65,6 @@ class ConfigMixin:
         merged = {**self.__dict__.get("_internal_dict", {}), **{k: _plain(v) for k, v in kwargs.items()}}
         object.__setattr__(self, "_internal_dict", merged)
 
-    register_config = register_to_config
 
     @classmethod
     def from_config(cls, config: dict, **overrides):

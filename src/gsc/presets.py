@@ -106,6 +106,14 @@ register_preset(Preset(
     seconds_per_mpx=LITE_SECONDS_PER_MPX, seconds_per_mpx_plain=LITE_SECONDS_PER_MPX_PLAIN,
     cost_device="a 2-core CPU", max_steps=64,
 ))
+# lite-tiny's cost: a 768×512 decode at 8 steps took 1.5 s of CPU (the 2-core machine, loaded); a rough figure.
+register_preset(Preset(
+    id=6, name="lite-tiny", latent="lite-tiny", generator="lite-tiny", latent_channels=64, steps=2,
+    selection="ordered", coding="bands",
+    description="lite with seeded random tiny models, a random narrow TAEF2 decoder and a hashed caption "
+                "embedding, for tests of the wiring only",
+    seconds_per_mpx_step=0.1, seconds_per_mpx=3.0, cost_device="a 2-core CPU", max_steps=16,
+))
 # FLUX: 32.7 TFLOPs per step (transformer + adapter) and 8.7 once (T5, VAE) at 768×512 (docs/flux.md),
 # i.e. 83 and 22 TFLOPs per Mpx, on an H100 (989 TFLOP/s dense bf16) at an assumed 40 % utilisation.
 FLUX_COST = dict(seconds_per_mpx_step=0.21, seconds_per_mpx=0.06, cost_device="one H100 GPU (estimated from FLOPs)")

@@ -13,6 +13,7 @@ costs ≈ 5 s of CPU on the 2-core machine, half of a command-line decode's budg
 from __future__ import annotations
 
 import json
+import zlib
 from functools import lru_cache
 from pathlib import Path
 
@@ -134,3 +135,15 @@ def embed_captions(captions: list[str]) -> torch.Tensor:
     if not any(c.strip() for c in captions):
         return torch.zeros(len(captions), DIM)
     return caption_embedder()(captions)
+
+
+def hashed_embedding(captions: list[str]) -> torch.Tensor:
+    """A stand-in for the caption encoder in tests of the wiring (the ``lite-tiny`` preset), (len, 384):
+    each word adds ±1 at a dimension its CRC-32 picks, and the sum is L2-normalised; zeros for an empty
+    caption, as from the real one. Deterministic and model-free: different words give different vectors."""
+    out = torch.zeros(len(captions), DIM)
+    for i, caption in enumerate(captions):
+        for word in caption.lower().split():
+            h = zlib.crc32(word.encode())
+            out[i, h % DIM] += 1.0 if h >> 31 else -1.0
+    return torch.nn.functional.normalize(out, dim=-1)

@@ -80,7 +80,7 @@ class Bench:
         self._at: dict = {}
 
     @property
-    def field(self) -> str:
+    def target_key(self) -> str:
         """The records' key of the operating point: ``target_bpp`` or ``target_channels``."""
         return f"target_{self.axis}"
 
@@ -102,7 +102,7 @@ class Bench:
 
         caption = picture.caption if codec.kind == "gsc" else None  # a classical file never reads it
         return {"image": picture.name, "image_sha": picture.sha, "caption": caption,
-                "codec": self.at(codec, target).key(), self.field: target, "budget_bytes": budget,
+                "codec": self.at(codec, target).key(), self.target_key: target, "budget_bytes": budget,
                 "metric_versions": metric_versions(), "measures": [m.key for m in self.measures]}
 
     def budget(self, picture: Picture, codec, target: float, done: dict) -> int | None:
@@ -114,7 +114,7 @@ class Bench:
     def measure(self, picture: Picture, codec, target: float, budget: int | None, reference) -> tuple[dict, bytes]:
         """One record, and the file written (kept in the cache for gsc streams)."""
         w, h = picture.size
-        rec = {"image": picture.name, "codec": codec.name, self.field: target, "width": w, "height": h,
+        rec = {"image": picture.name, "codec": codec.name, self.target_key: target, "width": w, "height": h,
                "budget_bytes": budget}
         point = self.at(codec, target)
         t0 = time.perf_counter()
@@ -156,7 +156,7 @@ class Bench:
             for t in self.targets:
                 source = self.matched.get(codec.name)
                 if source is not None and not done[(source, t)]["fit"]:  # neither does a codec matched to it
-                    done[(codec.name, t)] = {"image": picture.name, "codec": codec.name, self.field: t,
+                    done[(codec.name, t)] = {"image": picture.name, "codec": codec.name, self.target_key: t,
                                              "fit": False, "why": f"{source} does not fit"}
                     continue
                 budget = self.budget(picture, codec, t, done)
@@ -172,17 +172,16 @@ class Bench:
                 done[(codec.name, t)] = {k: v for k, v in rec.items() if k != "key"}
         return list(done.values())
 
-    def seed(self, picture: Picture, cache: RecordCache, records: list[dict]) -> int:
+    def import_records(self, picture: Picture, cache: RecordCache, records: list[dict]) -> int:
         """Store an earlier run's records of ``picture`` (a results file's ``per_image``) under this run's keys,
         where none is cached: the numbers of a run made before this cache existed, without measuring again.
-        Matched codecs are not seeded (their budget is another record's bytes). Returns how many were stored."""
-        from .metrics import METRICS
+        Matched codecs are not imported (their budget is another record's bytes). Returns how many were stored."""
+        from .codecs import ClassicalBench
 
         by_name, stored = {c.name: c for c in self.codecs if c.name not in self.matched}, 0
         for r in records:
-            select = r.get("select", "psnr")
-            name = r.get("codec", "") if select == "psnr" else f"{r.get('codec')}:{METRICS[select].key}"
-            codec, t = by_name.get(name), r.get(self.field)
+            name = ClassicalBench.name_for(r.get("codec", ""), r.get("select", "psnr"))
+            codec, t = by_name.get(name), r.get(self.target_key)
             if r.get("image") != picture.name or codec is None or t not in self.targets:
                 continue
             key = self.record_key(picture, codec, t, self.budget(picture, codec, t, {}))
@@ -194,7 +193,7 @@ class Bench:
 
     def run(self, images: list[Path], out: str | Path, *, captions: dict[str, str] | None = None,
             fresh: bool = False, progress: bool = True, doc: str | Path | None = None,
-            command: str | None = None, seed: list[dict] | None = None) -> dict | None:
+            command: str | None = None, earlier: list[dict] | None = None) -> dict | None:
         """Measure (or read from the cache) every record, then write JSON, table and plot beside ``out``.
         Returns the bundle on process 0, None on the others."""
         from tqdm.auto import tqdm
@@ -212,8 +211,8 @@ class Bench:
         with state.split_between_processes(images) as mine:
             for path in tqdm(mine, desc=self.name, unit="img", disable=not (progress and state.is_main_process)):
                 picture = load_picture(path, captions.get(path.name) if captions else None)
-                if seed:
-                    self.seed(picture, cache, seed)
+                if earlier:
+                    self.import_records(picture, cache, earlier)
                 records += self.image_records(picture, cache, fresh)
         if state.num_processes > 1:
             from accelerate.utils import gather_object
@@ -244,11 +243,12 @@ class Bench:
         for codec in self.codecs:
             points = []
             for t in self.targets:
-                fit = [r for r in records if r["codec"] == codec.name and r[self.field] == t and r["fit"]]
+                fit = [r for r in records if r["codec"] == codec.name and r[self.target_key] == t and r["fit"]]
                 if len(fit) < n_images:  # shown as missing, never a partial mean
-                    missing.append({"codec": codec.name, self.field: t, "images_fit": len(fit), "images": n_images})
+                    missing.append({"codec": codec.name, self.target_key: t, "images_fit": len(fit),
+                                    "images": n_images})
                     continue
-                points.append({self.field: t, **self.point(fit)})
+                points.append({self.target_key: t, **self.point(fit)})
             c = curve(codec.label, codec.describe(), points, kind=codec.kind, codec=codec.name,
                       select=getattr(codec, "select_key", None), points=points)
             for m in self.measures:
@@ -257,14 +257,14 @@ class Bench:
         return {"name": self.name, "description": self.description, "axis": self.axis, "targets": self.targets,
                 "codecs": [c.name for c in self.codecs], "metrics": self.metrics, "unavailable": self.unavailable,
                 "curves": curves, "missing": missing,
-                "per_image": sorted(records, key=lambda r: (r["codec"], r[self.field], r["image"]))}
+                "per_image": sorted(records, key=lambda r: (r["codec"], r[self.target_key], r["image"]))}
 
     def columns(self, bundle: dict) -> list[tuple[str, str, object]]:
         """(header, point key, format) of the table's measured columns, where any point has them."""
         from .metrics import METRICS
 
         points = [p for c in bundle["curves"] for p in c["points"]]
-        cols = [(f"{METRICS[m].label} {METRICS[m].arrow}", m, None) for m in self.metrics]
+        cols = [(METRICS[m].heading, m, None) for m in self.metrics]
         for m in self.measures:
             cols += m.columns
         cols += [("mean bytes", "bytes", lambda v: f"{v:.1f}"), ("mean C", "channels", lambda v: round(v, 2)),
@@ -275,8 +275,8 @@ class Bench:
         cols = self.columns(bundle)
         rows = []
         for c in bundle["curves"]:
-            entries = [(p[self.field], p) for p in c["points"]]
-            entries += [(m[self.field], m) for m in bundle["missing"] if m["codec"] == c["codec"]]
+            entries = [(p[self.target_key], p) for p in c["points"]]
+            entries += [(m[self.target_key], m) for m in bundle["missing"] if m["codec"] == c["codec"]]
             for t, e in sorted(entries, key=lambda x: x[0]):
                 if "images_fit" in e:
                     rows.append([c["name"], f"{t:g}", f"{e['images_fit']}/{e['images']}", "no point",
@@ -336,7 +336,7 @@ def process_state():
     return PartialState(cpu=not torch.cuda.is_available())
 
 
-def load_seed(files: list[str | Path]) -> list[dict]:
+def load_earlier(files: list[str | Path]) -> list[dict]:
     """The per-image records of earlier results files (bundles or curves with ``per_image``)."""
     import json
 
@@ -383,7 +383,7 @@ def run_cli(dataset: Path, output: Path, *, codecs: str, targets: str, selects: 
                   description=f"gsc bench on {dataset_name(dataset)}, {len(images)} images", recon_dir=save_recon,
                   unavailable=unavailable)
     bundle = bench.run(images, output, captions=caption_table, fresh=fresh, doc=doc, command=command,
-                       seed=load_seed(imports))
+                       earlier=load_earlier(imports))
     return bench, bundle
 
 

@@ -20,7 +20,7 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -120,11 +120,17 @@ class ClassicalBench:
     known: dict = field(default_factory=dict)  # (image, budget bytes) → an earlier run's record: rebuilt, not searched
     _info: dict = field(default_factory=dict, repr=False)
 
-    @property
-    def name(self) -> str:
+    @staticmethod
+    def name_for(codec: str, select: str) -> str:
+        """The run's name of ``codec`` picked on ``select``: the codec alone for PSNR, else ``codec:<metric key>``
+        (also how an earlier run's records are matched to this run's codecs)."""
         from .metrics import METRICS
 
-        return self.codec if self.select == "psnr" else f"{self.codec}:{METRICS[self.select].key}"
+        return codec if select == "psnr" else f"{codec}:{METRICS[select].key}"
+
+    @property
+    def name(self) -> str:
+        return self.name_for(self.codec, self.select)
 
     @property
     def select_key(self) -> str:
@@ -276,13 +282,15 @@ class GscBench:
         return {k: v for k, v in (("step", self.step), ("seed", self.seed), ("steps", self.steps),
                                   ("caption_policy", self.caption_policy)) if v is not None}
 
-    @property
+    @cached_property
     def sender(self):
-        if not hasattr(self, "_sender"):
-            own = self.codec is None
-            self._sender = _gsc_codec(self.preset, self.captioner, self.selection) if own else self.codec
-            self._receiver = _gsc_codec(self.preset, None, None) if own else self.codec
-        return self._sender
+        """The sending ``Codec`` (told the captioner and the selection), built on first use."""
+        return _gsc_codec(self.preset, self.captioner, self.selection) if self.codec is None else self.codec
+
+    @cached_property
+    def receiver(self):
+        """The receiving ``Codec``: it reads everything from the stream, the selection included."""
+        return _gsc_codec(self.preset, None, None) if self.codec is None else self.codec
 
     def encode(self, picture: Picture, budget: int | None) -> bytes:
         import torch
@@ -300,16 +308,14 @@ class GscBench:
     def decode(self, data: bytes, size: tuple[int, int]) -> np.ndarray:
         from ..image import to_uint8
 
-        self.sender  # noqa: B018  (builds the receiver)
-        recon = to_uint8(self._receiver.decode(data))
+        recon = to_uint8(self.receiver.decode(data))
         if (recon.shape[1], recon.shape[0]) != tuple(size):
             raise GSCError(f"decoded size {recon.shape[1]}×{recon.shape[0]} differs from {size[0]}×{size[1]}")
         return recon
 
     def info(self, data: bytes) -> dict:
         """Whatever ``Codec.info`` reports (a step may be a number, a tuple or a dict), as JSON values."""
-        self.sender  # noqa: B018
-        return {k: jsonable(v) for k, v in self._receiver.info(data).items() if k not in SKIP_INFO}
+        return {k: jsonable(v) for k, v in self.receiver.info(data).items() if k not in SKIP_INFO}
 
 
 @lru_cache(maxsize=None)

@@ -167,6 +167,7 @@ def compare_cmd(
     """One picture: the original, gsc, and classical codecs at ≤ gsc's bytes, each with bytes, bpp, PSNR, ST-LPIPS."""
     from ..codec import Codec
     from .compare import build_row, check_options, keep_files, parse_crop, render, summary, title_for, write_sheet
+    from .metrics import METRICS
     from .results import markdown_table
 
     names, chosen = check_options(channels, max_bpp, output, tile_width, codecs, select)
@@ -192,7 +193,8 @@ def compare_cmd(
         write_json(keep / f"{image.stem}.json", {"image": str(image), "sheet": str(output), "encode": encode,
                                                 "select": chosen[0], "crop": box, "tiles": summary(tiles)})
     rows = [[t["tile"], t["bytes"], t["bpp"], t["psnr"], t["st_lpips_alex"]] for t in summary(tiles)[1:]]
-    typer.echo(markdown_table(["tile", "bytes", "bpp", "PSNR (dB)", "ST-LPIPS (alex)"], rows))
+    typer.echo(markdown_table(["tile", "bytes", "bpp", METRICS["psnr"].heading, METRICS["st_lpips_alex"].heading],
+                              rows))
     typer.echo(f"{output}: {sheet.width}×{sheet.height}")
 
 def eval_task_cmd(

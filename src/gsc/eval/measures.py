@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .metrics import SCORES
+
 
 def packed(det: dict) -> dict:
     """Detections as JSON lists (boxes to 0.01 px, scores to 1e-5): what the cache keeps."""
@@ -29,7 +31,7 @@ class DetectionAgreement:
     the mean over the images with a reference object)."""
 
     results = {"yolo-map50": "yolo_map50", "yolo-map50-image-mean": "yolo_map50_image_mean"}
-    columns = [("YOLO mAP@.5 (set)", "yolo_map50", None), ("mAP@.5 per image", "yolo_map50_image_mean", None)]
+    columns = [(SCORES[key].heading, point, None) for key, point in results.items()]
 
     def __init__(self, detector=None):
         from .tasks import YOLO_INPUT, YOLO_REF_THRESHOLD, yolo_detector

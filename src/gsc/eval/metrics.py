@@ -268,12 +268,17 @@ class Metric:
     key: str                  # CompressAI JSON key, e.g. "st-lpips-alex"
     label: str                # for tables and plots
     higher_is_better: bool
-    fn: Callable[[torch.Tensor, torch.Tensor], float | None]
+    fn: Callable[[torch.Tensor, torch.Tensor], float | None] | None = None   # None: a score (``SCORES``)
     check: Callable[[], object] = lambda: None  # raises MetricUnavailable where it cannot run
 
     @property
     def arrow(self) -> str:
         return "↑" if self.higher_is_better else "↓"
+
+    @property
+    def heading(self) -> str:
+        """The label with its arrow: a table's column, a plot's axis."""
+        return f"{self.label} {self.arrow}"
 
 
 METRICS: dict[str, Metric] = {m.name: m for m in [
@@ -290,6 +295,15 @@ METRICS: dict[str, Metric] = {m.name: m for m in [
     Metric("ms_gmsd", "ms-gmsd", "MS-GMSD", False, ms_gmsd, _piq),
     Metric("ssimulacra2", "ssimulacra2", "SSIMULACRA 2 (port)", True, ssimulacra2,
            lambda: _import("ssimulacra2", "SSIMULACRA 2")),
+]}
+# Scores measured otherwise than on one pair of images (learned metrics over sets, analysis models on the
+# reconstructions: gsc.eval.tasks, gsc.eval.measures), by JSON key: their labels, for tables and plots.
+SCORES: dict[str, Metric] = {key: Metric(key.replace("-", "_"), key, label, up) for key, label, up in [
+    ("lpips", "LPIPS", False), ("dists", "DISTS", False), ("fid", "FID", False), ("kid", "KID", False),
+    ("yolo-map50", "YOLOv3-tiny mAP@.5 (set)", True), ("yolo-map50-image-mean", "YOLOv3-tiny mAP@.5 (per image)", True),
+    ("depth-delta1", "depth δ1", True), ("depth-absrel", "depth AbsRel", False), ("seg-miou", "seg mIoU", True),
+    ("seg-pixel-accuracy", "seg pixel accuracy", True), ("det-map", "DETR mAP@[.5:.95]", True),
+    ("det-map50", "DETR mAP@.5", True),
 ]}
 BASIC = ["psnr", "ms_ssim"]
 # What gsc eval and bench-classical report unless told otherwise (ST-LPIPS vgg costs ≈ 5× alex: a flag).

@@ -8,24 +8,25 @@ from pathlib import Path
 from ..image import write_atomic
 from .results import load_curves
 
-# JSON key → axis label; a panel is drawn for each key that any curve has. ↑/↓: which way is better.
-PANELS = [("psnr-rgb", "PSNR [dB] ↑"), ("ms-ssim-rgb", "MS-SSIM ↑"), ("psnr-chroma", "chroma PSNR [dB] ↑"),
-          ("colour-drift", "colour drift [ΔE, 32×32] ↓"),
-          ("st-lpips-alex", "ST-LPIPS (alex) ↓"), ("st-lpips-vgg", "ST-LPIPS (vgg) ↓"), ("flip", "FLIP ↓"),
-          ("haarpsi", "HaarPSI ↑"), ("ms-gmsd", "MS-GMSD ↓"), ("ssimulacra2", "SSIMULACRA 2 (port) ↑"),
-          ("lpips", "LPIPS ↓"), ("dists", "DISTS ↓"),
-          ("fid", "FID ↓"), ("kid", "KID ↓"), ("yolo-map50", "YOLOv3-tiny mAP@.5 (set) ↑"),
-          ("yolo-map50-image-mean", "YOLOv3-tiny mAP@.5 (per image) ↑")]
 # a classical curve's line style says which metric chose its settings
 SELECT_STYLES = {"psnr-rgb": "--", "st-lpips-alex": ":", "flip": "-."}
 
 
+def panels() -> list[tuple[str, str]]:
+    """(JSON key, axis label with ↑/↓: which way is better) of every known metric and score, in their order."""
+    from .metrics import METRICS, SCORES
+
+    return [(m.key, m.heading) for m in (*METRICS.values(), *SCORES.values())]
+
+
 def panels_for(curves: list[dict]) -> list[tuple[str, str]]:
-    """(JSON key, axis label) of every panel: the known metrics in ``PANELS`` order, then any other list in a
-    curve's ``results`` under its own key, so that every measured quantity is drawn."""
-    panels = [(k, label) for k, label in PANELS if any(k in c["results"] for c in curves)]
-    known = {"bpp", *(k for k, _ in PANELS)}
-    return panels + [(k, k) for k in dict.fromkeys(k for c in curves for k in c["results"]) if k not in known]
+    """(JSON key, axis label) of every panel: the known metrics and scores that any curve has, in ``panels()``
+    order, then any other list in a curve's ``results`` under its own key, so that every measured quantity is
+    drawn."""
+    known = panels()
+    drawn = [(k, label) for k, label in known if any(k in c["results"] for c in curves)]
+    seen = {"bpp", *(k for k, _ in known)}
+    return drawn + [(k, k) for k in dict.fromkeys(k for c in curves for k in c["results"]) if k not in seen]
 
 
 def plot_rd(curves: list[dict], out: str | Path, title: str | None = None) -> None:

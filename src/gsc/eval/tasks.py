@@ -73,7 +73,27 @@ def _inputs(processor, image: np.ndarray) -> dict:
     return dict(processor(images=Image.fromarray(image), return_tensors="pt"))
 
 
-class DepthTask:
+class Task:
+    """An analysis model, run on the reconstructions and scored against its own output on the originals."""
+
+    name: str
+    default_model: str
+
+    @classmethod
+    def build(cls, model_id: str, det_threshold: float | None = None) -> "Task":
+        """The task with model ``model_id``; ``det_threshold`` concerns the detection tasks only."""
+        return cls(model_id)
+
+
+class ThresholdTask(Task):
+    """A detection task: an original's detection counts from a score threshold (None: the task's default)."""
+
+    @classmethod
+    def build(cls, model_id: str, det_threshold: float | None = None) -> "Task":
+        return cls(model_id, det_threshold)
+
+
+class DepthTask(Task):
     name = "depth"
     default_model = "depth-anything/Depth-Anything-V2-Small-hf"
 
@@ -112,7 +132,7 @@ def depth_scores(pred: np.ndarray, ref: np.ndarray, eps: float = 1e-6) -> dict:
     return {"delta1": float((ratio < 1.25).mean()), "absrel": float((np.abs(p - r) / r).mean())}
 
 
-class SegmentationTask:
+class SegmentationTask(Task):
     name = "segmentation"
     default_model = "nvidia/segformer-b0-finetuned-ade-512-512"
 
@@ -153,15 +173,15 @@ def miou(cm: np.ndarray) -> float | None:
     return float((tp[present] / union[present]).mean()) if present.any() else None
 
 
-class DetectionTask:
+class DetectionTask(ThresholdTask):
     name = "detection"
     default_model = "facebook/detr-resnet-50"
 
-    def __init__(self, model_id: str, threshold: float = 0.5):
+    def __init__(self, model_id: str, threshold: float | None = None):
         self.model, self.processor = _load(
             "detection", "AutoModelForObjectDetection", "DetrImageProcessorPil", model_id,
             dict(size={"shortest_edge": 800, "longest_edge": 1333}, **IMAGENET))
-        self.threshold = threshold
+        self.threshold = 0.5 if threshold is None else float(threshold)
         self.refs: list[dict] = []
         self.preds: list[dict] = []
         self.per_image: list[dict] = []
@@ -246,7 +266,7 @@ def detection_agreement(preds: list[dict], refs: list[dict], ref_threshold: floa
     return coco_map(preds, gts)[1]
 
 
-class YoloTask:
+class YoloTask(ThresholdTask):
     name = "yolov3-tiny"
     default_model = YOLO_PACKAGE
 
@@ -271,7 +291,7 @@ class YoloTask:
                 "yolo-map50-image-mean": mean(r["map50"] for r in self.per_image)}
 
 
-TASKS: Registry[type] = Registry("task")
+TASKS: Registry[type[Task]] = Registry("task")
 for _task in (DepthTask, SegmentationTask, DetectionTask, YoloTask):
     TASKS.register(_task.name, _task)
 del _task
@@ -308,14 +328,7 @@ def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: f
     for name in tasks:
         if name not in TASKS:
             raise GSCError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
-    runners = []
-    for n, m in tasks.items():
-        if n == "detection":
-            runners.append(DetectionTask(m, 0.5 if det_threshold is None else det_threshold))
-        elif n == "yolov3-tiny":
-            runners.append(YoloTask(m, det_threshold))
-        else:
-            runners.append(TASKS[n](m))
+    runners = [TASKS[n].build(m, det_threshold) for n, m in tasks.items()]
     for path in tqdm(images, desc="eval-task", unit="img", disable=not progress):
         original, recon = _rgb_u8(path), _rgb_u8(by_stem[path.stem])
         if original.shape != recon.shape:
@@ -335,9 +348,8 @@ def run_tasks(originals, recons, tasks: dict[str, str], out, *, det_threshold: f
 
 
 def tasks_table(obj: dict) -> str:
-    names = {"depth-delta1": "depth δ1 ↑", "depth-absrel": "depth AbsRel ↓", "seg-miou": "seg mIoU ↑",
-             "seg-pixel-accuracy": "seg pixel acc ↑", "det-map": "det mAP ↑", "det-map50": "det mAP50 ↑",
-             "yolo-map50": "YOLOv3-tiny mAP50 ↑", "yolo-map50-image-mean": "YOLOv3-tiny mAP50 per image ↑"}
+    from .metrics import SCORES
+
     res = obj["results"]
-    return markdown_table(["reconstructions", "images", *[names[k] for k in res]],
+    return markdown_table(["reconstructions", "images", *[SCORES[k].heading for k in res]],
                           [[obj["reconstructions"], obj["images"], *res.values()]])

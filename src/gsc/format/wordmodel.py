@@ -112,6 +112,19 @@ def case_context(prev: tuple[int, int], word_len: int) -> str:
     return f"{int(start)},{int(word_len == 1)}"
 
 
+def _context_table(table: dict, what: str, head_size: int) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """A {context: [[word id, count], …]} table → {context: (ids, counts, total)}; every follower must be a head
+    word (id < ``head_size``) with a count ≥ 1."""
+    out = {}
+    for key, pairs in table.items():
+        ids = np.asarray([i for i, _ in pairs], dtype=np.int64)
+        cnt = np.asarray([c for _, c in pairs], dtype=np.int64)
+        if len(ids) == 0 or ids.max() >= head_size or cnt.min() < 1:
+            raise ValueError(f"{what} context {key!r}: followers must be head words with counts ≥ 1")
+        out[key] = (ids, cnt, int(cnt.sum()))
+    return out
+
+
 class WordModel:
     """The frozen tables (one JSON document); ``CaptionState`` holds the adaptive part of one caption."""
 
@@ -127,20 +140,8 @@ class WordModel:
         self.base = np.concatenate([counts[:h], [int(tail.sum()), p["spell_mass"]]]).astype(np.int64)
         self.base_total = int(self.base.sum())
         self.tail_counts = tail
-        self.bigrams = {}
-        for key, pairs in tables["bigrams"].items():
-            ids = np.asarray([i for i, _ in pairs], dtype=np.int64)
-            cnt = np.asarray([c for _, c in pairs], dtype=np.int64)
-            if len(ids) == 0 or ids.max() >= h or cnt.min() < 1:
-                raise ValueError(f"bigram context {key!r}: followers must be head words with counts ≥ 1")
-            self.bigrams[key] = (ids, cnt, int(cnt.sum()))
-        self.trigrams = {}
-        for key, pairs in tables.get("trigrams", {}).items():
-            ids = np.asarray([i for i, _ in pairs], dtype=np.int64)
-            cnt = np.asarray([c for _, c in pairs], dtype=np.int64)
-            if len(ids) == 0 or ids.max() >= h or cnt.min() < 1:
-                raise ValueError(f"trigram context {key!r}: followers must be head words with counts ≥ 1")
-            self.trigrams[key] = (ids, cnt, int(cnt.sum()))
+        self.bigrams = _context_table(tables["bigrams"], "bigram", h)
+        self.trigrams = _context_table(tables.get("trigrams", {}), "trigram", h)
         self.class_prior = {k: np.asarray(v, dtype=np.int64) for k, v in tables["classes"].items()}
         self.class_after_word = {k: np.asarray(v, dtype=np.int64)
                                  for k, v in tables.get("class_after_word", {}).items()}

@@ -19,6 +19,7 @@ from diffusers import FluxPipeline
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift, retrieve_timesteps
 from diffusers.utils.torch_utils import get_module_execution_device
 
+from ..bits import ceil_div
 from ..errors import GSCError, StreamError
 from .base import GenerationRequest, Generator
 from .flux_adapter import FluxChannelAdapter, unpack_latents
@@ -179,7 +180,7 @@ def check_device(device: str) -> torch.device:
 
 
 def padded(n: int, stride: int = 16) -> int:
-    return -(-n // stride) * stride
+    return ceil_div(n, stride) * stride
 
 
 def load_adapter(path: str | os.PathLike, dtype: torch.dtype = torch.float32):

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..bits import ceil_div
 from ..models import zoo
 from ..models.lite import adapter_hint
 from ..models.texture import fuse
@@ -82,14 +83,18 @@ class LiteGenerator(Generator):
                                                     load_taef2_decoder(self.taef2))))
         return self._flow
 
-    @torch.no_grad()
-    def generate(self, request: GenerationRequest, progress=None) -> torch.Tensor:
+    def embed(self, captions: list[str]) -> torch.Tensor:
+        """The captions' embeddings (all-MiniLM-L6-v2), (B, 384); zero for no caption."""
         from ..caption.embedding import embed_captions
 
+        return embed_captions(captions)
+
+    @torch.no_grad()
+    def generate(self, request: GenerationRequest, progress=None) -> torch.Tensor:
         with fixed_threads(DECODE_THREADS):
             latent, h, w = request.latent, request.height, request.width
             # 1. caption → embedding (zero for no caption)
-            text = embed_captions([request.caption])
+            text = self.embed([request.caption])
             if latent is None:   # a caption-only stream (C = 0): the base flow alone draws the whole image
                 return self.sample(text, request, None, progress)[0].clamp_(0, 1)
             # 2. the bands → the bin-consistent thumbnail
@@ -99,7 +104,7 @@ class LiteGenerator(Generator):
             low = self.g_s(planes, (h, w), steps, scale, text)
             # 4–6. texture from the generator, fused above the thumbnail's cut-off
             if latent.texture > 0:
-                hint = adapter_hint(planes, (-(-h // LATENT_STRIDE), -(-w // LATENT_STRIDE)), steps, scale)
+                hint = adapter_hint(planes, (ceil_div(h, LATENT_STRIDE), ceil_div(w, LATENT_STRIDE)), steps, scale)
                 texture = self.sample(text, request, hint, progress)
                 low = fuse(low, texture, latent.texture, latent.scale)
             # 7. clamp
@@ -109,8 +114,8 @@ class LiteGenerator(Generator):
         """Steps 4–5: the rectified flow on the latent grid, per tile, and TAEF2's rendering of it,
         (1, 3, H, W). ``hint`` (the thumbnail at 1/8) drives the adapter; None runs the base alone."""
         base, adapter, decoder = self.flow()
-        unit = LATENT_STRIDE * base.stride
-        gh, gw = (-(-n // unit) * unit // LATENT_STRIDE for n in (request.height, request.width))
+        cells = ceil_div(request.height, LATENT_STRIDE), ceil_div(request.width, LATENT_STRIDE)
+        gh, gw = (ceil_div(n, base.stride) * base.stride for n in cells)
         noise = torch.randn((1, base.config["latent_channels"], gh, gw),
                             generator=torch.Generator().manual_seed(request.seed))
         if hint is not None:
@@ -137,6 +142,27 @@ def _tile_progress(progress, index: int, n: int, steps: int):
     if progress is None or n == 1:
         return progress
     return lambda i: progress((index * steps + i + 1) / n - 1)
+
+
+@GENERATORS.register("lite-tiny")
+class TinyLiteGenerator(LiteGenerator):
+    """The lite receiver in miniature, for tests of the wiring: seeded random tiny g_s, base and adapter
+    (``gsc.models.lite.tiny_models``), a narrow random TAEF2 decoder and the hashed caption embedding. It
+    needs no weights file, no TAEF2 download and no caption model; the sender's ``lite-tiny`` latent encoder
+    builds the same g_s from the same seed."""
+
+    def __init__(self, seed: int = 0):
+        from ..models.lite import tiny_models
+        from .taef2 import tiny_taef2_decoder
+
+        self.g_s, base, adapter = tiny_models(seed)
+        self.taef2 = None
+        self._flow = (base, adapter, tiny_taef2_decoder(seed))
+
+    def embed(self, captions: list[str]) -> torch.Tensor:
+        from ..caption.embedding import hashed_embedding
+
+        return hashed_embedding(captions)
 
 
 def _channels_last(model: torch.nn.Module) -> torch.nn.Module:

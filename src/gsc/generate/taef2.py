@@ -10,8 +10,8 @@ to the latent carry an extra residual branch *before* the block (``Block.pool``)
 
 Images are in [0, 1] on both sides. The weights are the upstream files (``taef2_encoder.pth``,
 ``taef2_decoder.pth``), read from a local folder, or from ``TAEF2_URL`` where a network exists; they
-are never copied into this repository. ``gsc train-lite`` may fine-tune the decoder; a fine-tuned copy
-then ships as ``lite_decoder.safetensors`` (docs/models.md carries its MIT notice).
+are never copied into this repository (docs/models.md carries their MIT notice). ``tiny_taef2_decoder``
+builds a narrow one with seeded random weights, which needs no file (the ``lite-tiny`` preset).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ class Block(nn.Module):
         self.conv = nn.Sequential(_conv(c, c), nn.ReLU(), _conv(c, c), nn.ReLU(), _conv(c, c))
         self.skip = nn.Identity()
         self.fuse = nn.ReLU()
-        self.pool = nn.Sequential(nn.Conv2d(c, 256, 1, bias=False), nn.GroupNorm(4, 256), nn.ReLU(),
-                                  nn.Conv2d(256, c, 1, bias=False)) if pool else None
+        self.pool = nn.Sequential(nn.Conv2d(c, 4 * c, 1, bias=False), nn.GroupNorm(4, 4 * c), nn.ReLU(),
+                                  nn.Conv2d(4 * c, c, 1, bias=False)) if pool else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pool is not None:
@@ -66,13 +66,15 @@ class TAEF2Encoder(nn.Sequential):
 
 
 class TAEF2Decoder(nn.Sequential):
-    def __init__(self, latent_channels: int = LATENT_CHANNELS):
-        def stage(pool):
-            return [Block(64, pool), Block(64, pool), Block(64, pool), nn.Upsample(scale_factor=2),
-                    _conv(64, 64, bias=False)]
+    """``width`` 64 is TAEF2's (the upstream weights); a narrower one serves tests of the wiring."""
 
-        super().__init__(Clamp(), _conv(latent_channels, 64), nn.ReLU(), *stage(True), *stage(False),
-                         *stage(False), Block(64), _conv(64, 3))
+    def __init__(self, latent_channels: int = LATENT_CHANNELS, width: int = 64):
+        def stage(pool):
+            return [Block(width, pool), Block(width, pool), Block(width, pool), nn.Upsample(scale_factor=2),
+                    _conv(width, width, bias=False)]
+
+        super().__init__(Clamp(), _conv(latent_channels, width), nn.ReLU(), *stage(True), *stage(False),
+                         *stage(False), Block(width), _conv(width, 3))
 
 
 def _source(part: str, folder: str | Path | None):
@@ -108,4 +110,12 @@ def load_taef2_encoder(folder: str | Path | None = None) -> TAEF2Encoder:
 def load_taef2_decoder(folder: str | Path | None = None) -> TAEF2Decoder:
     model = TAEF2Decoder()
     model.load_state_dict(_load_state("decoder", folder))
+    return model.eval().requires_grad_(False)
+
+
+def tiny_taef2_decoder(seed: int = 0, width: int = 8) -> TAEF2Decoder:
+    """TAEF2's decoder at ``width`` channels with seeded random weights: the shape of the real one, no file."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TAEF2Decoder(width=width)
     return model.eval().requires_grad_(False)

@@ -36,7 +36,7 @@ LATENT_ENCODERS: Registry[LatentEncoder] = Registry("latent encoder")
 @LATENT_ENCODERS.register("lite")
 class LiteLatentEncoder(LatentEncoder):
     """The lite sender (``gsc.latent.lite``): thumbnail DCT bands and the rate control that picks their
-    scale and steps, scoring its shortlist through the receiver's g_s (loaded from ``synthesis``)."""
+    scale and steps, making the best one's low band through the receiver's g_s (loaded from ``synthesis``)."""
 
     latent_channels = 64
 
@@ -54,6 +54,22 @@ class LiteLatentEncoder(LatentEncoder):
         """The best ``BandLatent`` whose section fits ``budget`` bytes, or None; ``progress(done, total)``
         after each stage of the search."""
         return self.sender.rate_control(image, budget, channels, progress)
+
+
+@LATENT_ENCODERS.register("lite-tiny")
+class TinyLiteLatentEncoder(LiteLatentEncoder):
+    """The lite sender with the ``lite-tiny`` preset's seeded random g_s (``gsc.models.lite.tiny_models``),
+    the one its receiver builds from the same seed: tests of the wiring, no weights file."""
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    @cached_property
+    def sender(self):
+        from ..models.lite import tiny_models
+        from .lite import LiteSender
+
+        return LiteSender(tiny_models(self.seed)[0])
 
 
 MBT2018_MEAN_URL = "https://compressai.s3.amazonaws.com/models/v1/mbt2018-mean-{quality}-{hash}.pth.tar"

@@ -26,7 +26,6 @@ from ..models.texture import texture_code
 
 CHROMA_WEIGHT = 8.0          # the objective: MSE(Y) + CHROMA_WEIGHT · (MSE(Cb) + MSE(Cr)), on [0, 1] planes
 CHROMA_CODES = (1, 2, 3)     # Δ_C / Δ_Y ∈ {0.71, 1, 1.41} tried by the rate control (BSDS500 val)
-SHORTLIST = 1                # candidates g_s scores: reranking 3 by g_s gains 0.02 dB (BSDS500 test, 30 cases)
 MIN_THUMBNAIL = 4            # pixels, the thumbnail's short side
 BITS_PER_PIXEL = 1.2         # bits per thumbnail pixel where the best scale usually lies (BSDS500 val)
 SCALE_WINDOW = 3             # scale codes tried on each side of that guess
@@ -34,7 +33,9 @@ START_CODE = 10              # the first luma step code tried
 
 
 @dataclass
-class Candidate:
+class ThumbnailCandidate:
+    """One setting (f, Δ_Y, Δ_C, C) of the thumbnail's bands: its section's bytes and how far it is from the image."""
+
     latent: BandLatent
     nbytes: int
     distortion: float = math.inf
@@ -63,9 +64,11 @@ def quantize_bands(coefs: list[torch.Tensor], steps, channels: int | None) -> li
 class LiteSender:
     """Picks (f, Δ_Y, Δ_C, C) for an image and a latent byte budget.
 
-    ``synthesis``, when given, is g_s (``gsc.models.lite.LiteSynthesis``): the shortlisted candidates are
-    scored through it, as the receiver shows them (its no-caption mode, trained by caption dropout: the
-    sender does not load the caption encoder), else through the bicubic upscale of the thumbnail.
+    ``synthesis``, when given, is g_s (``gsc.models.lite.LiteSynthesis``): the best candidate's low band is
+    made through it, as the receiver shows it (its no-caption mode, trained by caption dropout: the sender
+    does not load the caption encoder), else it is the bicubic upscale of the thumbnail. The texture is
+    measured against that low band. Candidates are ranked by the upscale alone: reranking the best three
+    through g_s gained 0.02 dB (BSDS500 test, 30 cases) for three times g_s's time.
     """
 
     def __init__(self, synthesis: torch.nn.Module | None = None):
@@ -77,11 +80,11 @@ class LiteSender:
         return self.synthesis(latent.planes(height, width), (height, width), steps, scale, torch.zeros(1, 384))[0]
 
     def encode(self, x: torch.Tensor, scale_code: int, luma_code: int, chroma_code: int,
-               channels: int | None = None, texture_code: int = 0) -> Candidate:
+               channels: int | None = None, texture_code: int = 0) -> ThumbnailCandidate:
         h, w = x.shape[-2:]
         latent = self.latent(analyse(x, ThumbnailGeometry(w, h, SCALES[scale_code])), scale_code, luma_code,
                              chroma_code, channels, texture_code)
-        return Candidate(latent, len(encode_bands(latent, w, h)))
+        return ThumbnailCandidate(latent, len(encode_bands(latent, w, h)))
 
     @staticmethod
     def latent(coefs, scale_code, luma_code, chroma_code, channels, texture_code=0) -> BandLatent:
@@ -90,17 +93,17 @@ class LiteSender:
         return BandLatent(scale_code, luma_code, chroma_code, texture_code, q)
 
     def finest_fit(self, coefs, x_size, scale_code: int, chroma_code: int, budget: int, channels,
-                   start: int) -> Candidate | None:
+                   start: int) -> ThumbnailCandidate | None:
         """The finest luma step code whose section fits ``budget`` bytes, walking from ``start`` (a good
         guess costs two or three encodes: the size only grows as the step gets finer)."""
         h, w = x_size
-        memo: dict[int, Candidate | None] = {}
+        memo: dict[int, ThumbnailCandidate | None] = {}
 
-        def fit(code: int) -> Candidate | None:
+        def fit(code: int) -> ThumbnailCandidate | None:
             if code not in memo:
                 latent = self.latent(coefs, scale_code, code, chroma_code, channels)
                 n = len(encode_bands(latent, w, h))
-                memo[code] = Candidate(latent, n) if n <= budget else None
+                memo[code] = ThumbnailCandidate(latent, n) if n <= budget else None
             return memo[code]
 
         top = len(LUMA_STEPS) - 1
@@ -113,7 +116,7 @@ class LiteSender:
             code -= 1
         return fit(code)
 
-    def _scale_candidates(self, x, budget, channels, scale_code, chroma_codes, start) -> list[Candidate]:
+    def _scale_candidates(self, x, budget, channels, scale_code, chroma_codes, start) -> list[ThumbnailCandidate]:
         h, w = x.shape[-2:]
         geometry = ThumbnailGeometry(w, h, SCALES[scale_code])
         if min(geometry.luma) < MIN_THUMBNAIL:
@@ -123,7 +126,7 @@ class LiteSender:
         return [c for c in out if c is not None]
 
     def candidates(self, x: torch.Tensor, budget: int, channels: int | None = None,
-                   progress=None) -> list[Candidate]:
+                   progress=None) -> list[ThumbnailCandidate]:
         """The scales around the one a budget usually wants (≈ ``BITS_PER_PIXEL`` bits per thumbnail
         pixel), each at the finest step that fits; then the other chroma ratios at the best scale.
         ``progress(done, total)`` after each scale and after the other chroma ratios."""
@@ -150,24 +153,21 @@ class LiteSender:
         report(len(scales) + 1, len(scales) + 1)
         return out + fine
 
-    def _proxy(self, x: torch.Tensor, c: Candidate) -> None:
+    def _proxy(self, x: torch.Tensor, c: ThumbnailCandidate) -> None:
         h, w = x.shape[-2:]
         c.low_band = T.from_planes(c.latent.planes(h, w), (h, w))[0]
         c.distortion = colour_distortion(c.low_band, x)
 
-    def score(self, x: torch.Tensor, cands: list[Candidate]) -> Candidate | None:
-        """The best candidate: by the proxy, then the shortlist through g_s (when given)."""
-        h, w = x.shape[-2:]
-        cands = sorted(cands, key=lambda c: c.distortion)
-        if self.synthesis is not None:
-            for c in cands[:SHORTLIST]:
-                c.low_band = self.low_band(c.latent, h, w)
-                c.distortion = colour_distortion(c.low_band, x)
-            cands = sorted(cands[:SHORTLIST], key=lambda c: c.distortion)
-        return cands[0] if cands else None
+    def score(self, x: torch.Tensor, cands: list[ThumbnailCandidate]) -> ThumbnailCandidate | None:
+        """The best candidate by the proxy, with its low band (and distortion) through g_s when given."""
+        best = min(cands, key=lambda c: c.distortion, default=None)
+        if best is not None and self.synthesis is not None:
+            best.low_band = self.low_band(best.latent, *x.shape[-2:])
+            best.distortion = colour_distortion(best.low_band, x)
+        return best
 
     def rate_control(self, x: torch.Tensor, budget: int, channels: int | None = None,
-                     progress=None) -> Candidate | None:
+                     progress=None) -> ThumbnailCandidate | None:
         """The best candidate within ``budget`` latent bytes, or None if none fits, with the texture the
         receiver should add to its low band (the texture code costs no byte: its 3 bits are always sent)."""
         best = self.score(x, self.candidates(x, budget, channels, progress))

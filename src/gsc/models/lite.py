@@ -34,6 +34,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from ..bits import ceil_div
 from ..nn import ConfigMixin, timestep_embedding, zero_module
 from . import thumbnail
 
@@ -93,7 +94,7 @@ class LiteFlowUNet(nn.Module, ConfigMixin):
                  latent_channels: int = LATENT_CHANNELS, text_dim: int = TEXT_DIM):
         super().__init__()
         channels = tuple(channels)
-        self.register_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
+        self.register_to_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
                              text_dim=text_dim)
         self.conditioning = Conditioning(cond_dim, text_dim)
         self.conv_in = nn.Conv2d(latent_channels, channels[0], 3, padding=1)
@@ -155,7 +156,7 @@ class LiteAdapter(nn.Module, ConfigMixin):
                  latent_channels: int = LATENT_CHANNELS, text_dim: int = TEXT_DIM, hint_width: int = 128):
         super().__init__()
         channels = tuple(channels)
-        self.register_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
+        self.register_to_config(channels=list(channels), cond_dim=cond_dim, latent_channels=latent_channels,
                              text_dim=text_dim, hint_width=hint_width)
         base_like = LiteFlowUNet(channels, cond_dim, latent_channels, text_dim)
         self.conditioning = base_like.conditioning
@@ -212,7 +213,7 @@ class LiteSynthesis(nn.Module, ConfigMixin):
     def __init__(self, width: int = 48, inner_width: int = 96, inner_blocks: int = 4, outer_blocks: int = 1,
                  cond_dim: int = 128, text_dim: int = TEXT_DIM):
         super().__init__()
-        self.register_config(width=width, inner_width=inner_width, inner_blocks=inner_blocks,
+        self.register_to_config(width=width, inner_width=inner_width, inner_blocks=inner_blocks,
                              outer_blocks=outer_blocks, cond_dim=cond_dim, text_dim=text_dim)
         self.cond = nn.Sequential(nn.Linear(N_SETTINGS + text_dim, cond_dim), nn.SiLU(),
                                   nn.Linear(cond_dim, cond_dim), nn.SiLU())
@@ -231,7 +232,7 @@ class LiteSynthesis(nn.Module, ConfigMixin):
         s = settings_vector(steps, scale)
         cond = self.cond(torch.cat([s, text], 1))
         base = thumbnail.from_planes(planes, size)
-        work = thumbnail.from_planes(planes, (-(-size[0] // 4), -(-size[1] // 4)))
+        work = thumbnail.from_planes(planes, (ceil_div(size[0], 4), ceil_div(size[1], 4)))
         h0 = self.stem(torch.cat([work * 2 - 1, s[:, :, None, None].expand(-1, -1, *work.shape[-2:])], 1))
         h = F.silu(self.down(F.silu(h0)))
         for block in self.inner:
@@ -241,3 +242,28 @@ class LiteSynthesis(nn.Module, ConfigMixin):
         for block in self.outer:
             h = block(h, cond)
         return base + F.pixel_shuffle(self.out(F.silu(h)), 4)[..., : size[0], : size[1]]
+
+
+# The lite-tiny preset's configs: every network at width 8, for tests of the wiring (like flux-tiny's).
+TINY_SYNTHESIS = dict(width=8, inner_width=8, inner_blocks=1, outer_blocks=1, cond_dim=8)
+TINY_FLOW = dict(channels=(8, 8), cond_dim=8)
+TINY_HINT_WIDTH = 8
+
+
+def tiny_models(seed: int = 0) -> tuple[LiteSynthesis, LiteFlowUNet, LiteAdapter]:
+    """g_s, the flow base and its adapter in the tiny configs, seeded, in eval mode.
+
+    The zero-initialised layers (g_s's output, the adapter's projections) get seeded random weights too:
+    at zero they would close the paths a test of the wiring has to see (g_s would be the bicubic upscale,
+    the adapter would add nothing).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        models = (LiteSynthesis(**TINY_SYNTHESIS), LiteFlowUNet(**TINY_FLOW),
+                  LiteAdapter(**TINY_FLOW, hint_width=TINY_HINT_WIDTH))
+        with torch.no_grad():
+            for m in models:
+                for layer in m.modules():
+                    if isinstance(layer, nn.Conv2d) and not layer.weight.any():
+                        layer.weight.normal_(0, 0.01)
+    return tuple(m.eval().requires_grad_(False) for m in models)

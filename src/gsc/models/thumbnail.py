@@ -26,6 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..bits import ceil_div
 from ..color import rgb_to_ycbcr, ycbcr_to_rgb
 from ..format.tables import BANDS, BLOCK, DC_STEP, ROUNDING, ThumbnailGeometry
 
@@ -71,7 +72,7 @@ def to_planes(x: torch.Tensor, geometry: ThumbnailGeometry) -> list[torch.Tensor
 def block_dct(plane: torch.Tensor) -> torch.Tensor:
     """(B, h, w) → (B, 64, h/8, w/8) zig-zag bands; the plane is padded to whole blocks by replication."""
     b, h, w = plane.shape
-    hb, wb = -(-h // BLOCK), -(-w // BLOCK)
+    hb, wb = ceil_div(h, BLOCK), ceil_div(w, BLOCK)
     p = F.pad(plane[:, None], (0, wb * BLOCK - w, 0, hb * BLOCK - h), mode="replicate")[:, 0]
     blocks = p.reshape(b, hb, BLOCK, wb, BLOCK).transpose(2, 3)
     d = DCT.to(plane)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..bits import ceil_div
 from ..errors import StreamError
 
 
@@ -82,7 +83,7 @@ def sample_stream(caption: str = "A red wooden door with a round white knob and 
 
 
 def hostile_streams() -> dict[str, bytes]:
-    """Tiny, well-formed lite streams that ask for huge work (issue 12's table), built to docs/stream-format.md.
+    """Tiny, well-formed lite streams that ask for huge work, built to docs/stream-format.md.
 
     Each is valid (checksum, padding, limits of the format); a receiver must refuse them from the header."""
     from ..bits import BitWriter
