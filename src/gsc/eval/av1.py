@@ -265,3 +265,15 @@ def decode(stream: bytes, threads: int = 1) -> np.ndarray:
     if rgb.shape[:2] != (height, width):
         raise StreamError(f"AV1: decoded {rgb.shape[1]}×{rgb.shape[0]}, the header says {width}×{height}")
     return np.ascontiguousarray(rgb[..., :3])
+
+
+def codec(speed: int, threads: int = 1):
+    """The bare stream behind the classical search's interface (``gsc.eval.classical``): quality 0..99,
+    a file's bytes are the bare stream's (our header included)."""
+    from .classical import ClassicalCodec
+
+    enc = avif_encoder(speed, threads)
+    return ClassicalCodec(f"av1-s{speed}", f"AV1 (speed {speed})", (0, 99), lambda a, q: bare(enc(a, q)),
+                          lambda b: decode(b, threads),
+                          settings=f"libaom via libavif, speed {speed}, 4:2:0 8-bit; bare frame OBU + "
+                                   f"{HEADER_BYTES} B header")
