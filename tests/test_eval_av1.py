@@ -58,3 +58,10 @@ def test_obu_sizes_are_bounded_by_the_bytes_left():
     with pytest.raises(StreamError, match="longer than 8"):
         av1.obus(bytes([av1.OBU_FRAME << 3 | 2]) + b"\xff" * 9)
     assert av1.obus(av1.obu(av1.OBU_FRAME, b"abc")) == [(av1.OBU_FRAME, 2, b"abc")]
+
+
+def test_frame_header_is_measured(thumbnail):
+    coarse, fine = (av1.framing(av1.avif_encoder(6)(thumbnail, q)) for q in (0, 99))
+    assert coarse["base_q_idx"] == 255 and fine["base_q_idx"] < 16   # libavif's quality → quantizer ends
+    for f in (coarse, fine):
+        assert 8 <= f["frame_header"] <= 16 and f["frame_header"] == -(-f["frame_header_bits"] // 8)

@@ -204,11 +204,13 @@ def split(avif: bytes) -> dict[str, bytes]:
 
 def framing(avif: bytes) -> dict[str, int]:
     """Bytes of each part of libavif's file: the container, the temporal delimiter, the sequence header
-    OBU, the frame OBU's header and size, and its payload."""
+    OBU, the frame OBU's header and size, and its payload (of which the frame header, ``frame_header``)."""
     parts = split(avif)
     seq = len(obu(OBU_SEQUENCE_HEADER, parts["sequence"]))
     frame = len(parts["frame"])
-    return {"file": len(avif), "container": len(avif) - len(parts["bitstream"]), "mdat": len(parts["bitstream"]),
+    head = frame_header(parts["frame"], parse_sequence_header(parts["sequence"]))
+    return {"frame_header": head["bytes"], "frame_header_bits": head["bits"], "base_q_idx": head["base_q_idx"],
+            "file": len(avif), "container": len(avif) - len(parts["bitstream"]), "mdat": len(parts["bitstream"]),
             "temporal_delimiter": len(parts["bitstream"]) - seq - len(obu(OBU_FRAME, parts["frame"])),
             "sequence_header": seq, "frame_obu_header": len(obu(OBU_FRAME, parts["frame"])) - frame,
             "frame_payload": frame}
@@ -277,3 +279,109 @@ def codec(speed: int, threads: int = 1):
                           lambda b: decode(b, threads),
                           settings=f"libaom via libavif, speed {speed}, 4:2:0 8-bit; bare frame OBU + "
                                    f"{HEADER_BYTES} B header")
+
+
+# The uncompressed frame header of a reduced still picture (AV1 spec 5.9), read only to measure it: the
+# fields libaom chooses per image (quantizer, filters, tiles) and how many bits they take.
+SEGMENT_FEATURE_BITS = (8, 6, 6, 6, 6, 3, 0, 0)
+SEGMENT_FEATURE_SIGNED = (1, 1, 1, 1, 1, 0, 0, 0)
+
+
+def _tile_log2(block: int, target: int) -> int:
+    k = 0
+    while (block << k) < target:
+        k += 1
+    return k
+
+
+def _tile_info(r: BitReader, seq: dict[str, int]) -> int:
+    """Reads tile_info(); returns the number of tiles (uniform spacing only, which libaom writes)."""
+    sb = 32 if seq["use_128x128_superblock"] else 16
+    mi = [2 * ((seq[f"max_frame_{d}_minus_1"] + 8) >> 3) for d in ("width", "height")]
+    cols, rows = [(m + sb - 1) // sb for m in mi]
+    sb_log2 = (5 if sb == 32 else 4) + 2
+    min_cols = _tile_log2(4096 >> sb_log2, cols)
+    min_tiles = max(min_cols, _tile_log2((4096 * 2304) >> (2 * sb_log2), rows * cols))
+    if not r.read(1):
+        raise StreamError("AV1: non-uniform tile spacing is not measured")
+    log2 = []
+    for n, least in ((cols, min_cols), (rows, None)):
+        k = least if least is not None else max(min_tiles - log2[0], 0)
+        while k < _tile_log2(1, min(n, 64)) and r.read(1):
+            k += 1
+        log2.append(k)
+    if sum(log2):
+        r.read(sum(log2) + 2)            # context_update_tile_id, tile_size_bytes_minus_1
+    return 1 << sum(log2)
+
+
+def _quantization(r: BitReader, seq: dict[str, int]) -> tuple[int, bool]:
+    """quantization_params(): (base_q_idx, whether any delta is non-zero)."""
+    base = r.read(8)
+    deltas = []
+    for _ in range(3 + 2 * (seq["separate_uv_delta_q"] and r.read(1))):
+        deltas.append(r.read(7) if r.read(1) else 0)
+    if r.read(1):                        # using_qmatrix
+        r.read(12 if seq["separate_uv_delta_q"] else 8)
+    return base, any(deltas)
+
+
+def _segmentation(r: BitReader) -> None:
+    if r.read(1):
+        for _ in range(8):
+            for bits, signed in zip(SEGMENT_FEATURE_BITS, SEGMENT_FEATURE_SIGNED):
+                if r.read(1):
+                    r.read(bits + signed)
+
+
+def _filters(r: BitReader, seq: dict[str, int], lossless: bool) -> None:
+    """loop_filter_params(), cdef_params(), lr_params() (no intra block copy: screen content is off)."""
+    if lossless:
+        return
+    levels = r.read(6), r.read(6)
+    if any(levels):
+        r.read(12)
+    r.read(3)                            # sharpness
+    if r.read(1) and r.read(1):          # loop_filter_delta_enabled, _update
+        for _ in range(10):
+            if r.read(1):
+                r.read(7)
+    if seq["enable_cdef"]:
+        r.read(2)
+        r.read(12 << r.read(2))
+    if seq["enable_restoration"]:
+        types = [r.read(2) for _ in range(3)]
+        if any(types) and r.read(1) and not seq["use_128x128_superblock"]:
+            r.read(1)
+        if any(types[1:]):
+            r.read(1)
+
+
+def frame_header(frame: bytes, seq: dict[str, int]) -> dict[str, int]:
+    """A frame OBU's payload → its uncompressed header's size in bits (and bytes, with the alignment and
+    the tile group's start flag), base_q_idx and tiles."""
+    r = BitReader(frame, "AV1 frame header")
+    r.read(1)                            # disable_cdf_update
+    screen = r.read(1)                   # allow_screen_content_tools (the reduced header selects per frame)
+    if screen:
+        raise StreamError("AV1: screen content tools are not measured")
+    if seq["enable_superres"]:
+        r.read(1)
+    if r.read(1):                        # render_and_frame_size_different
+        r.read(32)
+    tiles = _tile_info(r, seq)
+    base, deltas = _quantization(r, seq)
+    _segmentation(r)
+    if base > 0 and r.read(1):           # delta_q_present → delta_q_res, delta_lf_present
+        r.read(2)
+        if r.read(1):
+            r.read(3)
+    _filters(r, seq, base == 0 and not deltas)
+    if base or deltas:
+        r.read(1)                        # tx_mode_select
+    r.read(1)                            # reduced_tx_set
+    bits = r.pos
+    if tiles > 1:
+        r.read(1)                        # tile_start_and_end_present_flag
+    header_bytes = r.align()             # the alignment bits are zero: a check on the parse
+    return {"bits": bits, "bytes": header_bytes, "base_q_idx": base, "tiles": tiles}
