@@ -43,7 +43,7 @@ WEBP_GRID = (64.0, 4)   # WebP's best: sizes 1/64 … 1, 4 per octave (gsc.eval.
 def coded_thumbnail(codec, x: torch.Tensor, geometry, budget: int, overhead: int = 0):
     """The thumbnail at ``geometry``'s luma size coded by ``codec`` (a ``gsc.eval.classical.ClassicalCodec``)
     at the highest quality whose bytes less ``overhead`` fit ``budget``: the decoded RGB (1, 3, h, w) in
-    [0, 1] and the bytes counted; None if none fits."""
+    [0, 1], the bytes counted and the quality; None if none fits."""
     from gsc.eval.classical import best_quality_that_fits
     from gsc.image import to_uint8
     from gsc.models.thumbnail import downscale
@@ -53,7 +53,7 @@ def coded_thumbnail(codec, x: torch.Tensor, geometry, budget: int, overhead: int
     if found is None:
         return None
     q, data = found
-    return torch.from_numpy(codec.decode(data)).permute(2, 0, 1)[None].float() / 255, len(data) - overhead
+    return torch.from_numpy(codec.decode(data)).permute(2, 0, 1)[None].float() / 255, len(data) - overhead, q
 
 
 def thumbnail_planes(rgb: torch.Tensor, geometry) -> list[torch.Tensor]:
@@ -86,7 +86,7 @@ def bicubic_psnr(rgb: torch.Tensor, geometry, x: torch.Tensor) -> float:
 def av1_best(x: torch.Tensor, budget: int, codec) -> dict | None:
     """AV1's own best scale × quality within ``budget`` bytes, by bicubic PSNR: the coarse scales from the
     smallest thumbnail up (stopping once one does not fit: larger ones cost more), then a quarter octave
-    either side of the best. Returns the geometry, decoded RGB, bytes, scale and every scale's PSNR."""
+    either side of the best. Returns the geometry, decoded RGB, bytes, quality, scale and every scale's PSNR."""
     from gsc.models.thumbnail_format import ThumbnailGeometry
 
     h, w = x.shape[-2:]
@@ -110,8 +110,8 @@ def av1_best(x: torch.Tensor, budget: int, codec) -> dict | None:
         at(f)
     fits = {f: t for f, t in tried.items() if t is not None}
     best = max(fits, key=lambda f: fits[f][0])
-    _, g, rgb, nbytes = fits[best]
-    return {"geometry": g, "rgb": rgb, "bytes": nbytes, "scale": best,
+    _, g, rgb, nbytes, q = fits[best]
+    return {"geometry": g, "rgb": rgb, "bytes": nbytes, "quality": q, "scale": best,
             "psnr_by_scale": {str(f): (t[0] if t else None) for f, t in sorted(tried.items())}}
 
 

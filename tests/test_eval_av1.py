@@ -65,3 +65,16 @@ def test_frame_header_is_measured(thumbnail):
     assert coarse["base_q_idx"] == 255 and fine["base_q_idx"] < 16   # libavif's quality → quantizer ends
     for f in (coarse, fine):
         assert 8 <= f["frame_header"] <= 16 and f["frame_header"] == -(-f["frame_header_bits"] // 8)
+
+
+@pytest.mark.parametrize("quality", [0, 30, 70])
+def test_dav1d_decodes_the_same_picture_as_libaom(thumbnail, quality):
+    pytest.importorskip("av")
+    stream = av1.bare(av1.avif_encoder(6)(thumbnail, quality))
+    planes = av1.dav1d_planes(stream)
+    assert all(np.array_equal(a, b) for a, b in zip(planes, av1.dav1d_planes(stream, threads=4)))
+    rgb = av1.decode(stream).astype(np.float64)
+    luma = rgb @ np.array([0.299, 0.587, 0.114])              # BT.601: RGB → Y undoes libavif's conversion
+    inside = (rgb.min(-1) > 0) & (rgb.max(-1) < 255)           # up to RGB's rounding, where nothing clipped
+    assert inside.mean() > 0.5
+    assert np.abs(luma - planes[0])[inside].max() <= 0.6

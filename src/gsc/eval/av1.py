@@ -385,3 +385,19 @@ def frame_header(frame: bytes, seq: dict[str, int]) -> dict[str, int]:
         r.read(1)                        # tile_start_and_end_present_flag
     header_bytes = r.align()             # the alignment bits are zero: a check on the parse
     return {"bits": bits, "bytes": header_bytes, "base_q_idx": base, "tiles": tiles}
+
+
+def dav1d_planes(stream: bytes, threads: int = 1) -> list[np.ndarray]:
+    """A bare stream → its decoded [Y, U, V] planes (uint8) by dav1d through PyAV: a second, independent
+    decoder, to check libaom's decode against (the ``eval`` extra installs PyAV)."""
+    import av
+
+    fields, bitstream = rebuild(stream)
+    ctx = av.CodecContext.create("libdav1d", "r")
+    ctx.thread_count = threads
+    frames = list(ctx.decode(av.Packet(bitstream))) + list(ctx.decode(None))
+    if len(frames) != 1 or frames[0].format.name != "yuv420p":
+        raise StreamError(f"dav1d: {len(frames)} frames, not one 8-bit 4:2:0 picture")
+    f = frames[0]
+    sizes = [(f.height, f.width)] + [((f.height + 1) // 2, (f.width + 1) // 2)] * 2
+    return [np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, :w].copy() for p, (h, w) in zip(f.planes, sizes)]
