@@ -50,6 +50,9 @@ def test_hostile_bare_streams_are_refused_before_decoding(thumbnail):
     huge = struct.pack(">HHH", av1.MAX_SIDE, 9, len(stream) - av1.HEADER_BYTES) + stream[av1.HEADER_BYTES:]
     with pytest.raises(StreamError, match="side"):
         av1.decode(huge)
+    cut = struct.pack(">HHH", *struct.unpack(">HHH", stream[:6])[:2], 10) + stream[6:16]
+    with pytest.raises(StreamError, match="AV1: "):          # the decoder's error, as one line
+        av1.decode(cut)
 
 
 def test_obu_sizes_are_bounded_by_the_bytes_left():

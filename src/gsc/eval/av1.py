@@ -263,7 +263,10 @@ def decode(stream: bytes, threads: int = 1) -> np.ndarray:
 
     fields, bitstream = rebuild(stream)
     width, height = fields["max_frame_width_minus_1"] + 1, fields["max_frame_height_minus_1"] + 1
-    rgb = imagecodecs.avif_decode(container(width, height, fields, bitstream), numthreads=threads)
+    try:
+        rgb = imagecodecs.avif_decode(container(width, height, fields, bitstream), numthreads=threads)
+    except imagecodecs.AvifError as e:          # a malformed frame: the decoder's own one-line error
+        raise StreamError("AV1: " + " ".join(str(e).split())) from None
     if rgb.shape[:2] != (height, width):
         raise StreamError(f"AV1: decoded {rgb.shape[1]}×{rgb.shape[0]}, the header says {width}×{height}")
     return np.ascontiguousarray(rgb[..., :3])
