@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CONTAINER = 27          # RIFF (12) + VP8 chunk header (8) + frame tag (3) + start code (3) + ... ≈ 27 B, per the issue
+CONTAINER = 27          # RIFF (12) + VP8 chunk header (8) + frame tag (3) + start code (3) + ... ≈ 27 B
 METRICS = ["psnr", "ms_ssim", "psnr_chroma", "colour_drift"]
 AV1_SPEED = 6           # docs/low-band.md: the whole search stays under 4 s on 2 cores for 768×512
 # AV1's own scales: 2^(k/2), 1 … 45 (coarse), then a quarter octave either side of the best; bicubic PSNR picks
@@ -87,7 +87,7 @@ def av1_best(x: torch.Tensor, budget: int, codec) -> dict | None:
     """AV1's own best scale × quality within ``budget`` bytes, by bicubic PSNR: the coarse scales from the
     smallest thumbnail up (stopping once one does not fit: larger ones cost more), then a quarter octave
     either side of the best. Returns the geometry, decoded RGB, bytes, quality, scale and every scale's PSNR."""
-    from gsc.models.thumbnail_format import ThumbnailGeometry
+    from gsc.format.tables import ThumbnailGeometry
 
     h, w = x.shape[-2:]
     tried: dict[float, tuple | None] = {}
@@ -127,7 +127,7 @@ def webp_best(x: torch.Tensor, budget: int):
 
 def clamp_scale(f: float) -> float:
     """g_s was trained on the format's scales: an AV1 thumbnail's f is clamped into their range."""
-    from gsc.models.thumbnail_format import SCALES
+    from gsc.format.tables import SCALES
 
     return min(max(f, SCALES[0]), SCALES[-1])
 
