@@ -48,6 +48,18 @@ def _read_stream(path: Path) -> bytes:
     return read_regular_file(path, MAX_STREAM_BYTES, "a .gsc stream")
 
 
+def _read_parts(paths: list[Path]) -> list[bytes]:
+    """A stream and its refinement parts, within the format's size limit all together."""
+    from .format.container import MAX_STREAM_BYTES
+
+    parts = []
+    for path in paths:
+        parts.append(_read_stream(path))
+        if sum(map(len, parts)) > MAX_STREAM_BYTES:
+            raise GSCError(f"the parts together exceed the format's limit of {MAX_STREAM_BYTES} bytes")
+    return parts
+
+
 @app.command()
 def encode(
     image: Path = typer.Argument(..., help="Image file (PNG, JPEG, …; any mode and size ≥ 16×16)."),
@@ -68,6 +80,9 @@ def encode(
     max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream. Without "
                                             "--channels the sender picks C and Δ (the best it measures that "
                                             "fits); with --channels it coarsens Δ until the stream fits."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="B1,B2,…,B: write layers, the stream up to "
+                                         "layer i a whole stream of at most Bi bpp (flux presets: each layer "
+                                         "adds the next channels; lite sends one layer)."),
     caption_policy: str = typer.Option("keep", "--caption-policy", help="keep | drop | auto: send the caption, "
                                        "or not (its bytes go to the image), or drop it where it would take more "
                                        "than 15 % of --max-bpp."),
@@ -92,12 +107,27 @@ def encode(
     codec = Codec.from_options(preset, captioner, caption, captions, selection, latent_checkpoint,
                                {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
-                        max_bpp=max_bpp, caption_policy=caption_policy)
+                        max_bpp=max_bpp, caption_policy=caption_policy, layers=_budgets(layers))
     write_atomic(output, lambda f: f.write(data))
+    _report_written(codec, output, data)
+
+
+def _budgets(layers: str | None) -> list[float] | None:
+    """--layers B1,B2,… as floats (GSCError on anything else)."""
+    if layers is None:
+        return None
+    try:
+        return [float(b) for b in layers.split(",")]
+    except ValueError:
+        raise GSCError(f"--layers takes bpp values separated by commas, e.g. 0.005,0.01; got {layers!r}") from None
+
+
+def _report_written(codec, output: Path, data: bytes) -> None:
     info = codec.summary(data)
     typer.echo(f"{output}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
                f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
-               f"C={info['channels']} {_indices(info['indices'])}, step {info['step']})")
+               f"C={info['channels']} {_indices(info['indices'])}, step {info['step']}"
+               f"{'; %d layers' % len(info['layers']) if len(info['layers']) > 1 else ''})")
     if info["decode_refused"]:
         print(f"gsc: note: a receiver with the default limits refuses this stream: {info['decode_refused']}",
               file=sys.stderr)
@@ -105,7 +135,8 @@ def encode(
 
 @app.command()
 def decode(
-    stream: Path = typer.Argument(..., help="Input .gsc stream."),
+    streams: list[Path] = typer.Argument(..., help="Input .gsc stream, then any refinement parts of it "
+                                         "(gsc refine), in order."),
     output: Path = typer.Option(..., "-o", "--output", help="Output image (PNG)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="Trained FLUX adapter folder (flux presets)."),
@@ -120,31 +151,38 @@ def decode(
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="VAE tiling (flux presets)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
+    strict: bool = typer.Option(False, "--strict", help="Refuse a cut or damaged stream instead of decoding "
+                                "what passed its checks."),
 ):
-    """Rebuild an image from a .gsc stream (the generator named by the stream's preset)."""
+    """Rebuild an image from a .gsc stream (the generator named by the stream's preset). A cut or damaged
+    stream decodes from the sections that pass their checks, and one line says what was decoded."""
     from rich.progress import Progress
 
     from .codec import Codec
     from .image import check_output, save_image
 
-    check_output(output, stream)
-    data = _read_stream(stream)
+    for stream in streams:
+        check_output(output, stream)
+    data = _read_parts(streams)
     options = {"adapter": str(adapter) if adapter else None, "model": model, "device": device, "dtype": dtype,
                "guidance": guidance, "offload": offload, "fp8": fp8 or None, "vae_tiling": vae_tiling or None}
     codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None},
                   max_pixels=max_pixels, max_steps=max_steps)
     codec.check_budget(data)   # from the header, before any decoding work
-    payload = codec.read(data)
+    payload = codec.read(data, strict)
     with Progress(transient=True, disable=quiet) as bar:
         task = bar.add_task(f"decoding ({payload.preset}, {payload.steps} steps)", total=payload.steps)
-        image = codec.decode(data, progress=lambda i: bar.update(task, completed=i + 1))
+        image, report = codec.decode_report(data, progress=lambda i: bar.update(task, completed=i + 1),
+                                            strict=strict)
     save_image(image, output)
     typer.echo(f"{output}: {payload.width}×{payload.height}")
+    if not report.intact or report.header_fixed is not None:
+        print(f"gsc: {report.line()}", file=sys.stderr)
 
 
 @app.command()
 def info(
-    stream: Path = typer.Argument(..., help="Input .gsc stream."),
+    streams: list[Path] = typer.Argument(..., help="Input .gsc stream, then any refinement parts of it."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
@@ -152,18 +190,47 @@ def info(
     """Show what a stream carries, what each part costs, and whether decode would accept it (never generates)."""
     from .codec import Codec
 
-    data = _read_stream(stream)
-    d = Codec(max_pixels=max_pixels, max_steps=max_steps).info(data)
+    d = Codec(max_pixels=max_pixels, max_steps=max_steps).info(_read_parts(streams))
     if as_json:
         typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(show_header=False, title=str(stream))
+    t = Table(show_header=False, title=" + ".join(map(str, streams)))
     for k, v in d.items():
         t.add_row(k, f"{v:.5f}" if isinstance(v, float) else str(v))
     Console().print(t)
+
+
+@app.command()
+def refine(
+    image: Path = typer.Argument(..., help="The image whose stream was sent."),
+    sent: list[Path] = typer.Argument(..., help="The stream already sent (and any refinement parts of it)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The refinement part to write (.gsc)."),
+    max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Budget of the refined stream (all parts)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="B1,B2,…: several new layers, each a budget "
+                                         "of the stream up to it (bpp)."),
+    selection: Optional[str] = typer.Option(None, "--selection", help="The selection the stream was made "
+                                            "with (default: the preset's)."),
+    latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",
+                                                     help="Local CompressAI checkpoint (flux presets)."),
+):
+    """Write the next layer(s) of IMAGE's stream: a part to send after SENT (gsc decode SENT MORE, or cat)."""
+    from .codec import Codec
+    from .format.layered import read
+    from .image import check_output, load_image, write_atomic
+    from .presets import preset_by_id
+
+    check_output(output, image)
+    parts = _read_parts(sent)
+    preset = preset_by_id(read(parts).header.preset_id).name
+    codec = Codec.from_options(preset, "none", selection=selection, latent_checkpoint=latent_checkpoint)
+    more = codec.refine(load_image(image), parts, layers=_budgets(layers), max_bpp=max_bpp)
+    write_atomic(output, lambda f: f.write(more))
+    whole = b"".join(parts) + more
+    typer.echo(f"{output}: {len(more)} bytes; with the parts sent {len(whole)} bytes, "
+               f"{codec.summary(whole)['bpp']:.5f} bpp ({codec.summary(whole)['decoded']})")
 
 
 @app.command("train-lite")
