@@ -174,3 +174,10 @@ def test_refine_refuses_another_image_and_lite(tiny):
     lite = Codec("lite", captioner="given", captioner_kwargs={"caption": "x"})
     with pytest.raises(GSCError, match="one layer"):
         lite.encode(img, layers=[0.05, 0.1])
+
+
+def test_byte_accounting_covers_every_byte_of_a_layered_stream():
+    data = sample_layered_stream(GROUPS)
+    info = Codec().summary(data)
+    assert info["header_bytes"] + info["caption_bytes"] + info["latent_bytes"] == info["total_bytes"] == len(data)
+    assert info["channels"] == sum(GROUPS) and [layer["state"] for layer in info["layers"]] == ["ok"] * 3

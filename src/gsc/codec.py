@@ -409,13 +409,12 @@ class Codec:
             report = report.keep(count)
         if strict and not report.intact:
             raise StreamError(f"stream is damaged ({report.line()}); --strict refuses it")
-        latent_bytes = sum(len(x) for x in s.layers)
         return Payload(
             preset=preset.name, width=s.header.width, height=s.header.height,
             seed=preset.seed if s.header.seed is None else s.header.seed, steps=steps,
             caption=caption, indices=section.indices, q=section.q, step=section.step,
             sizes={"total": report.size, "header": s.header_bytes, "caption": len(s.caption_data),
-                   "latent": latent_bytes}, latent=section.latent, report=report,
+                   "latent": report.latent_bytes}, latent=section.latent, report=report,
         )
 
     def check_budget(self, data: bytes) -> None:
@@ -454,7 +453,7 @@ class Codec:
         report = s.report.keep(count) if count < len(s.layers) else s.report
         return {"total_bytes": report.size, "bpp": report.size * 8 / (width * height),
                 "header_bytes": s.header_bytes, "caption_bytes": len(s.caption_data),
-                "latent_bytes": sum(len(x) for x in s.layers[:count]),
+                "latent_bytes": report.latent_bytes,
                 "channels": len(section.indices), "indices": section.indices, "step": section.step,
                 **section.settings, "preset": preset.name, "width": width, "height": height,
                 "steps": steps, "decode_refused": refused, "version": report.version,

@@ -84,6 +84,11 @@ class Report:
         return n
 
     @property
+    def latent_bytes(self) -> int:
+        """Bytes of the layers decoded, their records' lengths and checks included."""
+        return sum(end - start for start, end, _ in self.layers[:self.decoded])
+
+    @property
     def total(self) -> int:
         return max(self.declared, len(self.layers))
 
