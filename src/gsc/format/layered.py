@@ -14,7 +14,7 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
     layer 2, …    each a record: length (LEB128, 1–3 bytes) | CRC-16 (2, big-endian) | its bytes
 
 A refinement part (``pack_more``) is only records, so ``SENT + MORE`` is one stream. Checks: the caption's
-CRC-8 (polynomial 0x07) covers its bytes; layer 1's CRC-16/XMODEM covers its bytes with the CRC of byte 0 and
+CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's CRC-16/XMODEM covers its bytes with the CRC of byte 0 and
 the fields as initial value; a record's CRC covers its length and bytes with the previous layer's CRC as
 initial value, so a refinement made for another stream fails its check. A damaged layer is dropped with
 every layer after it; a damaged caption is dropped alone; an unrepairable header refuses the stream.
@@ -179,11 +179,11 @@ def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int
     w = BitWriter()
     v3.write_image_fields(w, header)
     w.write_eg(len(caption_data), 6)
+    head = bytes([(MAGIC << 4) | VERSION])
     if caption_data:
-        w.write(crc8(caption_data), 8)
+        w.write(crc8(head + w.to_bytes() + caption_data), 8)
     w.write((declared or len(layers)) - 1, 4)
     w.write_eg(len(layers[0]), 7)
-    head = bytes([(MAGIC << 4) | VERSION])
     check = crc16(head + w.to_bytes(), 0)
     if layers[0]:
         check = crc16(layers[0], check)
@@ -202,6 +202,7 @@ class _Fields:
     header: Header
     caption_len: int
     caption_crc: int
+    caption_head: bytes  # byte 0 and the fields before the caption's CRC: checked with the caption
     declared: int
     first_len: int
     first_crc: int
@@ -214,23 +215,29 @@ def _parse_fields(head: bytes, n: int) -> _Fields:
     r = BitReader(head[1:1 + n], "stream header")
     header = v3.read_image_fields(r)
     caption_len = r.read_eg(6, MAX_CAPTION_BYTES)
+    caption_head = _fields_before(head, r.pos)
     caption_crc = r.read(8) if caption_len else 0
     declared = r.read(4) + 1
     first_len = r.read_eg(7, MAX_STREAM_BYTES)
-    bits = r.pos
+    head_crc = crc16(_fields_before(head, r.pos), 0)
     first_crc = r.read(16) if first_len else 0
     if r.align() != n:
         raise StreamError("stream header: fields do not end where the parity says")
-    w = BitWriter()   # the fields before layer 1's CRC, re-packed: the CRC's initial value
+    return _Fields(header, caption_len, caption_crc, caption_head, declared, first_len, first_crc, head_crc,
+                   1 + n + PARITY)
+
+
+def _fields_before(head: bytes, bits: int) -> bytes:
+    """Byte 0 and the first ``bits`` bits of the fields, zero-padded to a byte, as the writer checks them."""
+    w = BitWriter()
     w.bits = [(head[1 + i // 8] >> (7 - i % 8)) & 1 for i in range(bits)]
-    head_crc = crc16(head[:1] + w.to_bytes(), 0)
-    return _Fields(header, caption_len, caption_crc, declared, first_len, first_crc, head_crc, 1 + n + PARITY)
+    return head[:1] + w.to_bytes()
 
 
 def _checks_passed(data: bytes, f: _Fields) -> int:
     """How many of the caption and layer 1 pass the checks these fields carry (ranks header candidates)."""
     cap = data[f.end:f.end + f.caption_len]
-    ok = int(f.caption_len > 0 and len(cap) == f.caption_len and crc8(cap) == f.caption_crc)
+    ok = int(f.caption_len > 0 and len(cap) == f.caption_len and crc8(f.caption_head + cap) == f.caption_crc)
     start = f.end + f.caption_len
     layer = data[start:start + f.first_len]
     return ok + int(f.first_len > 0 and len(layer) == f.first_len and crc16(layer, f.head_crc) == f.first_crc)
@@ -328,7 +335,7 @@ def _first_part(data: bytes, f: _Fields) -> tuple[str, bytes, tuple]:
     elif not f.caption_len:
         state = "none"
     else:
-        state = "ok" if crc8(caption) == f.caption_crc else "damaged"
+        state = "ok" if crc8(f.caption_head + caption) == f.caption_crc else "damaged"
     end = cap_end + f.first_len
     if end > len(data):
         return state, caption, (cap_end, end, "cut")
