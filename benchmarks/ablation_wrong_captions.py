@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     if missing:
         raise GSCError(f"captions file {cap_file} has no caption for {missing[0]}")
     title = f"Ablation: wrong captions, {args.preset}"
-    right, wrong = codec(args), codec(args, captions=swapped(captions, names), caption_note="swapped captions")
+    right = codec(args, caption_policy="keep")   # kept, or lite's default would send neither
+    wrong = codec(args, captions=swapped(captions, names), caption_note="swapped captions", caption_policy="keep")
     bench, bundle = run(args, "wrong_captions", title, [right, wrong])
     rows = []
     for c, a in sorted(points(bundle, right).items()):

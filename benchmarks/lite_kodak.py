@@ -86,8 +86,9 @@ def benches(preset: str, budgets: list[float], captions: dict, names: list[str],
     main = Bench([gsc, *webp], budgets, list(DEFAULT), matched={w.name: gsc.name for w in webp},
                  scored_on={w.name: [w.select] for w in webp[1:]}, name=f"gsc {preset} and WebP at ≤ its bytes")
     swapped = {n: captions[names[(i + 1) % len(names)]] for i, n in enumerate(names)}
-    check = Bench([GscBench(preset, channels=1), GscBench(preset, channels=1, captions=swapped,
-                                                          caption_note="swapped")],
+    # the captions kept, so that the check compares what the receiver makes of them
+    check = Bench([GscBench(preset, channels=1, caption_policy="keep"),
+                   GscBench(preset, channels=1, captions=swapped, caption_note="swapped", caption_policy="keep")],
                   budgets[:1], ["psnr_chroma", "st_lpips_alex"], name="caption check")
     return main, check
 

@@ -2,7 +2,8 @@
 # Set up .venv for gsc. Usage: scripts/install.sh [--full] [--test]
 #   (none)   the lite preset: encode/decode offline on a CPU (with its caption encoder, all-MiniLM-L6-v2)
 #   --full   + diffusers/transformers/accelerate and CompressAI (FLUX presets, Qwen2.5-VL captioner)
-#   --test   --full + evaluation tools + pytest (what the test suite needs)
+#   --test   --full + evaluation tools + gsc serve + pytest (what the test suite needs; the browser test also
+#            needs Debian's chromium and chromium-driver, which .ci/run installs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 full=0; test=0
@@ -20,7 +21,7 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 pip install torch==2.13.0
 extras=""
 [ $full = 1 ] && extras="full"
-[ $test = 1 ] && extras="full,eval,test"
+[ $test = 1 ] && extras="full,eval,serve,test"
 if [ -n "$extras" ]; then
   pip install -c constraints.txt -e ".[$extras]"
   # compressai 1.2.8 asks for torchvision and numpy<2; neither is needed (gsc imports it without torchvision).

@@ -26,7 +26,8 @@ def test_compare_sheet_holds_the_decoded_images(tmp_path, one_thread, capsys):
     out, keep = tmp_path / "sheet.png", tmp_path / "files"
     crop = (300, 100, 96, 64)
     rc = main(["compare", str(image), "--channels", "1", "--captions", str(KODAK / "captions.json"),
-               "--codecs", "webp,jxl", "--crop", ",".join(map(str, crop)), "-o", str(out), "--keep", str(keep)])
+               "--codecs", "webp,jxl", "--crop", ",".join(map(str, crop)), "-o", str(out), "--keep", str(keep),
+               "--tile-width", "768"])   # 1:1 (the default shrinks tiles to 512 px), so tiles are the pixels
     assert rc == 0, capsys.readouterr().err
     sheet = np.asarray(Image.open(out).convert("RGB"))
     meta = json.loads((keep / "kodim23.json").read_text())

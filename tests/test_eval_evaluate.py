@@ -29,7 +29,8 @@ class TinyCodec:
     def __init__(self):
         self.calls = []
 
-    def encode(self, image, channels, caption=None, image_name=None, step=1.0, seed=None, steps=None):
+    def encode(self, image, channels, caption=None, image_name=None, step=1.0, seed=None, steps=None,
+               caption_policy=None):
         import imagecodecs
 
         self.calls.append((image_name, channels, caption))

@@ -14,7 +14,7 @@ CAPTION = "A smooth gradient of red, green and blue."
 
 # name: (preset, encode options, bytes, sha256, per-channel mean of the decode, its top-left 2×2 pixels)
 ENCODED = {
-    "lite": ("lite", dict(max_bpp=0.5), 135,
+    "lite": ("lite", dict(max_bpp=0.5, caption_policy="keep"), 135,
              "c4b83f0433def2185afd80750fd4df1d167da4b78e1b483caa457266b325aaf5",
              [0.50978, 0.48330, 0.38685],
              [0.55120, 0.54808, 0.55052, 0.54836, 0.88125, 0.87928, 0.88042, 0.87971,

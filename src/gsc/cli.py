@@ -13,10 +13,39 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import GSCError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class FlagsWithoutValues:
+    """typer's rich help prints a flag as ``--quiet <bool>``, which reads as if it took a value: no type for
+    flags."""
+
+    def format_help(self, ctx, formatter) -> None:
+        for param in self.get_params(ctx):
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        super().format_help(ctx, formatter)
+
+
+class HelpGroup(FlagsWithoutValues, TyperGroup):
+    pass
+
+
+class HelpCommand(FlagsWithoutValues, TyperCommand):
+    """Also arguments in capitals in the usage line (``IMAGE``, where typer prints ``{image}``)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = param.name.upper() + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+app = typer.Typer(cls=HelpGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Generative semantic coding: images below 0.01 bpp from a caption and a few latent channels.")
 
 # Modules that add their own commands with ``register(app)``.
@@ -25,13 +54,16 @@ COMMAND_MODULES: list[str] = ["gsc.train.adapter_cli", "gsc.eval.commands"]
 
 MAX_PIXELS_HELP = ("Decode budget: the largest image accepted, in pixels (default 16777216 = 2^24); also scales "
                    "the entropy decoder's work limit. Lift it only for a trusted sender.")
-MAX_STEPS_HELP = "Decode budget: the most sampling steps accepted (default: the preset's, e.g. lite 32)."
+MAX_STEPS_HELP = "Decode budget: the most sampling steps accepted (default: the preset's, e.g. lite 64)."
+QUIET_HELP = "No progress bar."
 
 
 def _echo_err(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}", markup=True)
+    # escaped: a message may hold brackets (".[eval]") that rich would take for markup and drop
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}", markup=True)
 
 
 def _indices(indices: list[int]) -> str:
@@ -60,13 +92,74 @@ def _read_parts(paths: list[Path]) -> list[bytes]:
     return parts
 
 
+def _jobs(source: Path, output: Optional[Path], suffix: str, inputs) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: one file, or every file ``inputs(folder)`` lists into an output folder (made
+    if missing). Default outputs: the input's name with ``suffix``, beside it."""
+    from .image import check_output
+
+    if not source.is_dir():
+        target = output or source.with_name(source.stem + suffix)
+        check_output(target, source)
+        return [(source, target)]
+    folder = output or source
+    if folder.exists() and not folder.is_dir():
+        raise GSCError(f"{source} is a folder, so the output must be a folder too, and {folder} is a file")
+    sources = inputs(source)
+    folder.mkdir(parents=True, exist_ok=True)
+    jobs = [(p, folder / (p.stem + suffix)) for p in sources]
+    for p, target in jobs:
+        check_output(target, p)
+    return jobs
+
+
+def _images_in(folder: Path) -> list[Path]:
+    from .image import list_dataset
+
+    return list_dataset(folder)
+
+
+def _streams_in(folder: Path) -> list[Path]:
+    streams = sorted(p for p in folder.iterdir() if p.suffix == ".gsc" and p.is_file())
+    if not streams:
+        raise GSCError(f"no .gsc streams in {folder}")
+    return streams
+
+
+def _run_jobs(jobs: list[tuple[Path, Path]], one, label: str, quiet: bool, folder: bool) -> None:
+    """``one(source, target, bar)`` for each job: a spinner for one file (``bar`` can add its own task), a
+    bar over the files for a folder, where a file that fails is named in one line and the rest go on."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, transient=True, disable=quiet) as bar:
+        if not folder:
+            task = bar.add_task(f"{label} {jobs[0][0].name}", total=None)
+            one(*jobs[0], bar)
+            bar.remove_task(task)
+            return
+        task, failed = bar.add_task(f"{label} {len(jobs)} files", total=len(jobs)), []
+        for source, target in jobs:
+            try:
+                one(source, target, bar)
+            except GSCError as e:
+                failed.append(source.name)
+                _echo_err(f"{source.name}: {e}")   # on stderr, above the bar
+            bar.advance(task)
+    if failed:
+        raise GSCError(f"{len(failed)} of {len(jobs)} files failed: {', '.join(failed)}")
+
+
 @app.command()
 def encode(
-    image: Path = typer.Argument(..., help="Image file (PNG, JPEG, …; any mode and size ≥ 16×16)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output .gsc stream."),
-    channels: Optional[int] = typer.Option(None, "-c", "--channels", help="C: latent channels to send (0 = caption "
-                                           "only; lite: the thumbnail's first C DCT bands, 1..64). Default: chosen "
-                                           "by the sender under --max-bpp, else 1 (lite: all bands, 0.01 bpp)."),
+    image: Path = typer.Argument(..., help="Image file (PNG, JPEG, …; any mode and size ≥ 16×16), or a folder of "
+                                 "them."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output .gsc stream (default: IMAGE's name "
+                                          "with .gsc, beside it); for a folder IMAGE, the output folder."),
+    channels: Optional[int] = typer.Option(None, "-c", "--channels", help="C: latent channels to send, 0 = caption "
+                                           "only (lite: the thumbnail's first C DCT bands, 0..64). Default: "
+                                           "chosen by the sender under --max-bpp (lite: the bands that fit; flux "
+                                           "without --max-bpp: 1)."),
     caption: Optional[str] = typer.Option(None, "--caption", help="Caption text to send."),
     captions: Optional[Path] = typer.Option(None, "--captions", help="JSON mapping image file name → caption."),
     captioner: Optional[str] = typer.Option(None, "--captioner", help="none | given | qwen2.5-vl (default: preset's)."),
@@ -77,15 +170,18 @@ def encode(
     step: float = typer.Option(1.0, "--step", help="Latent quantization step Δ (the finest tried under --max-bpp; "
                                "flux presets): one of gsc.format.tables.STEPS, 0.5 · 2^(k/4) to 4 decimals "
                                "(0.5 … 6.7272). lite picks its steps itself."),
-    max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream. Without "
-                                            "--channels the sender picks C and Δ (the best it measures that "
-                                            "fits); with --channels it coarsens Δ until the stream fits."),
+    max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Bit budget for the whole stream (lite's "
+                                            "default 0.01). Without --channels the sender picks C and Δ (the best "
+                                            "it measures that fits); with --channels it coarsens Δ until the "
+                                            "stream fits. lite spends at most what its finest thumbnail takes (a few "
+                                            "tenths of a bpp; encode says when it stops there)."),
     layers: Optional[str] = typer.Option(None, "--layers", help="B1,B2,…,B: write layers, the stream up to "
                                          "layer i a whole stream of at most Bi bpp (flux presets: each layer "
                                          "adds the next channels; lite sends one layer)."),
-    caption_policy: str = typer.Option("keep", "--caption-policy", help="keep | drop | auto: send the caption, "
-                                       "or not (its bytes go to the image), or drop it where it would take more "
-                                       "than 15 % of --max-bpp."),
+    caption_policy: Optional[str] = typer.Option(None, "--caption-policy", help="keep | drop | auto: send the "
+                                                 "caption, or not (its bytes go to the image), or drop it where it "
+                                                 "would take more than 15 % of --max-bpp (default: the preset's; "
+                                                 "lite: drop, README says why)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Decoder seed to write in the stream."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Decoder sampling steps to write in the stream."),
     latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",
@@ -96,20 +192,23 @@ def encode(
                                          "default: cuda when present)."),
     caption_tokens: Optional[int] = typer.Option(None, "--caption-tokens",
                                                  help="Most tokens the captioner writes (qwen2.5-vl; default 60)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
 ):
-    """Compress IMAGE into a .gsc stream."""
-    from .image import check_output, load_image, write_atomic
-
-    check_output(output, image)
-    x = load_image(image)
+    """Compress IMAGE into a .gsc stream (a folder: each image into the output folder)."""
+    jobs = _jobs(image, output, ".gsc", _images_in)
     from .codec import Codec
 
     codec = Codec.from_options(preset, captioner, caption, captions, selection, latent_checkpoint,
                                {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
-    data = codec.encode(x, channels=channels, image_name=image.name, step=step, seed=seed, steps=steps,
-                        max_bpp=max_bpp, caption_policy=caption_policy, layers=_budgets(layers))
-    write_atomic(output, lambda f: f.write(data))
-    _report_written(codec, output, data)
+    options = dict(channels=channels, step=step, seed=seed, steps=steps, max_bpp=max_bpp,
+                   caption_policy=caption_policy, layers=_budgets(layers))
+    _run_jobs(jobs, lambda source, target, bar: _encode_one(codec, source, target, options, bar), "encoding",
+              quiet, image.is_dir())
+    if (caption is not None or captions is not None) and caption_policy is None \
+            and codec.preset.caption_policy == "drop" and channels != 0:
+        print(f"gsc: note: the caption was not sent: {codec.preset.name}'s default --caption-policy drop gives its "
+              f"bytes to the image (the README says what a caption buys); --caption-policy keep sends it",
+              file=sys.stderr)
 
 
 def _budgets(layers: str | None) -> list[float] | None:
@@ -122,23 +221,42 @@ def _budgets(layers: str | None) -> list[float] | None:
         raise GSCError(f"--layers takes bpp values separated by commas, e.g. 0.005,0.01; got {layers!r}") from None
 
 
-def _report_written(codec, output: Path, data: bytes) -> None:
+def _encode_one(codec, source: Path, target: Path, options: dict, bar) -> None:
+    from .image import load_image, write_atomic
+
+    task = bar.add_task(f"{source.name} (rate control)", total=None)
+    data = codec.encode(load_image(source), image_name=source.name, **options,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    bar.remove_task(task)
+    write_atomic(target, lambda f: f.write(data))
     info = codec.summary(data)
-    typer.echo(f"{output}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
+    typer.echo(f"{target}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
                f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
                f"C={info['channels']} {_indices(info['indices'])}, step {info['step']}"
                f"{'; %d layers' % len(info['layers']) if len(info['layers']) > 1 else ''})")
     if info["decode_refused"]:
         print(f"gsc: note: a receiver with the default limits refuses this stream: {info['decode_refused']}",
               file=sys.stderr)
+    if options["max_bpp"] and _finest(codec, data):
+        print(f"gsc: note: {info['bpp']:.4f} bpp is the most {info['preset']} spends on this image (its finest "
+              f"thumbnail); the rest of --max-bpp {options['max_bpp']} stays unused", file=sys.stderr)
+
+
+def _finest(codec, data: bytes) -> bool:
+    """A lite stream at its finest thumbnail (the smallest scale and luma step): more bytes buy nothing."""
+    from .format.tables import LUMA_STEPS, SCALES
+
+    d = codec.info(data)
+    return d.get("scale") == SCALES[0] and d["step"] is not None and d["step"][0] == LUMA_STEPS[0]
 
 
 @app.command()
 def decode(
-    streams: list[Path] = typer.Argument(..., help="Input .gsc stream, then any refinement parts of it "
-                                         "(gsc refine), in order."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output image (PNG)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+    streams: list[Path] = typer.Argument(..., help="Input .gsc stream, or a folder of them; after a stream, any "
+                                         "refinement parts of it (gsc refine), in order."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output image, PNG (default: STREAM's name "
+                                          "with _gsc.png, beside it); for a folder STREAM, the output folder."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="Trained FLUX adapter folder (flux presets)."),
     model: Optional[str] = typer.Option(None, "--model", help="FLUX base: HF id or local folder (flux presets)."),
     device: Optional[str] = typer.Option(None, "--device", help="e.g. cuda:1 (flux presets; default: cuda when "
@@ -154,36 +272,47 @@ def decode(
     strict: bool = typer.Option(False, "--strict", help="Refuse a cut or damaged stream instead of decoding "
                                 "what passed its checks."),
 ):
-    """Rebuild an image from a .gsc stream (the generator named by the stream's preset). A cut or damaged
-    stream decodes from the sections that pass their checks, and one line says what was decoded."""
-    from rich.progress import Progress
-
+    """Rebuild an image from a .gsc stream (the generator named by the stream's preset); a folder: each stream.
+    A cut or damaged stream decodes from the sections that pass their checks, and one line says what."""
     from .codec import Codec
-    from .image import check_output, save_image
+    from .image import check_output
 
-    for stream in streams:
-        check_output(output, stream)
-    data = _read_parts(streams)
+    stream, parts = streams[0], streams[1:]
+    if parts and stream.is_dir():
+        raise GSCError("refinement parts follow a stream file, not a folder")
+    jobs = _jobs(stream, output, "_gsc.png", _streams_in)
+    for part in parts:
+        check_output(jobs[0][1], part)
     options = {"adapter": str(adapter) if adapter else None, "model": model, "device": device, "dtype": dtype,
                "guidance": guidance, "offload": offload, "fp8": fp8 or None, "vae_tiling": vae_tiling or None}
     codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None},
                   max_pixels=max_pixels, max_steps=max_steps)
+    _run_jobs(jobs, lambda source, target, bar: _decode_one(codec, [source, *parts], target, bar, strict),
+              "decoding", quiet, stream.is_dir())
+
+
+def _decode_one(codec, sources: list[Path], target: Path, bar, strict: bool) -> None:
+    from .image import save_image
+
+    data = _read_parts(sources)
     codec.check_budget(data)   # from the header, before any decoding work
     payload = codec.read(data, strict)
-    with Progress(transient=True, disable=quiet) as bar:
-        task = bar.add_task(f"decoding ({payload.preset}, {payload.steps} steps)", total=payload.steps)
-        image, report = codec.decode_report(data, progress=lambda i: bar.update(task, completed=i + 1),
-                                            strict=strict)
-    save_image(image, output)
-    typer.echo(f"{output}: {payload.width}×{payload.height}")
+    task = bar.add_task(f"{sources[0].name} ({payload.preset}, {payload.steps} steps)", total=payload.steps)
+    image, report = codec.decode_report(data, progress=lambda i: bar.update(task, completed=i + 1), strict=strict)
+    bar.remove_task(task)
+    save_image(image, target)
+    typer.echo(f"{target}: {payload.width}×{payload.height}")
     if not report.intact or report.header_fixed is not None:
-        print(f"gsc: {report.line()}", file=sys.stderr)
+        print(f"gsc: {sources[0].name}: {report.line()}", file=sys.stderr)
+
+
+INFO_LABELS = {"decode_refused": "decode"}   # the table's words where a key alone would not say it
 
 
 @app.command()
 def info(
     streams: list[Path] = typer.Argument(..., help="Input .gsc stream, then any refinement parts of it."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (decode_refused: null where decode accepts)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
 ):
@@ -199,8 +328,18 @@ def info(
 
     t = Table(show_header=False, title=" + ".join(map(str, streams)))
     for k, v in d.items():
-        t.add_row(k, f"{v:.5f}" if isinstance(v, float) else str(v))
+        t.add_row(INFO_LABELS.get(k, k), _info_value(k, v))
     Console().print(t)
+
+
+def _info_value(key: str, value) -> str:
+    if key == "decode_refused":
+        return "accepted" if value is None else f"refused: {value}"
+    if value is None:
+        return "–"
+    if key == "indices":
+        return _indices(value)
+    return f"{value:.5f}" if isinstance(value, float) else str(value)
 
 
 @app.command()
@@ -231,6 +370,18 @@ def refine(
     whole = b"".join(parts) + more
     typer.echo(f"{output}: {len(more)} bytes; with the parts sent {len(whole)} bytes, "
                f"{codec.summary(whole)['bpp']:.5f} bpp ({codec.summary(whole)['decoded']})")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (another host only when you "
+                             "name it: the page runs the codec for anyone who reaches it)."),
+    port: int = typer.Option(8765, "--port", help="Port (0: a free one, printed)."),
+):
+    """A local web page: your image, gsc, and WebP at ≤ gsc's bytes, side by side (needs the serve extra)."""
+    from .serve import serve as run
+
+    run(host, port, echo=typer.echo)   # click flushes: a reader of the pipe sees the address at once
 
 
 @app.command("train-lite")
@@ -289,6 +440,9 @@ def _register_modules() -> None:
 
 
 _register_modules()
+for _command in app.registered_commands:
+    if _command.cls in (None, TyperCommand):
+        _command.cls = HelpCommand
 
 
 def _click_exceptions():

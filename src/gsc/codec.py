@@ -114,8 +114,8 @@ class Codec:
     # -- sender ---------------------------------------------------------------------------------
     def encode(self, image, channels: int | None = None, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None,
-               max_bpp: float | None = None, caption_policy: str = "keep", layers: list[float] | None = None,
-               version: int = layered.VERSION) -> bytes:
+               max_bpp: float | None = None, caption_policy: str | None = None, progress=None,
+               layers: list[float] | None = None, version: int = layered.VERSION) -> bytes:
         """Compress ``image`` to a stream carrying its caption and C selected latent channels.
 
         ``layers`` (bpp, ascending; the last is ``max_bpp``): the stream's prefix up to layer i is a complete
@@ -123,7 +123,9 @@ class Codec:
         order; lite: one layer). ``version=3`` writes the old container (one layer; kept for pinned tests).
 
         ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
-        it when it would take more than ``CAPTION_SHARE`` of the budget (docs/lite-kodak.md measures why).
+        it when it would take more than ``CAPTION_SHARE`` of the budget; None: the preset's (lite drops it,
+        docs/lite-kodak.md measures why). A caption-only stream (``channels=0``) always keeps it.
+        ``progress(done, total)``: lite's rate control reports its stages.
 
         lite (DCT bands of a thumbnail): ``max_bpp`` (default ``DEFAULT_BPP``) is rate control over the
         thumbnail's scale, its steps and C; ``channels`` caps C (the first C bands); ``step`` does not apply.
@@ -140,6 +142,7 @@ class Codec:
         from .format.caption import encode_caption
         from .image import as_image_tensor
 
+        caption_policy = caption_policy or self.preset.caption_policy
         self._check_options(channels, step, max_bpp, caption_policy)
         budgets = self._check_layers(layers, max_bpp, version)
         max_bpp = budgets[0] if budgets else max_bpp
@@ -154,7 +157,7 @@ class Codec:
         # 1. caption
         text = caption if caption is not None else self.captioner.caption(x, image_name)
         caption_data = encode_caption(text)
-        if self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
+        if channels != 0 and self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
             caption_data = b""
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
         declared = max(1, len(budgets))
@@ -165,7 +168,7 @@ class Codec:
             return layered.pack(header, caption_data, latent_layers, declared)
 
         # 2.–4. latent, selection, entropy coding: the sender of the preset's section kind
-        return SENDERS[self.preset.coding](self, x, pack, channels, step, max_bpp, budgets[1:])
+        return SENDERS[self.preset.coding](self, x, pack, channels, step, max_bpp, budgets[1:], progress)
 
     def _check_layers(self, layers, max_bpp, version) -> list[float]:
         """The layers' budgets (bpp), checked: ascending, positive, ending at ``max_bpp`` when both are given."""
@@ -202,7 +205,7 @@ class Codec:
             raise GSCError(f"--caption-policy must be one of {', '.join(CAPTION_POLICIES)}, got {caption_policy!r}")
 
     def _encode_grid(self, x, pack, channels: int | None, step: float, max_bpp: float | None,
-                     more: list[float]) -> bytes:
+                     more: list[float], progress=None) -> bytes:
         """The flux presets' sender: 2. g_a on the padded image, 3. selection of C channels at step Δ,
         4. entropy coding of caption and channels; then the channels of the later layers (``more``: bpp)."""
         first = self._first_grid_layer(x, pack, channels, step, max_bpp)
@@ -253,7 +256,7 @@ class Codec:
     DEFAULT_BPP = 0.01   # lite without --max-bpp
 
     def _encode_bands(self, x, pack, channels: int | None, step: float, max_bpp: float | None,
-                      _more: list[float]) -> bytes:
+                      _more: list[float], progress=None) -> bytes:
         """The lite sender: 2. g_a and 3. the rate control (scale, steps, C) in one, 4. entropy coding."""
         from .format.bands import encode_bands
 
@@ -267,7 +270,7 @@ class Codec:
         total = int(max_bpp * width * height / 8)
         room = min(total, fmt.MAX_STREAM_BYTES // 2)   # the container's bytes for a layer this long, or longer
         budget = total - (len(pack([bytes(room)])) - room)
-        best = self.latent_encoder.rate_control(x, budget, channels) if budget > 0 else None
+        best = self.latent_encoder.rate_control(x, budget, channels, progress) if budget > 0 else None
         if best is None:
             raise GSCError(f"nothing fits in {max_bpp} bpp ({total} bytes): the header and caption take "
                            f"{total - budget} bytes and the coarsest thumbnail more than the rest; raise --max-bpp"
@@ -473,7 +476,8 @@ class Codec:
             "caption_bits_per_char": (p.sizes["caption"] * 8 / n_chars) if n_chars else None,
             "caption": p.caption,
             "seed": p.seed,
-            "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps), 1),
+            "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps, generates=(
+                p.latent is None or p.latent.texture > 0)), 1),
             "cost_device": preset.cost_device,
         }
 

@@ -28,21 +28,29 @@ class Preset:
     seed: int = 0                   # default decoder seed
     captioner: str = "none"         # default captioner when no caption source is given
     selection: str = "ssim"         # default channel selection (gsc.latent.selection)
+    caption_policy: str = "keep"    # default caption policy (gsc.codec.CAPTION_POLICIES): keep, drop or auto
     coding: str = "grid"            # latent section kind, a name in gsc.format.sections.SECTIONS
     latent_kwargs: dict = field(default_factory=dict)
     generator_kwargs: dict = field(default_factory=dict)
     description: str = ""
-    # Receiver cost on ``cost_device``: seconds per megapixel per sampling step, and per megapixel once
-    # (decoder, pre- and post-processing). Used for estimates, never to decide bits.
+    # Receiver cost on ``cost_device`` (a fresh ``gsc decode``): seconds once (start-up: importing torch,
+    # loading the networks), per megapixel per sampling step, and per megapixel once (decoder, pre- and
+    # post-processing); ``seconds_per_mpx_plain``, where set, per megapixel of a stream that asks for no
+    # generation (lite: the low band alone). Used for estimates, never to decide bits.
+    seconds_start: float = 0.0
     seconds_per_mpx_step: float = 0.0
     seconds_per_mpx: float = 0.0
+    seconds_per_mpx_plain: float | None = None
     cost_device: str = ""
     max_steps: int = 50             # receiver's default limit on a stream's steps (--max-steps lifts it)
 
-    def decode_seconds(self, width: int, height: int, steps: int) -> float:
-        """Estimated generator time for one image on ``cost_device`` (linear in pixels and steps)."""
+    def decode_seconds(self, width: int, height: int, steps: int, generates: bool = True) -> float:
+        """Estimated ``gsc decode`` time for one image on ``cost_device`` (linear in pixels and steps);
+        ``generates=False``: a stream the receiver renders without its generator."""
         mpx = width * height / 1e6
-        return mpx * (steps * self.seconds_per_mpx_step + self.seconds_per_mpx)
+        if not generates and self.seconds_per_mpx_plain is not None:
+            return self.seconds_start + mpx * self.seconds_per_mpx_plain
+        return self.seconds_start + mpx * (steps * self.seconds_per_mpx_step + self.seconds_per_mpx)
 
 
 PRESETS: Registry[Preset] = Registry("preset")
@@ -80,16 +88,22 @@ def preset_by_id(pid: int) -> Preset:
 
 DEFAULT_PRESET = "lite"
 
-# Lite's cost on the 2-core CPU, measured with `gsc decode` of kodim23 (768×512, 0.39 Mpx): see docs/models.md.
+# Lite's cost on the 2-core CPU, a fresh `gsc decode` of kodim23 (768×512, 0.39 Mpx) with texture: 7.1 s
+# at 1 step, 7.9 s at 8, of which ≈ 4 s start-up; 1920×1080 (5.3× the pixels) takes 5.1× kodim23's wall
+# time and 5.8× its CPU time, so the model stays linear; without texture (g_s alone) ≈ 1 s per Mpx.
+# docs/stream-format.md, "Decode budget".
+LITE_SECONDS_START = 4.0
 LITE_SECONDS_PER_MPX_STEP = 0.35
-LITE_SECONDS_PER_MPX = 20.0
+LITE_SECONDS_PER_MPX = 7.5
+LITE_SECONDS_PER_MPX_PLAIN = 1.0
 
 register_preset(Preset(
     id=3, name="lite", latent="lite", generator="lite", latent_channels=64, steps=8, selection="ordered",
-    coding="bands",
+    coding="bands", caption_policy="drop",   # the caption's bytes buy more as bands (docs/lite-kodak.md)
     description="gsc's own small models (BSDS500-trained): a DCT-coded YCbCr thumbnail, a learned upsampler, "
                 "texture from a rectified flow in TAEF2's latent space; offline on a CPU",
-    seconds_per_mpx_step=LITE_SECONDS_PER_MPX_STEP, seconds_per_mpx=LITE_SECONDS_PER_MPX,
+    seconds_start=LITE_SECONDS_START, seconds_per_mpx_step=LITE_SECONDS_PER_MPX_STEP,
+    seconds_per_mpx=LITE_SECONDS_PER_MPX, seconds_per_mpx_plain=LITE_SECONDS_PER_MPX_PLAIN,
     cost_device="a 2-core CPU", max_steps=64,
 ))
 # FLUX: 32.7 TFLOPs per step (transformer + adapter) and 8.7 once (T5, VAE) at 768×512 (docs/flux.md),

@@ -39,8 +39,12 @@ CODECS: Registry[ClassicalCodec] = Registry("classical codec")
 
 
 def _imagecodecs():
-    import imagecodecs
-
+    """imagecodecs (WebP, JPEG XL, AVIF) comes with the eval extra, not the base install: one line if absent."""
+    try:
+        import imagecodecs
+    except ImportError:
+        raise GSCError("WebP, JPEG XL and AVIF need imagecodecs, from the eval extra: pip install -c "
+                       "constraints.txt -e '.[eval]' (or scripts/install.sh --test), or --codecs jpeg") from None
     return imagecodecs
 
 
@@ -377,7 +381,7 @@ def parse_targets(text: str) -> list[float]:
 def parse_codecs(text: str) -> list[str]:
     names = [v.strip() for v in text.split(",") if v.strip()]
     for n in names:
-        CODECS.get(n)  # one-line error naming the choices
+        get_codec(n)  # one-line error naming the choices, or the package a codec needs, before any work
     if not names:
         raise GSCError("--codecs needs at least one codec")
     return list(dict.fromkeys(names))

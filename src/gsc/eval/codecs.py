@@ -237,6 +237,7 @@ class GscBench:
     step: float | None = None
     seed: int | None = None
     steps: int | None = None
+    caption_policy: str | None = None   # None: the preset's (lite drops captions: compare captions with "keep")
     codec: object = None
     kind: str = "gsc"
 
@@ -265,13 +266,15 @@ class GscBench:
     def key(self) -> dict:
         from .results import digest
 
-        # step, seed and steps only when set, so that records made before they were options keep their keys
+        # step, seed, steps and caption_policy only when set, so that records made before they were options
+        # keep their keys
         return {"preset": self.preset, "selection": self.selection, "channels": self.channels,
                 "captioner": self.captioner, "captions": digest(self.captions) if self.captions else None,
                 "weights": weights_digest(), "code": code_digest(), **self.encode_options()}
 
     def encode_options(self) -> dict:
-        return {k: v for k, v in (("step", self.step), ("seed", self.seed), ("steps", self.steps)) if v is not None}
+        return {k: v for k, v in (("step", self.step), ("seed", self.seed), ("steps", self.steps),
+                                  ("caption_policy", self.caption_policy)) if v is not None}
 
     @property
     def sender(self):

@@ -149,12 +149,15 @@ def compare_cmd(
     select: str = typer.Option("psnr", help="metric that picks each classical codec's downscale × quality: "
                                "psnr, st-lpips, flip, …"),
     crop: Optional[str] = typer.Option(None, help="X,Y,W,H: add a row of 1:1 details of this box"),
-    tile_width: Optional[int] = typer.Option(None, help="shrink the tiles to this width (default: 1:1)"),
+    tile_width: int = typer.Option(512, help="shrink wider tiles to this width, so that the labels stay legible "
+                                   "(the image's width or more: 1:1)"),
     keep: Optional[Path] = typer.Option(None, help="also write each tile's file (.gsc, .webp, …) and the "
                                         "sheet's numbers and tile boxes (IMAGE_STEM.json) to DIR"),
     preset: str = typer.Option("lite", help="gsc preset"),
     caption: Optional[str] = typer.Option(None, help="gsc: caption text to send"),
     captions: Optional[Path] = typer.Option(None, help="gsc: JSON mapping image file name → caption"),
+    caption_policy: Optional[str] = typer.Option(None, help="gsc: keep | drop | auto, as gsc encode (default: the "
+                                                 "preset's; lite drops a caption)"),
     captioner: Optional[str] = typer.Option(None, help="gsc: captioner name (default: the preset's)"),
     selection: Optional[str] = typer.Option(None, help="gsc: channel selection method (default: the preset's)"),
     step: Optional[float] = typer.Option(None, help="gsc: latent quantization step Δ (finest tried with --max-bpp)"),
@@ -168,13 +171,17 @@ def compare_cmd(
 
     names, chosen = check_options(channels, max_bpp, output, tile_width, codecs, select)
     from ..image import load_image
+    from .metrics import available
+
+    for reason in available(["st_lpips_alex"])[1].values():   # said before the work, not after
+        typer.echo(f"note: the sheet's ST-LPIPS shows n/a: {reason}", err=True)
 
     x = load_image(image)
     box = parse_crop(crop, x.shape[-1], x.shape[-2])
     codec = Codec.from_options(preset, captioner, caption, captions, selection)
     # only what the user gave goes to the encoder: its own defaults (and its rate control) do the rest
-    encode = {k: v for k, v in dict(channels=channels, max_bpp=max_bpp, step=step, seed=seed,
-                                    steps=steps).items() if v is not None}
+    encode = {k: v for k, v in dict(channels=channels, max_bpp=max_bpp, step=step, seed=seed, steps=steps,
+                                    caption_policy=caption_policy).items() if v is not None}
     tiles = build_row(image, codec, encode, names, chosen[0], echo=typer.echo)
     sheet = render([tiles], box, tile_width, title_for(image, tiles, chosen[0]))
     write_sheet(sheet, output)

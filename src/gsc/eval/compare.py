@@ -110,11 +110,16 @@ def step_text(step) -> str:
     return "–" if step is None else f"{step:.3g}"
 
 
-def gsc_tile(codec, x, encode: dict, image_name: str, caption: str | None = None) -> Tile:
-    """Encode with exactly the options in ``encode`` (those the user gave), decode to 8 bits."""
+def gsc_tile(codec, x, encode: dict, image_name: str, caption: str | None = None, progress=None) -> Tile:
+    """Encode with exactly the options in ``encode`` (those the user gave), decode to 8 bits.
+
+    ``progress(text)``, if given, hears each step (encoding, then each decoder sampling step)."""
+    say = progress or (lambda text: None)
+    say("gsc: encoding")
     data = codec.encode(x, caption=caption, image_name=image_name, **encode)
     info = codec.info(data)
-    recon = _u8(codec.decode(data))
+    say("gsc: decoding")
+    recon = _u8(codec.decode(data, progress=lambda i: say(f"gsc: decoding, step {i + 1} of {info['steps']}")))
     label = f"gsc {info['preset']}, C={info['channels']}, step {step_text(info['step'])}"
     return Tile(label, recon, len(data), data=data, suffix="gsc", extra=info)
 
@@ -134,11 +139,13 @@ def classical_tile(name: str, picture, budget: int, select: str, grid) -> Tile:
 
 
 def build_row(path: Path, codec, encode: dict, codecs: list[str], select: str = "psnr", grid=None,
-              caption: str | None = None, budget_bytes: int | None = None, echo=print) -> list[Tile]:
+              caption: str | None = None, budget_bytes: int | None = None, echo=print,
+              progress=None) -> list[Tile]:
     """The tiles of one image: original, gsc, then each classical codec at ≤ gsc's bytes.
 
     If gsc cannot meet ``encode`` (its GSCError), the gsc tile says so and the classical codecs get
-    ``budget_bytes`` instead (the caller's budget); without one the error propagates.
+    ``budget_bytes`` instead (the caller's budget); without one the error propagates. ``progress(text)``
+    hears each step (``gsc serve`` shows it).
     """
     from ..image import load_image
     from .classical import SearchGrid, as_tensor
@@ -152,7 +159,7 @@ def build_row(path: Path, codec, encode: dict, codecs: list[str], select: str = 
     height, width = image.shape[:2]
     st_ok = not available(["st_lpips_alex"])[1]
     try:
-        g = gsc_tile(codec, x, encode, path.name, caption)
+        g = gsc_tile(codec, x, encode, path.name, caption, progress)
         budget = g.nbytes
         _scores(g, original, width, height, st_ok)
     except GSCError as e:
@@ -164,6 +171,8 @@ def build_row(path: Path, codec, encode: dict, codecs: list[str], select: str = 
     tiles = [Tile("original", image, note=f"{width}x{height}"), g]
     picture = Picture(path.name, np.ascontiguousarray(image))
     for name in codecs:
+        if progress:
+            progress(f"{name}: downscale × quality search at <= {budget} B")
         t = classical_tile(name, picture, budget, select, grid)
         if t.image is not None:
             _scores(t, original, width, height, st_ok)

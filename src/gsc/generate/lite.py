@@ -90,6 +90,8 @@ class LiteGenerator(Generator):
             latent, h, w = request.latent, request.height, request.width
             # 1. caption → embedding (zero for no caption)
             text = embed_captions([request.caption])
+            if latent is None:   # a caption-only stream (C = 0): the base flow alone draws the whole image
+                return self.sample(text, request, None, progress)[0].clamp_(0, 1)
             # 2. the bands → the bin-consistent thumbnail
             planes = latent.planes(h, w)
             steps, scale = latent.settings()
@@ -97,36 +99,44 @@ class LiteGenerator(Generator):
             low = self.g_s(planes, (h, w), steps, scale, text)
             # 4–6. texture from the generator, fused above the thumbnail's cut-off
             if latent.texture > 0:
-                texture = self.texture(planes, steps, scale, text, request, progress)
+                hint = adapter_hint(planes, (-(-h // LATENT_STRIDE), -(-w // LATENT_STRIDE)), steps, scale)
+                texture = self.sample(text, request, hint, progress)
                 low = fuse(low, texture, latent.texture, latent.scale)
             # 7. clamp
             return low[0].clamp_(0, 1)
 
-    def texture(self, planes, steps, scale, text, request: GenerationRequest, progress=None) -> torch.Tensor:
-        """Steps 4–5: the rectified flow (base + adapter) on the latent grid, per tile, and TAEF2's rendering
-        of it, (1, 3, H, W)."""
+    def sample(self, text, request: GenerationRequest, hint=None, progress=None) -> torch.Tensor:
+        """Steps 4–5: the rectified flow on the latent grid, per tile, and TAEF2's rendering of it,
+        (1, 3, H, W). ``hint`` (the thumbnail at 1/8) drives the adapter; None runs the base alone."""
         base, adapter, decoder = self.flow()
         unit = LATENT_STRIDE * base.stride
-        hp, wp = -(-request.height // unit) * unit, -(-request.width // unit) * unit
-        gh, gw = hp // LATENT_STRIDE, wp // LATENT_STRIDE
+        gh, gw = (-(-n // unit) * unit // LATENT_STRIDE for n in (request.height, request.width))
         noise = torch.randn((1, base.config["latent_channels"], gh, gw),
                             generator=torch.Generator().manual_seed(request.seed))
-        hint = adapter_hint(planes, (-(-request.height // LATENT_STRIDE), -(-request.width // LATENT_STRIDE)),
-                            steps, scale)
-        hint = F.pad(hint, (0, gw - hint.shape[-1], 0, gh - hint.shape[-2]), mode="replicate")
+        if hint is not None:
+            hint = F.pad(hint, (0, gw - hint.shape[-1], 0, gh - hint.shape[-2]), mode="replicate")
         z0 = torch.empty_like(noise)
         boxes = list(tiles(gh, gw))
-        for inner, outer in boxes:
+        for index, (inner, outer) in enumerate(boxes):
             (y0, y1, x0, x1), (oy0, oy1, ox0, ox1) = inner, outer
-            z1, cond = noise[..., oy0:oy1, ox0:ox1], hint[..., oy0:oy1, ox0:ox1]
-            z1, cond = _pad_to(z1, base.stride), _pad_to(cond, base.stride)
+            z1 = _pad_to(noise[..., oy0:oy1, ox0:ox1], base.stride)
+            cond = None if hint is None else _pad_to(hint[..., oy0:oy1, ox0:ox1], base.stride)
 
             def velocity(z_t, t, cond=cond):
-                return base(z_t, t, text, adapter(z_t, t, text, cond))
+                return base(z_t, t, text, None if cond is None else adapter(z_t, t, text, cond))
 
-            out = euler_sample(velocity, z1, request.steps, progress=progress if len(boxes) == 1 else None)
+            tile_progress = _tile_progress(progress, index, len(boxes), request.steps)
+            out = euler_sample(velocity, z1, request.steps, progress=tile_progress)
             z0[..., y0:y1, x0:x1] = out[..., y0 - oy0:y1 - oy0, x0 - ox0:x1 - ox0]
         return decoder(z0)[..., : request.height, : request.width]
+
+
+def _tile_progress(progress, index: int, n: int, steps: int):
+    """Tile ``index`` of ``n`` reported on the whole decode's scale: ``progress(i)`` means i + 1 of ``steps``
+    done, so step i of this tile is (index · steps + i + 1) / n − 1 (a fraction where n > 1)."""
+    if progress is None or n == 1:
+        return progress
+    return lambda i: progress((index * steps + i + 1) / n - 1)
 
 
 def _channels_last(model: torch.nn.Module) -> torch.nn.Module:

@@ -50,9 +50,10 @@ class LiteLatentEncoder(LatentEncoder):
         return LiteSender(zoo.load("lite-synthesis", path=self.synthesis_path))
 
     @torch.no_grad()
-    def rate_control(self, image: torch.Tensor, budget: int, channels: int | None = None):
-        """The best ``BandLatent`` whose section fits ``budget`` bytes, or None."""
-        return self.sender.rate_control(image, budget, channels)
+    def rate_control(self, image: torch.Tensor, budget: int, channels: int | None = None, progress=None):
+        """The best ``BandLatent`` whose section fits ``budget`` bytes, or None; ``progress(done, total)``
+        after each stage of the search."""
+        return self.sender.rate_control(image, budget, channels, progress)
 
 
 MBT2018_MEAN_URL = "https://compressai.s3.amazonaws.com/models/v1/mbt2018-mean-{quality}-{hash}.pth.tar"

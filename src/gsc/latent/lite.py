@@ -122,20 +122,24 @@ class LiteSender:
         out = [self.finest_fit(coefs, (h, w), scale_code, j, budget, channels, start) for j in chroma_codes]
         return [c for c in out if c is not None]
 
-    def candidates(self, x: torch.Tensor, budget: int, channels: int | None = None) -> list[Candidate]:
+    def candidates(self, x: torch.Tensor, budget: int, channels: int | None = None,
+                   progress=None) -> list[Candidate]:
         """The scales around the one a budget usually wants (≈ ``BITS_PER_PIXEL`` bits per thumbnail
-        pixel), each at the finest step that fits; then the other chroma ratios at the best scale."""
+        pixel), each at the finest step that fits; then the other chroma ratios at the best scale.
+        ``progress(done, total)`` after each scale and after the other chroma ratios."""
         h, w = x.shape[-2:]
         guess = math.sqrt(h * w * BITS_PER_PIXEL / (8 * max(budget, 1)))
         centre = min(range(len(SCALES)), key=lambda s: abs(math.log(SCALES[s] / guess)))
         out, start = [], START_CODE
-        for s in range(min(len(SCALES) - 1, centre + SCALE_WINDOW), max(-1, centre - SCALE_WINDOW - 1), -1):
+        scales = range(min(len(SCALES) - 1, centre + SCALE_WINDOW), max(-1, centre - SCALE_WINDOW - 1), -1)
+        report = progress or (lambda done, total: None)
+        for k, s in enumerate(scales):
             found = self._scale_candidates(x, budget, channels, s, (CHROMA_CODES[1],), start)
             if found:
                 start = found[0].latent.luma_code + 1   # a larger thumbnail needs a coarser step
                 out += found
-        for c in out:
-            self._proxy(x, c)
+                self._proxy(x, found[0])
+            report(k + 1, len(scales) + 1)
         if not out:
             return []
         best = min(out, key=lambda c: c.distortion)
@@ -143,6 +147,7 @@ class LiteSender:
                                       (CHROMA_CODES[0], CHROMA_CODES[2]), best.latent.luma_code)
         for c in fine:
             self._proxy(x, c)
+        report(len(scales) + 1, len(scales) + 1)
         return out + fine
 
     def _proxy(self, x: torch.Tensor, c: Candidate) -> None:
@@ -161,10 +166,11 @@ class LiteSender:
             cands = sorted(cands[:SHORTLIST], key=lambda c: c.distortion)
         return cands[0] if cands else None
 
-    def rate_control(self, x: torch.Tensor, budget: int, channels: int | None = None) -> Candidate | None:
+    def rate_control(self, x: torch.Tensor, budget: int, channels: int | None = None,
+                     progress=None) -> Candidate | None:
         """The best candidate within ``budget`` latent bytes, or None if none fits, with the texture the
         receiver should add to its low band (the texture code costs no byte: its 3 bits are always sent)."""
-        best = self.score(x, self.candidates(x, budget, channels))
+        best = self.score(x, self.candidates(x, budget, channels, progress))
         if best is not None:
             best.latent.texture_code = texture_code(x, best.low_band, best.latent.scale)
         return best
