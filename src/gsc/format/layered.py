@@ -269,14 +269,9 @@ def _candidates(data: bytes, correct: bool) -> list[tuple[_Fields, int | None]]:
     return found
 
 
-def _checkable(data: bytes, f: _Fields) -> bool:
-    """Whether the stream holds a whole caption or layer 1 that could confirm these fields."""
-    return (f.caption_len or f.first_len) > 0 and f.end + f.caption_len + f.first_len <= len(data)
-
-
 def _read_header(data: bytes) -> tuple[_Fields, int | None]:
     """The header's fields, and the byte the parity corrected (None). A corrected header must be confirmed
-    by a section's check where one is whole: two damaged bytes can look like another header one byte away."""
+    by a section that passes its check: two damaged bytes can look like another header one byte away."""
     for correct in (False, True):
         found = _candidates(data, correct)
         if found:
@@ -285,7 +280,7 @@ def _read_header(data: bytes) -> tuple[_Fields, int | None]:
             if len(top) > 1:
                 raise StreamError("stream header is damaged beyond repair (its parity fits several headers)")
             f, fixed = next(iter(top.items()))
-            if fixed is not None and best == 0 and _checkable(data, f):
+            if fixed is not None and best == 0 and (f.caption_len or f.first_len):
                 raise StreamError("stream header is damaged beyond repair (no section confirms the repair)")
             return f, fixed
     raise StreamError("stream header is damaged beyond repair, or not a version-4 header")
