@@ -2,6 +2,7 @@
 on gsc.cli.app, in process; tests/test_flux_generator.py checks the separate-process case)."""
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -151,3 +152,36 @@ def test_flux_cli_encode_captioner_options_reach_qwen(tmp_path):
     assert main([*base, "--caption", "a door", "--caption-tokens", "3"]) == 1
     assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "y.gsc"), "--device", "cpu"]) == 1
     assert not (tmp_path / "y.gsc").exists()
+
+
+def test_flux_tiny_cli_layers_refine_cuts_and_strict(tmp_path, capsys):
+    from PIL import Image
+
+    from gsc.cli import main
+
+    y, x = np.mgrid[0:128, 0:192]
+    Image.fromarray((np.stack([x / 192, y / 128, (x + y) / 320], -1) * 255).astype(np.uint8)).save(tmp_path / "in.png")
+    base = ["--preset", "flux-tiny", "--channels", "2", "--caption", "a gradient"]
+    assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "all.gsc"), *base,
+                 "--layers", "0.01,0.014,0.018"]) == 0
+    assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "sent.gsc"), *base, "--max-bpp", "0.01"]) == 0
+    assert main(["refine", str(tmp_path / "in.png"), str(tmp_path / "sent.gsc"), "-o", str(tmp_path / "more.gsc"),
+                 "--layers", "0.014,0.018"]) == 0
+    capsys.readouterr()
+    sent, more, whole = ((tmp_path / n).read_bytes() for n in ("sent.gsc", "more.gsc", "all.gsc"))
+    assert len(sent) + len(more) == len(whole)
+    (tmp_path / "cat.gsc").write_bytes(sent + more)
+    outs = {}
+    for name, args in {"parts": ["sent.gsc", "more.gsc"], "cat": ["cat.gsc"], "all": ["all.gsc"]}.items():
+        assert main(["decode", *(str(tmp_path / a) for a in args), "-o", str(tmp_path / f"{name}.png"), "-q"]) == 0
+        outs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"))
+    assert np.array_equal(outs["parts"], outs["cat"]) and np.array_equal(outs["cat"], outs["all"])
+    capsys.readouterr()
+    (tmp_path / "cut.gsc").write_bytes(whole[:len(sent) + 3])
+    assert main(["decode", str(tmp_path / "cut.gsc"), "-o", str(tmp_path / "cut.png"), "-q"]) == 0
+    assert "layer 1 of 3 decoded" in capsys.readouterr().err and (tmp_path / "cut.png").exists()
+    assert main(["decode", str(tmp_path / "cut.gsc"), "-o", str(tmp_path / "strict.png"), "--strict"]) == 1
+    assert "--strict refuses it" in capsys.readouterr().err and not (tmp_path / "strict.png").exists()
+    assert main(["info", str(tmp_path / "cut.gsc"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert [layer["state"] for layer in info["layers"]] == ["ok", "cut"] and "layer 1 of 3" in info["decoded"]

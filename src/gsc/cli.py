@@ -80,6 +80,18 @@ def _read_stream(path: Path) -> bytes:
     return read_regular_file(path, MAX_STREAM_BYTES, "a .gsc stream")
 
 
+def _read_parts(paths: list[Path]) -> list[bytes]:
+    """A stream and its refinement parts, within the format's size limit all together."""
+    from .format.container import MAX_STREAM_BYTES
+
+    parts = []
+    for path in paths:
+        parts.append(_read_stream(path))
+        if sum(map(len, parts)) > MAX_STREAM_BYTES:
+            raise GSCError(f"the parts together exceed the format's limit of {MAX_STREAM_BYTES} bytes")
+    return parts
+
+
 def _jobs(source: Path, output: Optional[Path], suffix: str, inputs) -> list[tuple[Path, Path]]:
     """(input, output) pairs: one file, or every file ``inputs(folder)`` lists into an output folder (made
     if missing). Default outputs: the input's name with ``suffix``, beside it."""
@@ -163,6 +175,9 @@ def encode(
                                             "it measures that fits); with --channels it coarsens Δ until the "
                                             "stream fits. lite spends at most what its finest thumbnail takes (a few "
                                             "tenths of a bpp; encode says when it stops there)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="B1,B2,…,B: write layers, the stream up to "
+                                         "layer i a whole stream of at most Bi bpp (flux presets: each layer "
+                                         "adds the next channels; lite sends one layer)."),
     caption_policy: Optional[str] = typer.Option(None, "--caption-policy", help="keep | drop | auto: send the "
                                                  "caption, or not (its bytes go to the image), or drop it where it "
                                                  "would take more than 15 % of --max-bpp (default: the preset's; "
@@ -186,7 +201,7 @@ def encode(
     codec = Codec.from_options(preset, captioner, caption, captions, selection, latent_checkpoint,
                                {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     options = dict(channels=channels, step=step, seed=seed, steps=steps, max_bpp=max_bpp,
-                   caption_policy=caption_policy)
+                   caption_policy=caption_policy, layers=_budgets(layers))
     _run_jobs(jobs, lambda source, target, bar: _encode_one(codec, source, target, options, bar), "encoding",
               quiet, image.is_dir())
     if (caption is not None or captions is not None) and caption_policy is None \
@@ -194,6 +209,16 @@ def encode(
         print(f"gsc: note: the caption was not sent: {codec.preset.name}'s default --caption-policy drop gives its "
               f"bytes to the image (the README says what a caption buys); --caption-policy keep sends it",
               file=sys.stderr)
+
+
+def _budgets(layers: str | None) -> list[float] | None:
+    """--layers B1,B2,… as floats (GSCError on anything else)."""
+    if layers is None:
+        return None
+    try:
+        return [float(b) for b in layers.split(",")]
+    except ValueError:
+        raise GSCError(f"--layers takes bpp values separated by commas, e.g. 0.005,0.01; got {layers!r}") from None
 
 
 def _encode_one(codec, source: Path, target: Path, options: dict, bar) -> None:
@@ -207,7 +232,8 @@ def _encode_one(codec, source: Path, target: Path, options: dict, bar) -> None:
     info = codec.summary(data)
     typer.echo(f"{target}: {info['total_bytes']} bytes, {info['bpp']:.5f} bpp "
                f"(header {info['header_bytes']}, caption {info['caption_bytes']}, latent {info['latent_bytes']}; "
-               f"C={info['channels']} {_indices(info['indices'])}, step {info['step']})")
+               f"C={info['channels']} {_indices(info['indices'])}, step {info['step']}"
+               f"{'; %d layers' % len(info['layers']) if len(info['layers']) > 1 else ''})")
     if info["decode_refused"]:
         print(f"gsc: note: a receiver with the default limits refuses this stream: {info['decode_refused']}",
               file=sys.stderr)
@@ -226,7 +252,8 @@ def _finest(codec, data: bytes) -> bool:
 
 @app.command()
 def decode(
-    stream: Path = typer.Argument(..., help="Input .gsc stream, or a folder of them."),
+    streams: list[Path] = typer.Argument(..., help="Input .gsc stream, or a folder of them; after a stream, any "
+                                         "refinement parts of it (gsc refine), in order."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output image, PNG (default: STREAM's name "
                                           "with _gsc.png, beside it); for a folder STREAM, the output folder."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help=QUIET_HELP),
@@ -242,30 +269,41 @@ def decode(
     vae_tiling: bool = typer.Option(False, "--vae-tiling", help="VAE tiling (flux presets)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
+    strict: bool = typer.Option(False, "--strict", help="Refuse a cut or damaged stream instead of decoding "
+                                "what passed its checks."),
 ):
-    """Rebuild an image from a .gsc stream (the generator named by the stream's preset); a folder: each stream."""
+    """Rebuild an image from a .gsc stream (the generator named by the stream's preset); a folder: each stream.
+    A cut or damaged stream decodes from the sections that pass their checks, and one line says what."""
     from .codec import Codec
+    from .image import check_output
 
+    stream, parts = streams[0], streams[1:]
+    if parts and stream.is_dir():
+        raise GSCError("refinement parts follow a stream file, not a folder")
     jobs = _jobs(stream, output, "_gsc.png", _streams_in)
+    for part in parts:
+        check_output(jobs[0][1], part)
     options = {"adapter": str(adapter) if adapter else None, "model": model, "device": device, "dtype": dtype,
                "guidance": guidance, "offload": offload, "fp8": fp8 or None, "vae_tiling": vae_tiling or None}
     codec = Codec(generator_kwargs={k: v for k, v in options.items() if v is not None},
                   max_pixels=max_pixels, max_steps=max_steps)
-    _run_jobs(jobs, lambda source, target, bar: _decode_one(codec, source, target, bar), "decoding", quiet,
-              stream.is_dir())
+    _run_jobs(jobs, lambda source, target, bar: _decode_one(codec, [source, *parts], target, bar, strict),
+              "decoding", quiet, stream.is_dir())
 
 
-def _decode_one(codec, source: Path, target: Path, bar) -> None:
+def _decode_one(codec, sources: list[Path], target: Path, bar, strict: bool) -> None:
     from .image import save_image
 
-    data = _read_stream(source)
+    data = _read_parts(sources)
     codec.check_budget(data)   # from the header, before any decoding work
-    payload = codec.read(data)
-    task = bar.add_task(f"{source.name} ({payload.preset}, {payload.steps} steps)", total=payload.steps)
-    image = codec.decode(data, progress=lambda i: bar.update(task, completed=i + 1))
+    payload = codec.read(data, strict)
+    task = bar.add_task(f"{sources[0].name} ({payload.preset}, {payload.steps} steps)", total=payload.steps)
+    image, report = codec.decode_report(data, progress=lambda i: bar.update(task, completed=i + 1), strict=strict)
     bar.remove_task(task)
     save_image(image, target)
     typer.echo(f"{target}: {payload.width}×{payload.height}")
+    if not report.intact or report.header_fixed is not None:
+        print(f"gsc: {sources[0].name}: {report.line()}", file=sys.stderr)
 
 
 INFO_LABELS = {"decode_refused": "decode"}   # the table's words where a key alone would not say it
@@ -273,7 +311,7 @@ INFO_LABELS = {"decode_refused": "decode"}   # the table's words where a key alo
 
 @app.command()
 def info(
-    stream: Path = typer.Argument(..., help="Input .gsc stream."),
+    streams: list[Path] = typer.Argument(..., help="Input .gsc stream, then any refinement parts of it."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (decode_refused: null where decode accepts)."),
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help=MAX_STEPS_HELP),
@@ -281,15 +319,14 @@ def info(
     """Show what a stream carries, what each part costs, and whether decode would accept it (never generates)."""
     from .codec import Codec
 
-    data = _read_stream(stream)
-    d = Codec(max_pixels=max_pixels, max_steps=max_steps).info(data)
+    d = Codec(max_pixels=max_pixels, max_steps=max_steps).info(_read_parts(streams))
     if as_json:
         typer.echo(json.dumps(d, indent=2, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(show_header=False, title=str(stream))
+    t = Table(show_header=False, title=" + ".join(map(str, streams)))
     for k, v in d.items():
         t.add_row(INFO_LABELS.get(k, k), _info_value(k, v))
     Console().print(t)
@@ -303,6 +340,36 @@ def _info_value(key: str, value) -> str:
     if key == "indices":
         return _indices(value)
     return f"{value:.5f}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def refine(
+    image: Path = typer.Argument(..., help="The image whose stream was sent."),
+    sent: list[Path] = typer.Argument(..., help="The stream already sent (and any refinement parts of it)."),
+    output: Path = typer.Option(..., "-o", "--output", help="The refinement part to write (.gsc)."),
+    max_bpp: Optional[float] = typer.Option(None, "--max-bpp", help="Budget of the refined stream (all parts)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="B1,B2,…: several new layers, each a budget "
+                                         "of the stream up to it (bpp)."),
+    selection: Optional[str] = typer.Option(None, "--selection", help="The selection the stream was made "
+                                            "with (default: the preset's)."),
+    latent_checkpoint: Optional[Path] = typer.Option(None, "--latent-checkpoint",
+                                                     help="Local CompressAI checkpoint (flux presets)."),
+):
+    """Write the next layer(s) of IMAGE's stream: a part to send after SENT (gsc decode SENT MORE, or cat)."""
+    from .codec import Codec
+    from .format.layered import read
+    from .image import check_output, load_image, write_atomic
+    from .presets import preset_by_id
+
+    check_output(output, image)
+    parts = _read_parts(sent)
+    preset = preset_by_id(read(parts).header.preset_id).name
+    codec = Codec.from_options(preset, "none", selection=selection, latent_checkpoint=latent_checkpoint)
+    more = codec.refine(load_image(image), parts, layers=_budgets(layers), max_bpp=max_bpp)
+    write_atomic(output, lambda f: f.write(more))
+    whole = b"".join(parts) + more
+    typer.echo(f"{output}: {len(more)} bytes; with the parts sent {len(whole)} bytes, "
+               f"{codec.summary(whole)['bpp']:.5f} bpp ({codec.summary(whole)['decoded']})")
 
 
 @app.command()

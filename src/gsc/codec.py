@@ -24,7 +24,8 @@ import numpy as np
 from .budget import DecodeLimits
 from .errors import GSCError, StreamError
 from .format import container as fmt
-from .format.sections import SECTIONS
+from .format import layered
+from .format.sections import SECTIONS, decode_layers, read_layers
 from .presets import DEFAULT_PRESET, get_preset, preset_by_id
 from .registry import Registry
 
@@ -46,6 +47,7 @@ class Payload:
     step: float | tuple    # quantization step Δ (lite: Δ_Y, Δ_C)
     sizes: dict            # total / header / caption / latent bytes
     latent: object = None  # lite: the decoded ``gsc.format.bands.BandLatent``
+    report: object = None  # ``gsc.format.layered.Report``: the layers decoded, and what was cut or damaged
 
     @property
     def channels(self):
@@ -112,8 +114,13 @@ class Codec:
     # -- sender ---------------------------------------------------------------------------------
     def encode(self, image, channels: int | None = None, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None,
-               max_bpp: float | None = None, caption_policy: str | None = None, progress=None) -> bytes:
+               max_bpp: float | None = None, caption_policy: str | None = None, progress=None,
+               layers: list[float] | None = None, version: int = layered.VERSION) -> bytes:
         """Compress ``image`` to a stream carrying its caption and C selected latent channels.
+
+        ``layers`` (bpp, ascending; the last is ``max_bpp``): the stream's prefix up to layer i is a complete
+        stream of at most ``layers[i]`` bpp (flux presets: each layer adds the next channels in selection
+        order; lite: one layer). ``version=3`` writes the old container (one layer; kept for pinned tests).
 
         ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
         it when it would take more than ``CAPTION_SHARE`` of the budget; None: the preset's (lite drops it,
@@ -137,6 +144,8 @@ class Codec:
 
         caption_policy = caption_policy or self.preset.caption_policy
         self._check_options(channels, step, max_bpp, caption_policy)
+        budgets = self._check_layers(layers, max_bpp, version)
+        max_bpp = budgets[0] if budgets else max_bpp
         if (seed is None) != (steps is None):
             seed = self.preset.seed if seed is None else seed
             steps = self.preset.steps if steps is None else steps
@@ -151,8 +160,33 @@ class Codec:
         if channels != 0 and self._drop_caption(caption_policy, len(caption_data), max_bpp, width * height):
             caption_data = b""
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
+        declared = max(1, len(budgets))
+
+        def pack(latent_layers: list[bytes]) -> bytes:
+            if version == fmt.VERSION:
+                return fmt.pack(header, caption_data, latent_layers[0])
+            return layered.pack(header, caption_data, latent_layers, declared)
+
         # 2.–4. latent, selection, entropy coding: the sender of the preset's section kind
-        return SENDERS[self.preset.coding](self, x, header, caption_data, channels, step, max_bpp, progress)
+        return SENDERS[self.preset.coding](self, x, pack, channels, step, max_bpp, budgets[1:], progress)
+
+    def _check_layers(self, layers, max_bpp, version) -> list[float]:
+        """The layers' budgets (bpp), checked: ascending, positive, ending at ``max_bpp`` when both are given."""
+        if version not in (fmt.VERSION, layered.VERSION):
+            raise GSCError(f"streams are written as version {fmt.VERSION} or {layered.VERSION}, not {version}")
+        if not layers:
+            return []
+        budgets = [float(b) for b in layers]
+        if any(b <= 0 for b in budgets) or budgets != sorted(set(budgets)):
+            raise GSCError(f"--layers must be ascending positive bpp values, got {layers}")
+        if max_bpp is not None and abs(max_bpp - budgets[-1]) > 1e-12:
+            raise GSCError(f"--max-bpp {max_bpp} must be the last of --layers ({budgets[-1]})")
+        if len(budgets) > layered.MAX_LAYERS or (len(budgets) > 1 and version != layered.VERSION):
+            raise GSCError(f"a stream holds at most {layered.MAX_LAYERS} layers (version {layered.VERSION}), "
+                           f"got {len(budgets)}")
+        if len(budgets) > SECTIONS[self.preset.coding].max_layers:
+            raise GSCError(f"the {self.preset.name} preset sends its latent as one layer; give one budget")
+        return budgets
 
     def _check_options(self, channels, step, max_bpp, caption_policy) -> None:
         from .format.tables import STEPS
@@ -170,19 +204,31 @@ class Codec:
         if caption_policy not in CAPTION_POLICIES:
             raise GSCError(f"--caption-policy must be one of {', '.join(CAPTION_POLICIES)}, got {caption_policy!r}")
 
-    def _encode_grid(self, x, header, caption_data: bytes, channels: int | None, step: float,
-                     max_bpp: float | None, progress=None) -> bytes:
+    def _encode_grid(self, x, pack, channels: int | None, step: float, max_bpp: float | None,
+                     more: list[float], progress=None) -> bytes:
         """The flux presets' sender: 2. g_a on the padded image, 3. selection of C channels at step Δ,
-        4. entropy coding of caption and channels."""
-        from .format.tables import STEPS
+        4. entropy coding of caption and channels; then the channels of the later layers (``more``: bpp)."""
+        first = self._first_grid_layer(x, pack, channels, step, max_bpp)
+        if not more:
+            return first
+        sent = layered.read(first).layers
+        y, padded = self._analyse(x)
+        return pack(sent + self._more_grid_layers(y, padded, sent, len(first), more, x.shape[-1] * x.shape[-2]))
+
+    def _analyse(self, x):
         from .image import pad_to_multiple
 
-        height, width = x.shape[-2:]
         padded = pad_to_multiple(x, 16)
-        y = self.latent_encoder.analyse(padded)
+        return self.latent_encoder.analyse(padded), padded
+
+    def _first_grid_layer(self, x, pack, channels: int | None, step: float, max_bpp: float | None) -> bytes:
+        from .format.tables import STEPS
+
+        height, width = x.shape[-2:]
+        y, padded = self._analyse(x)
 
         def stream(c: int, delta: float) -> tuple[bytes, list[int], "np.ndarray"]:
-            return self._stream(header, caption_data, y, padded, c, delta)
+            return self._stream(pack, y, padded, c, delta)
 
         def fits(data: bytes) -> bool:
             return max_bpp is None or len(data) * 8 / (width * height) <= max_bpp
@@ -209,8 +255,8 @@ class Codec:
         return policy == "drop"
     DEFAULT_BPP = 0.01   # lite without --max-bpp
 
-    def _encode_bands(self, x, header, caption_data: bytes, channels: int | None, step: float,
-                      max_bpp: float | None, progress=None) -> bytes:
+    def _encode_bands(self, x, pack, channels: int | None, step: float, max_bpp: float | None,
+                      _more: list[float], progress=None) -> bytes:
         """The lite sender: 2. g_a and 3. the rate control (scale, steps, C) in one, 4. entropy coding."""
         from .format.bands import encode_bands
 
@@ -218,19 +264,20 @@ class Codec:
             raise GSCError(f"--step applies to the flux presets; the {self.preset.name} preset picks its steps "
                            f"under --max-bpp")
         if channels == 0:
-            return fmt.pack(header, caption_data, b"")
+            return pack([b""])
         height, width = x.shape[-2:]
         max_bpp = self.DEFAULT_BPP if max_bpp is None else max_bpp
         total = int(max_bpp * width * height / 8)
-        budget = total - len(fmt.pack(header, caption_data, b""))
+        room = min(total, fmt.MAX_STREAM_BYTES // 2)   # the container's bytes for a layer this long, or longer
+        budget = total - (len(pack([bytes(room)])) - room)
         best = self.latent_encoder.rate_control(x, budget, channels, progress) if budget > 0 else None
         if best is None:
             raise GSCError(f"nothing fits in {max_bpp} bpp ({total} bytes): the header and caption take "
                            f"{total - budget} bytes and the coarsest thumbnail more than the rest; raise --max-bpp"
                            f" or send a shorter caption")
-        return fmt.pack(header, caption_data, encode_bands(best.latent, width, height))
+        return pack([encode_bands(best.latent, width, height)])
 
-    def _stream(self, header, caption_data: bytes, y, padded, c: int, delta: float):
+    def _stream(self, pack, y, padded, c: int, delta: float):
         import torch
 
         from .format.grid import encode_latent
@@ -240,7 +287,7 @@ class Codec:
         indices = select_channels(q * delta, padded, c, self.selection)  # scored on the dequantized latent
         symbols = q[indices].numpy().astype(np.int64)
         latent = encode_latent(symbols, indices, self.preset.latent_channels, delta)
-        return fmt.pack(header, caption_data, latent), indices, symbols
+        return pack([latent]), indices, symbols
 
     def _rate_control(self, stream, fits, y, padded, steps: list[float], max_bpp: float, pixels: int) -> bytes:
         """The best (C, Δ) that fits: for each C the finest fitting Δ (it only grows with C), then the
@@ -265,29 +312,112 @@ class Codec:
                            f"at step {steps[-1]}; raise --max-bpp")
         return best[1]
 
+    def _grid_order(self, y, padded, delta: float):
+        """(ŷ, every channel best first): the selection order the grid's layers follow."""
+        import torch
+
+        from .latent.selection import rank_channels
+
+        q = torch.round(y / delta)
+        return q, rank_channels(q * delta, padded, self.selection)
+
+    def _more_grid_layers(self, y, padded, sent: list[bytes], size: int, budgets: list[float],
+                          pixels: int) -> list[bytes]:
+        """The layers after ``sent`` (the grid sections a stream of ``size`` bytes already holds): each the
+        most of the next channels in selection order that keep the stream within its budget (bpp).
+        GSCError when ``sent`` is not what this sender makes of the image, or a layer adds nothing."""
+        from .format.grid import encode_latent
+
+        n = self.preset.latent_channels
+        header, _ = read_layers(self.preset.coding, sent, n, 1, 1)
+        q, order = self._grid_order(y, padded, header.step)
+        used = 0
+        for data in sent:
+            group = sorted(order[used:used + len(read_layers(self.preset.coding, [data], n, 1, 1)[0].indices)])
+            if not group or encode_latent(q[group].numpy().astype(np.int64), group, n, header.step) != data:
+                raise GSCError("the stream sent does not match this image (re-encoding its layers gives other "
+                               "bytes): refine needs the same image, preset and selection")
+            used += len(group)
+        layers, most = [], SECTIONS[self.preset.coding].max_channels(n)
+        for bpp in budgets:
+            best = None
+            for count in range(1, most - used + 1):
+                group = sorted(order[used:used + count])
+                data = encode_latent(q[group].numpy().astype(np.int64), group, n, header.step)
+                if size + len(layered.pack_more([data], 0)) > int(bpp * pixels / 8):
+                    break
+                best = (count, data)
+            if best is None:
+                raise GSCError(f"the layer at {bpp} bpp adds nothing: the next channel does not fit in its "
+                               f"{int(bpp * pixels / 8) - size} bytes (or all {most} channels are sent)")
+            used += best[0]
+            size += len(layered.pack_more([best[1]], 0))
+            layers.append(best[1])
+        return layers
+
+    def refine(self, image, sent, layers: list[float] | None = None, max_bpp: float | None = None) -> bytes:
+        """The next layer(s) for ``image``, whose stream ``sent`` (bytes, or its parts) a receiver already
+        holds: a refinement part, which only appended to ``sent`` makes sense. ``layers``: their budgets
+        (bpp, ascending, above ``sent``'s); ``max_bpp`` alone is one layer. The result equals encoding with
+        all the layers from the start."""
+        from .image import as_image_tensor
+
+        budgets = self._check_layers(layers or ([max_bpp] if max_bpp is not None else None), max_bpp,
+                                     layered.VERSION)
+        if not budgets:
+            raise GSCError("refine needs --max-bpp (or --layers): the budget of the refined stream")
+        s = layered.read(sent)
+        if s.report.version != layered.VERSION or not s.report.intact:
+            raise GSCError(f"refine needs a whole version-{layered.VERSION} stream ({s.report.line()})")
+        if preset_by_id(s.header.preset_id).name != self.preset.name:
+            raise GSCError(f"the stream sent was made with preset {preset_by_id(s.header.preset_id).name}, "
+                           f"not {self.preset.name}")
+        if SECTIONS[self.preset.coding].max_layers < len(s.layers) + len(budgets):
+            raise GSCError(f"the {self.preset.name} preset sends its latent as one layer: nothing to refine")
+        x = as_image_tensor(image)
+        if (x.shape[-1], x.shape[-2]) != (s.header.width, s.header.height):
+            raise GSCError(f"the image is {x.shape[-1]}×{x.shape[-2]}, the stream sent "
+                           f"{s.header.width}×{s.header.height}")
+        y, padded = self._analyse(x)
+        more = self._more_grid_layers(y, padded, s.layers, s.report.size, budgets, s.header.width * s.header.height)
+        return layered.pack_more(more, s.last_crc)
+
     # -- receiver -------------------------------------------------------------------------------
-    def _header(self, data: bytes):
-        s = fmt.unpack(data)
+    def _header(self, data, strict: bool = False):
+        """(parsed stream, preset, steps) of ``data``: one stream's bytes, or its parts in order."""
+        s = layered.read(data)
+        if strict and not s.report.intact:
+            raise StreamError(f"stream is incomplete or damaged ({s.report.line()}); --strict refuses it")
         preset = preset_by_id(s.header.preset_id)
         steps = preset.steps if s.header.steps is None else s.header.steps
         return s, preset, steps
 
-    def read(self, data: bytes) -> Payload:
-        """Parse and entropy-decode a stream: caption and channels, without generating.
+    def read(self, data, strict: bool = False) -> Payload:
+        """Parse and entropy-decode a stream (bytes, or a list of parts: a stream and its refinements):
+        caption and channels, without generating. Damaged or missing sections are dropped and said in
+        ``Payload.report``; ``strict`` refuses them instead (StreamError).
 
         The entropy decoder's work is checked against ``self.limits`` before it starts (``BudgetError``)."""
         from .format.caption import decode_caption
 
-        s, preset, steps = self._header(data)
-        caption = decode_caption(s.caption_data)
-        section = SECTIONS[preset.coding].decode(s.latent_data, preset.latent_channels, s.header.width,
-                                                 s.header.height, self.limits.max_symbol_work)
+        s, preset, steps = self._header(data, strict)
+        caption, report = "", s.report
+        try:
+            caption = decode_caption(s.caption_data)
+        except StreamError:   # passed its check, yet not a caption: dropped like a damaged one
+            report = report.keep(len(report.layers), caption=False)
+        section, count = decode_layers(preset.coding, s.layers, preset.latent_channels, s.header.width,
+                                       s.header.height, self.limits.max_symbol_work)
+        if count < len(s.layers):
+            report = report.keep(count)
+        if strict and not report.intact:
+            raise StreamError(f"stream is damaged ({report.line()}); --strict refuses it")
         return Payload(
             preset=preset.name, width=s.header.width, height=s.header.height,
             seed=preset.seed if s.header.seed is None else s.header.seed, steps=steps,
             caption=caption, indices=section.indices, q=section.q, step=section.step,
-            sizes={"total": len(data), "header": s.header_bytes, "caption": len(s.caption_data),
-                   "latent": len(s.latent_data)}, latent=section.latent,
+            sizes={"total": report.size, "header": s.header_bytes, "caption": len(s.caption_data),
+                   "latent": report.latent_bytes}, latent=section.latent, report=report,
         )
 
     def check_budget(self, data: bytes) -> None:
@@ -296,42 +426,52 @@ class Codec:
         s, preset, steps = self._header(data)
         self.limits.check_generation(preset, s.header.width, s.header.height, steps)
 
-    def decode(self, data: bytes, progress=None):
-        """Rebuild the image: (3, H, W) float in [0, 1] at the true size."""
+    def decode(self, data, progress=None):
+        """Rebuild the image: (3, H, W) float in [0, 1] at the true size. ``data``: a stream, or its parts."""
+        return self.decode_report(data, progress)[0]
+
+    def decode_report(self, data, progress=None, strict: bool = False):
+        """(image, ``gsc.format.layered.Report``): the image from every section that passed its check, and
+        what was decoded, cut or dropped. ``strict`` refuses a cut or damaged stream (StreamError)."""
         self.check_budget(data)    # from the header, before torch is even imported
-        p = self.read(data)
+        p = self.read(data, strict)
         from .generate import GenerationRequest
 
         preset = get_preset(p.preset)
         request = GenerationRequest(caption=p.caption, channels=p.channels, indices=p.indices,
                                     latent_channels=preset.latent_channels, height=p.height, width=p.width,
                                     seed=p.seed, steps=p.steps, latent=p.latent)
-        return self.generator(preset).generate(request, progress=progress)
+        return self.generator(preset).generate(request, progress=progress), p.report
 
-    def summary(self, data: bytes) -> dict:
+    def summary(self, data) -> dict:
         """A stream's sizes and settings from its headers alone (no symbol decoding, never refused for its
         work), and why this receiver's ``decode`` would refuse it, or None: what a sender reports."""
         s, preset, steps = self._header(data)
         width, height = s.header.width, s.header.height
-        section = SECTIONS[preset.coding].read_header(s.latent_data, preset.latent_channels, width, height)
+        section, count = read_layers(preset.coding, s.layers, preset.latent_channels, width, height)
         refused = self.limits.generation_refusal(preset, width, height, steps)
         if refused is None and section.work > self.limits.max_symbol_work:
             refused = (f"its latent section needs {section.work:.2g} units of entropy-decoding work, over the "
                        f"limit of {self.limits.max_symbol_work:.2g}; --max-pixels lifts it")
-        return {"total_bytes": len(data), "bpp": len(data) * 8 / (width * height), "header_bytes": s.header_bytes,
-                "caption_bytes": len(s.caption_data), "latent_bytes": len(s.latent_data),
+        report = s.report.keep(count) if count < len(s.layers) else s.report
+        return {"total_bytes": report.size, "bpp": report.size * 8 / (width * height),
+                "header_bytes": s.header_bytes, "caption_bytes": len(s.caption_data),
+                "latent_bytes": report.latent_bytes,
                 "channels": len(section.indices), "indices": section.indices, "step": section.step,
                 **section.settings, "preset": preset.name, "width": width, "height": height,
-                "steps": steps, "decode_refused": refused}
+                "steps": steps, "decode_refused": refused, "version": report.version,
+                "layers": [{"bytes": f"{a}–{b}", "state": state} for a, b, state in report.layers],
+                "decoded": report.line()}
 
-    def info(self, data: bytes) -> dict:
-        """``summary`` and what decoding the symbols adds (the caption, the cost of generating): what a stream
-        carries and costs, and whether this receiver would decode it (never generates)."""
+    def info(self, data) -> dict:
+        """``summary`` and what decoding the symbols adds (the caption, the cost of generating, the damage
+        found): what a stream carries and costs, and whether this receiver would decode it (never generates)."""
         p = self.read(data)    # refuses a section over the work limit, so summary's verdict is generation's
         preset = get_preset(p.preset)
         n_chars = len(p.caption)
         return {
             **self.summary(data),
+            "decoded": p.report.line(),
             "caption_chars": n_chars,
             "caption_bits_per_char": (p.sizes["caption"] * 8 / n_chars) if n_chars else None,
             "caption": p.caption,

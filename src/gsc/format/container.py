@@ -62,13 +62,11 @@ def check_size(width: int, height: int) -> None:
                           f"({MAX_SIDE} px a side, {MAX_PIXELS} pixels)")
 
 
-def pack(header: Header, caption_data: bytes, latent_data: bytes) -> bytes:
+def write_image_fields(w: BitWriter, header: Header) -> None:
+    """The header's fields up to the caption length (preset, steps and seed, size), as v3 and v4 share them."""
     check_size(header.width, header.height)
-    if len(caption_data) > MAX_CAPTION_BYTES:
-        raise StreamError(f"caption section of {len(caption_data)} bytes exceeds {MAX_CAPTION_BYTES}")
     if not 0 <= header.preset_id < 8:
         raise StreamError(f"preset id {header.preset_id} does not fit the stream (0..7)")
-    w = BitWriter()
     w.write(header.preset_id, 3)
     defaults = header.steps is None and header.seed is None
     w.write(int(defaults), 1)
@@ -90,6 +88,14 @@ def pack(header: Header, caption_data: bytes, latent_data: bytes) -> bytes:
     if pad_w or pad_h:
         w.write(pad_w, 4)
         w.write(pad_h, 4)
+
+
+def pack(header: Header, caption_data: bytes, latent_data: bytes) -> bytes:
+    """A version-3 stream (still written for tests that pin v3 bytes; ``gsc.format.layered`` writes v4)."""
+    if len(caption_data) > MAX_CAPTION_BYTES:
+        raise StreamError(f"caption section of {len(caption_data)} bytes exceeds {MAX_CAPTION_BYTES}")
+    w = BitWriter()
+    write_image_fields(w, header)
     w.write_eg(len(caption_data), 6)
     fields = w.to_bytes()
     out = bytearray([(MAGIC << 4) | VERSION, 0, 0]) + fields + caption_data + latent_data
@@ -100,22 +106,8 @@ def pack(header: Header, caption_data: bytes, latent_data: bytes) -> bytes:
     return bytes(out)
 
 
-def unpack(data: bytes) -> Stream:
-    """Parse and validate a stream; raises StreamError (and nothing else) on any malformed input."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise StreamError(f"a stream is bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) > MAX_STREAM_BYTES:
-        raise StreamError(f"stream of {len(data)} bytes exceeds the format's limit of {MAX_STREAM_BYTES}")
-    if len(data) < 4:
-        raise StreamError("stream is truncated (shorter than the smallest header)")
-    if data[0] >> 4 != MAGIC:
-        raise StreamError("not a gsc stream (bad magic)")
-    if data[0] & 0xF != VERSION:
-        raise StreamError(f"stream version {data[0] & 0xF} is not supported (this gsc reads version {VERSION})")
-    if (data[1] << 8 | data[2]) != crc(data):
-        raise StreamError("stream is corrupted or truncated (checksum mismatch)")
-    r = BitReader(data[3:], "stream header")
+def read_image_fields(r: BitReader) -> Header:
+    """Inverse of ``write_image_fields``; StreamError on malformed or out-of-limit fields."""
     preset_id = r.read(3)
     steps = seed = None
     if not r.read(1):
@@ -134,10 +126,30 @@ def unpack(data: bytes) -> Stream:
             raise StreamError("stream header: padding flag contradicts zero padding")
     width, height = 16 * bw - pad_w, 16 * bh - pad_h
     check_size(width, height)
+    return Header(preset_id, width, height, steps, seed)
+
+
+def unpack(data: bytes) -> Stream:
+    """Parse and validate a stream; raises StreamError (and nothing else) on any malformed input."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise StreamError(f"a stream is bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) > MAX_STREAM_BYTES:
+        raise StreamError(f"stream of {len(data)} bytes exceeds the format's limit of {MAX_STREAM_BYTES}")
+    if len(data) < 4:
+        raise StreamError("stream is truncated (shorter than the smallest header)")
+    if data[0] >> 4 != MAGIC:
+        raise StreamError("not a gsc stream (bad magic)")
+    if data[0] & 0xF != VERSION:
+        raise StreamError(f"stream version {data[0] & 0xF} is not supported (this gsc reads version {VERSION})")
+    if (data[1] << 8 | data[2]) != crc(data):
+        raise StreamError("stream is corrupted or truncated (checksum mismatch)")
+    r = BitReader(data[3:], "stream header")
+    header = read_image_fields(r)
     caption_len = r.read_eg(6, MAX_CAPTION_BYTES)
     start = 3 + r.align()
     if start + caption_len > len(data):
         raise StreamError(f"caption section claims {caption_len} bytes; only {len(data) - start} remain")
     caption = data[start:start + caption_len]
     latent = data[start + caption_len:]
-    return Stream(Header(preset_id, width, height, steps, seed), caption, latent, header_bytes=start)
+    return Stream(header, caption, latent, header_bytes=start)

@@ -7,7 +7,9 @@ never asks which kind it holds:
 - ``read_header``: indices, step(s), the decoding work and the kind's own settings, from the section's
   first bytes alone (never refused for its work: what ``Codec.summary`` reports);
 - ``decode``: the symbols, after ``coder.check_work`` against ``max_work``;
-- ``max_channels``: the most channels a sender may put in the section, given N.
+- ``max_channels``: the most channels a sender may put in the section, given N;
+- ``max_layers``: how many layers of the kind a stream may stack (``decode_layers`` merges them: the grid's
+  layers are disjoint channel groups at one step; lite's bands section is one layer).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import StreamError
 from ..registry import Registry
 from . import bands, grid
+from .coder import check_work
 from .tables import BANDS, CHROMA_RATIOS, LUMA_STEPS, SCALES, TEXTURE_ENERGY, ThumbnailGeometry
 
 
@@ -47,6 +51,7 @@ class SectionCoding:
     read_header: Callable[[bytes, int, int, int], SectionHeader]          # (data, N, width, height)
     decode: Callable[[bytes, int, int, int, "int | None"], Section]       # (data, N, width, height, max_work)
     max_channels: Callable[[int], int]                                    # N → most channels sent
+    max_layers: int = 1
 
 
 SECTIONS: Registry[SectionCoding] = Registry("latent section kind")
@@ -85,5 +90,55 @@ def _band_decode(data: bytes, _n_channels: int, width: int, height: int, max_wor
 
 
 SECTIONS.register("grid", SectionCoding(_grid_header, _grid_decode,
-                                        lambda n: min(grid.MAX_CHANNELS_SENT, n)))
+                                        lambda n: min(grid.MAX_CHANNELS_SENT, n), max_layers=16))
 SECTIONS.register("bands", SectionCoding(_band_header, _band_decode, lambda _n: BANDS))
+
+
+def _joins(merged: SectionHeader | None, layer: SectionHeader, most: int) -> SectionHeader:
+    """``merged`` with ``layer`` added; StreamError when they do not stack (another step, a channel twice,
+    too many channels)."""
+    if merged is None:
+        return layer
+    if layer.indices and merged.indices and layer.step != merged.step:
+        raise StreamError(f"a layer's step {layer.step} differs from the stream's {merged.step}")
+    indices = merged.indices + layer.indices
+    if len(set(indices)) < len(indices) or len(indices) > most:
+        raise StreamError(f"layers repeat a channel or send over {most} channels: {indices}")
+    return SectionHeader(indices, merged.step if merged.indices else layer.step, merged.work + layer.work,
+                         {**merged.settings, **layer.settings})
+
+
+def read_layers(kind: str, layers: list[bytes], n_channels: int, width: int,
+                height: int) -> tuple[SectionHeader, int]:
+    """The leading layers' headers merged (indices in layer order, works summed), and how many layers that
+    is: a layer whose header is malformed or does not stack ends the count."""
+    coding, merged, count = SECTIONS[kind], None, 0
+    for data in layers[:coding.max_layers]:
+        try:
+            merged = _joins(merged, coding.read_header(data, n_channels, width, height),
+                            coding.max_channels(n_channels))
+        except StreamError:
+            break
+        count += 1
+    return merged or SectionHeader([], None, 0), count
+
+
+def decode_layers(kind: str, layers: list[bytes], n_channels: int, width: int, height: int,
+                  max_work: int | None) -> tuple[Section, int]:
+    """The leading layers decoded as one section (grid: channels in ascending index order), and how many
+    layers went into it. BudgetError when their work together exceeds ``max_work``, before any decoding."""
+    coding = SECTIONS[kind]
+    header, count = read_layers(kind, layers, n_channels, width, height)
+    check_work(header.work, max_work)
+    sections = []
+    for data in layers[:count]:
+        try:
+            sections.append(coding.decode(data, n_channels, width, height, None))
+        except StreamError:
+            break
+    if len(sections) <= 1:
+        return (sections[0] if sections else coding.decode(b"", n_channels, width, height, None)), len(sections)
+    indices = [i for s in sections for i in s.indices]
+    q = np.concatenate([s.q for s in sections])
+    order = np.argsort(indices, kind="stable")
+    return Section(sorted(indices), header.step, q=q[order]), len(sections)

@@ -183,17 +183,19 @@ def detection_ssim_scores(latent: torch.Tensor, image: torch.Tensor, **_) -> tor
     return ssim_map_score(_minmax(latent[:, None].float()), y, weight=weight)
 
 
-def select_channels(latent: torch.Tensor, image: torch.Tensor, count: int, method: str = "ssim",
-                    seed: int = 0) -> list[int]:
-    """Indices (sorted ascending) of the ``count`` best channels of ``latent`` (N, h, w) by ``method``."""
+def rank_channels(latent: torch.Tensor, image: torch.Tensor, method: str = "ssim", seed: int = 0) -> list[int]:
+    """All N channels of ``latent`` (N, h, w), best first by ``method`` (ties: the lower index first)."""
     if method not in SELECTORS:
         raise ValueError(f"unknown selection {method!r}; choose from {', '.join(sorted(SELECTORS))}")
+    scores = SELECTORS[method](latent, image, seed=seed).double()
+    return sorted(range(latent.shape[0]), key=lambda i: (-float(scores[i]), i))
+
+
+def select_channels(latent: torch.Tensor, image: torch.Tensor, count: int, method: str = "ssim",
+                    seed: int = 0) -> list[int]:
+    """Indices (sorted ascending) of the ``count`` best channels of ``latent`` (N, h, w) by ``method``: the
+    first ``count`` of ``rank_channels``, so a larger count only adds channels (the stream's layers)."""
     n = latent.shape[0]
     if not 0 <= count <= n:
         raise ValueError(f"channels must be in 0..{n}, got {count}")
-    if count == 0:
-        return []
-    scores = SELECTORS[method](latent, image, seed=seed).double()
-    # Stable sort on −score keeps the lower index first among ties.
-    order = sorted(range(n), key=lambda i: (-float(scores[i]), i))
-    return sorted(order[:count])
+    return sorted(rank_channels(latent, image, method, seed)[:count]) if count else []

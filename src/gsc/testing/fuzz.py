@@ -1,10 +1,12 @@
 """Mutation fuzzing of the stream reader (used by tests and ``benchmarks/fuzz_stream.py``).
 
 Two kinds of mutants: plain ones (bit flips, byte changes, truncations, insertions, deletions,
-appended bytes), which the CRC should refuse, and *re-sealed* ones whose checksum is recomputed after the
-mutation, so that the header parser and both entropy decoders see hostile input behind a valid CRC.
-Every mutant must either be refused with ``StreamError`` (``BudgetError`` included) or be read by
-``Codec.info`` (header, caption, symbols, budget verdict); anything else is a crash, and a read that
+appended bytes), which the checks should catch, and *sealed* ones whose checks are recomputed after the
+mutation (``mutate_sealed``), so that the header parser and both entropy decoders see hostile input behind
+valid checks. Every mutant must either be refused with ``StreamError`` (``BudgetError`` included) or be read
+by ``Codec.info`` (header, caption, symbols, budget verdict); a plain mutant that is read must use only the
+original's header and sections (a version-4 reader drops what fails its check and says so, ``leaked``);
+anything else is a crash, and a read that
 takes more than ``timeout`` seconds of CPU time is a hang (CPU time, so that other jobs on the machine
 cannot fake one; a loop that never ends burns CPU all the same).
 """
@@ -70,16 +72,39 @@ def sample_symbols(channels: int = 2, size: tuple[int, int] = (768, 512), seed: 
 
 
 def sample_stream(caption: str = "A red wooden door with a round white knob and a diagonal brace, in bright sun.",
-                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite") -> bytes:
+                  channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite",
+                  version: int = 4) -> bytes:
     """A realistic stream built without any model weights (synthetic latent symbols), for lite (its DCT
-    bands) or a flux preset (its channel grid)."""
+    bands) or a flux preset (its channel grid), in container ``version`` 4 (one layer) or 3."""
     from ..format import container as fmt
+    from ..format import layered
     from ..format.caption import encode_caption
     from ..presets import get_preset
 
     p = get_preset(preset)
     latent = _SAMPLERS[p.coding][1](sample_symbols(channels, size, seed, preset), size, p.latent_channels)
-    return fmt.pack(fmt.Header(p.id, *size), encode_caption(caption), latent)
+    if version == fmt.VERSION:
+        return fmt.pack(fmt.Header(p.id, *size), encode_caption(caption), latent)
+    return layered.pack(fmt.Header(p.id, *size), encode_caption(caption), [latent])
+
+
+def sample_layered_stream(groups: tuple = (2, 3, 1), size: tuple[int, int] = (256, 160), seed: int = 0,
+                          preset: str = "flux-tiny",
+                          caption: str = "A red wooden door with a round white knob.") -> bytes:
+    """A version-4 grid stream of several layers (channel groups of the given sizes, synthetic symbols)."""
+    from ..format import container as fmt
+    from ..format import layered
+    from ..format.caption import encode_caption
+    from ..format.grid import encode_latent
+    from ..presets import get_preset
+
+    p = get_preset(preset)
+    q, indices = sample_symbols(sum(groups), size, seed, preset)
+    layers, start = [], 0
+    for g in groups:
+        layers.append(encode_latent(q[start:start + g], indices[start:start + g], p.latent_channels))
+        start += g
+    return layered.pack(fmt.Header(p.id, *size), encode_caption(caption), layers)
 
 
 def hostile_streams() -> dict[str, bytes]:
@@ -142,6 +167,33 @@ def reseal(data: bytes) -> bytes:
     return bytes(m)
 
 
+def mutate_sealed(data: bytes, rng: random.Random) -> bytes:
+    """A mutant whose checks still pass, so that the mutation reaches the parsers behind them: version 3,
+    the CRC recomputed; version 4, one section (the caption or a layer) mutated and the stream packed again
+    with fresh checks."""
+    from ..format import container as fmt
+    from ..format import layered
+
+    if data[0] & 0xF == fmt.VERSION:
+        return reseal(mutate(data, rng))
+    s = layered.read(data)
+    sections = [s.caption_data, *s.layers]
+    k = rng.randrange(len(sections))
+    sections[k] = mutate(sections[k], rng)[:fmt.MAX_CAPTION_BYTES if k == 0 else None]
+    return layered.pack(s.header, sections[0], sections[1:], s.report.declared)
+
+
+def leaked(original: bytes, mutant: bytes, payload) -> bool:
+    """Whether reading ``mutant`` (``payload``: what ``Codec.read`` made of it) used a header or section that
+    differs from ``original``'s, or called a shortened stream intact: what the checks exist to prevent."""
+    from ..format import layered
+
+    a, b = layered.read(original), layered.read(mutant)
+    used = b.layers[:payload.report.decoded]
+    return (b.header != a.header or b.caption_data not in (a.caption_data, b"")
+            or used != a.layers[:len(used)] or (payload.report.intact and len(used) < len(a.layers)))
+
+
 @dataclass
 class FuzzReport:
     cases: int = 0
@@ -149,6 +201,7 @@ class FuzzReport:
     accepted: int = 0
     crashes: list = field(default_factory=list)
     hangs: list = field(default_factory=list)
+    leaks: list = field(default_factory=list)   # read, yet from a header or section unlike the original's
     seconds: float = 0.0
     slowest: float = 0.0        # wall seconds, the slowest case
     slowest_cpu: float = 0.0    # CPU seconds, the slowest case
@@ -175,9 +228,8 @@ def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeou
     t_start = time.perf_counter()
     try:
         for k in range(n):
-            m = mutate(data, rng)
-            if rng.random() < resealed_share:
-                m = reseal(m)
+            sealed = rng.random() < resealed_share
+            m = mutate_sealed(data, rng) if sealed else mutate(data, rng)
             if m == data:
                 continue
             report.cases += 1
@@ -188,7 +240,7 @@ def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeou
                         signal.setitimer(signal.ITIMER_PROF, timeout)
                     info = codec.info(m)
                     assert info["channels"] == len(info["indices"])
-                    outcome = "accepted"
+                    outcome = "leak" if not sealed and leaked(data, m, codec.read(m)) else "accepted"
                 except StreamError:
                     outcome = "refused"
                 except _Timeout:
@@ -206,6 +258,8 @@ def fuzz(data: bytes, n: int, seed: int = 0, resealed_share: float = 0.5, timeou
                 report.refused += 1
             elif outcome == "hang":
                 report.hangs.append(m)
+            elif outcome == "leak":
+                report.leaks.append(m)
             else:
                 report.crashes.append((m, outcome))
             report.slowest = max(report.slowest, time.perf_counter() - t0)

@@ -1,0 +1,183 @@
+"""Stream v4 (gsc.format.layered): cuts, damage contained to its section, a header that survives any damaged
+byte, refinement parts that append, and what it all costs."""
+
+import random
+
+import numpy as np
+import pytest
+
+from gsc.codec import Codec
+from gsc.errors import GSCError, StreamError
+from gsc.format import container as v3
+from gsc.format import layered
+from gsc.testing.fuzz import sample_layered_stream, sample_stream
+
+GROUPS = (2, 3, 1)
+
+
+def _layers_read(data):
+    """(caption bytes, layers) a reader keeps, or None when it refuses."""
+    try:
+        s = layered.read(data)
+    except StreamError:
+        return None
+    return s.caption_data, s.layers
+
+
+def test_every_cut_decodes_the_complete_layers_before_it():
+    data = sample_layered_stream(GROUPS)
+    whole = layered.read(data)
+    ends = [end for _, end, _ in whole.report.layers]
+    assert len(ends) == 3 and ends[-1] == len(data) and whole.report.intact
+    codec = Codec()
+    for cut in range(len(data)):
+        try:
+            p = codec.read(data[:cut])
+        except StreamError:
+            assert cut < whole.header_bytes + len(whole.caption_data), cut   # only a cut header refuses
+            continue
+        complete = sum(end <= cut for end in ends)
+        assert p.report.decoded == complete and not p.report.intact, cut
+        assert p.indices == sorted(whole_indices(codec, data)[:sum(GROUPS[:complete])]), cut
+        assert "decoded" in p.report.line()
+        with pytest.raises(StreamError, match="--strict"):
+            codec.read(data[:cut], strict=True)
+
+
+def whole_indices(codec, data):
+    """The channel indices of each layer, in layer order."""
+    return [i for layer in layered.read(data).layers for i in
+            codec.read(layered.pack(v3.Header(7, 256, 160), b"", [layer])).indices]
+
+
+def test_the_header_survives_any_single_damaged_byte():
+    data = sample_layered_stream(GROUPS)
+    whole = layered.read(data)
+    for i in range(whole.header_bytes):
+        for value in range(256):
+            if value == data[i]:
+                continue
+            damaged = data[:i] + bytes([value]) + data[i + 1:]
+            s = layered.read(damaged)
+            assert (s.header, s.caption_data, s.layers) == (whole.header, whole.caption_data, whole.layers)
+            assert s.report.header_fixed == i and s.report.intact
+
+
+def test_damage_drops_its_section_and_what_depends_on_it():
+    data = sample_layered_stream(GROUPS)
+    whole = layered.read(data)
+    (start1, end1, _), (start2, end2, _), (start3, _, _) = whole.report.layers
+    caption_at = whole.header_bytes
+    cases = {caption_at + 1: (b"", 3, "caption damaged"), start1 + 2: (whole.caption_data, 0, "layer 1"),
+             start2 + 4: (whole.caption_data, 1, "layer 2"), start3: (whole.caption_data, 2, "layer 3")}
+    for at, (caption, layers, said) in cases.items():
+        damaged = bytearray(data)
+        damaged[at] ^= 0x10
+        p = Codec().read(bytes(damaged))
+        assert p.report.damaged and p.report.decoded == layers and said in p.report.line()
+        assert layered.read(bytes(damaged)).caption_data == caption
+        assert p.caption == ("" if not caption else "A red wooden door with a round white knob.")
+        assert len(p.indices) == sum(GROUPS[:layers])
+
+
+def test_two_damaged_bytes_never_give_a_wrong_section():
+    # Damage beyond what the parity corrects may be refused or repaired; what is read must be the original.
+    data = sample_layered_stream(GROUPS)
+    whole = layered.read(data)
+    rng = random.Random(0)
+    read = 0
+    for _ in range(2000):
+        m = bytearray(data)
+        for i in rng.sample(range(whole.header_bytes), 2):
+            m[i] ^= rng.randrange(1, 256)
+        got = _layers_read(bytes(m))
+        if got is not None:
+            read += 1
+            assert got[0] in (whole.caption_data, b"") and got[1] == whole.layers[:len(got[1])]
+    assert read < 2000
+
+
+def test_a_one_layer_stream_costs_five_bytes_more_than_v3():
+    # The price of containment, on Kodak-shaped streams (768×512, a 45-byte caption, 491 bytes in all).
+    header = v3.Header(3, 768, 512)
+    caption = bytes(45)
+    old = v3.pack(header, caption, bytes(491 - 6 - 45))
+    assert len(old) == 491
+    new = layered.pack(header, caption, [bytes(491 - 6 - 45)])
+    assert len(new) - len(old) == 5
+    assert (len(new) - len(old) + 2) / 491 <= 0.05   # parity, checks and lengths together, v3's CRC included
+
+
+def test_refinement_parts_append_and_are_tied_to_their_stream():
+    data = sample_layered_stream(GROUPS)
+    s = layered.read(data)
+    first = layered.pack(s.header, s.caption_data, s.layers[:1])
+    more = layered.pack_more(s.layers[1:], layered.read(first).last_crc)
+    joined = layered.read([first, more])
+    assert joined.layers == s.layers and joined.report.intact and joined.report.total == 3
+    assert layered.read(first + more).layers == s.layers
+    other = layered.pack(s.header, b"", s.layers[:1])    # another stream: the part fails its check
+    assert layered.read([other, more]).report.decoded == 1
+
+
+def test_v3_streams_still_read_and_unknown_versions_refuse():
+    old = sample_stream("a door", channels=2, size=(240, 160), version=3)
+    p = Codec().read(old)
+    assert p.report.version == 3 and p.report.intact and p.latent.channels == 2
+    with pytest.raises(StreamError, match="version 5"):
+        layered.read(bytes([0xB5]) + old[1:])
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    import torch
+
+    y, x = np.mgrid[0:128, 0:192] / 192
+    img = np.stack([0.5 + 0.4 * np.sin(6 * x), 0.5 + 0.4 * np.cos(5 * y), 0.3 + 0.5 * x * y])
+    codec = Codec("flux-tiny", captioner="given", captioner_kwargs={"caption": "a gradient"})
+    return codec, torch.from_numpy(img.astype(np.float32))
+
+
+BUDGETS = [0.01, 0.014, 0.018]
+
+
+def test_refine_equals_encoding_with_the_layers(tiny):
+    codec, img = tiny
+    full = codec.encode(img, channels=2, layers=BUDGETS)
+    pixels = 192 * 128
+    ends = [end for _, end, _ in layered.read(full).report.layers]
+    assert all(end <= b * pixels / 8 for end, b in zip(ends, BUDGETS))
+    sent = codec.encode(img, channels=2, max_bpp=BUDGETS[0])
+    more = codec.refine(img, sent, layers=BUDGETS[1:])
+    assert len(sent) + len(more) == len(full)   # nothing resent
+    a, b = codec.read(full), codec.read([sent, more])
+    assert a.indices == b.indices and np.array_equal(a.q, b.q) and b.report.intact
+    assert len(a.indices) > len(codec.read(sent).indices)
+    step = codec.refine(img, sent, max_bpp=BUDGETS[1])
+    assert codec.read([sent, step]).indices == codec.read(full[:ends[1]]).indices
+    image_a, report = codec.decode_report([sent, more])
+    assert report.intact and np.allclose(image_a.float().numpy(), codec.decode(sent + more).float().numpy())
+
+
+def test_refine_refuses_another_image_and_lite(tiny):
+    codec, img = tiny
+    sent = codec.encode(img, channels=2, max_bpp=BUDGETS[0])
+    from gsc.format.grid import encode_latent
+
+    s = layered.read(sent)
+    p = codec.read(sent)   # flux-tiny's random g_a gives ŷ = 0 on any image: send other symbols instead
+    other = layered.pack(s.header, s.caption_data, [encode_latent(p.q + 1, p.indices, 320, p.step)])
+    with pytest.raises(GSCError, match="does not match this image"):
+        codec.refine(img, other, max_bpp=BUDGETS[1])
+    with pytest.raises(GSCError, match="whole version-4 stream"):
+        codec.refine(img, sent[:-1], max_bpp=BUDGETS[1])
+    lite = Codec("lite", captioner="given", captioner_kwargs={"caption": "x"})
+    with pytest.raises(GSCError, match="one layer"):
+        lite.encode(img, layers=[0.05, 0.1])
+
+
+def test_byte_accounting_covers_every_byte_of_a_layered_stream():
+    data = sample_layered_stream(GROUPS)
+    info = Codec().summary(data)
+    assert info["header_bytes"] + info["caption_bytes"] + info["latent_bytes"] == info["total_bytes"] == len(data)
+    assert info["channels"] == sum(GROUPS) and [layer["state"] for layer in info["layers"]] == ["ok"] * 3
