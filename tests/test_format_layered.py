@@ -181,3 +181,15 @@ def test_byte_accounting_covers_every_byte_of_a_layered_stream():
     info = Codec().summary(data)
     assert info["header_bytes"] + info["caption_bytes"] + info["latent_bytes"] == info["total_bytes"] == len(data)
     assert info["channels"] == sum(GROUPS) and [layer["state"] for layer in info["layers"]] == ["ok"] * 3
+
+
+def test_a_stream_of_which_nothing_arrived_is_refused_not_drawn():
+    """Cut inside its only layer and without a caption, a stream holds nothing of the picture: decode refuses
+    it in one line rather than let the generator draw from noise. With its caption, the caption is drawn."""
+    codec = Codec("lite-tiny")
+    bare = sample_stream(caption="", preset="lite-tiny", size=(96, 64))
+    with pytest.raises(StreamError, match="nothing of the picture arrived"):
+        codec.decode_report(bare[:-3])
+    captioned = sample_stream(preset="lite-tiny", size=(96, 64))
+    image, report = codec.decode_report(captioned[:-3])
+    assert report.decoded == 0 and report.caption == "ok" and tuple(image.shape) == (3, 64, 96)

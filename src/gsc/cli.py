@@ -339,6 +339,8 @@ def _info_value(key: str, value) -> str:
         return "–"
     if key == "indices":
         return _indices(value)
+    if key == "layers":   # one line per layer: its bytes in the stream and whether it decoded
+        return "\n".join(f"{i}: bytes {layer['bytes']}, {layer['state']}" for i, layer in enumerate(value, 1))
     return f"{value:.5f}" if isinstance(value, float) else str(value)
 
 

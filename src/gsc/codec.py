@@ -435,6 +435,9 @@ class Codec:
         what was decoded, cut or dropped. ``strict`` refuses a cut or damaged stream (StreamError)."""
         self.check_budget(data)    # from the header, before torch is even imported
         p = self.read(data, strict)
+        if p.report.declared and not p.report.decoded and not p.caption:
+            # a generator would draw a picture from noise alone: nothing here came from the sender
+            raise StreamError(f"nothing of the picture arrived ({p.report.line()})")
         from .generate import GenerationRequest
 
         preset = get_preset(p.preset)
