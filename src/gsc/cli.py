@@ -178,6 +178,10 @@ def encode(
     layers: Optional[str] = typer.Option(None, "--layers", help="B1,B2,…,B: write layers, the stream up to "
                                          "layer i a whole stream of at most Bi bpp (flux presets: each layer "
                                          "adds the next channels; lite sends one layer)."),
+    stream_version: Optional[int] = typer.Option(None, "--stream-version", help="3 | 4: the container "
+                                                 "(default: the preset's; lite 3, flux 4). 4 checks each "
+                                                 "section, repairs a damaged header byte and carries layers, "
+                                                 "for 4–5 bytes more (docs/stream-format.md)."),
     caption_policy: Optional[str] = typer.Option(None, "--caption-policy", help="keep | drop | auto: send the "
                                                  "caption, or not (its bytes go to the image), or drop it where it "
                                                  "would take more than 15 % of --max-bpp (default: the preset's; "
@@ -201,7 +205,7 @@ def encode(
     codec = Codec.from_options(preset, captioner, caption, captions, selection, latent_checkpoint,
                                {"model": captioner_model, "device": device, "max_new_tokens": caption_tokens})
     options = dict(channels=channels, step=step, seed=seed, steps=steps, max_bpp=max_bpp,
-                   caption_policy=caption_policy, layers=_budgets(layers))
+                   caption_policy=caption_policy, layers=_budgets(layers), version=stream_version)
     _run_jobs(jobs, lambda source, target, bar: _encode_one(codec, source, target, options, bar), "encoding",
               quiet, image.is_dir())
     if (caption is not None or captions is not None) and caption_policy is None \

@@ -115,12 +115,12 @@ class Codec:
     def encode(self, image, channels: int | None = None, caption: str | None = None, image_name: str | None = None,
                step: float = 1.0, seed: int | None = None, steps: int | None = None,
                max_bpp: float | None = None, caption_policy: str | None = None, progress=None,
-               layers: list[float] | None = None, version: int = layered.VERSION) -> bytes:
+               layers: list[float] | None = None, version: int | None = None) -> bytes:
         """Compress ``image`` to a stream carrying its caption and C selected latent channels.
 
         ``layers`` (bpp, ascending; the last is ``max_bpp``): the stream's prefix up to layer i is a complete
         stream of at most ``layers[i]`` bpp (flux presets: each layer adds the next channels in selection
-        order; lite: one layer). ``version=3`` writes the old container (one layer; kept for pinned tests).
+        order; lite: one layer). ``version``: the container, 3 (one layer, one CRC) or 4; None: the preset's.
 
         ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
         it when it would take more than ``CAPTION_SHARE`` of the budget; None: the preset's (lite drops it,
@@ -143,6 +143,7 @@ class Codec:
         from .image import as_image_tensor
 
         caption_policy = caption_policy or self.preset.caption_policy
+        version = version or self.preset.stream_version
         self._check_options(channels, step, max_bpp, caption_policy)
         budgets = self._check_layers(layers, max_bpp, version)
         max_bpp = budgets[0] if budgets else max_bpp
@@ -181,11 +182,11 @@ class Codec:
             raise GSCError(f"--layers must be ascending positive bpp values, got {layers}")
         if max_bpp is not None and abs(max_bpp - budgets[-1]) > 1e-12:
             raise GSCError(f"--max-bpp {max_bpp} must be the last of --layers ({budgets[-1]})")
+        if len(budgets) > SECTIONS[self.preset.coding].max_layers:
+            raise GSCError(f"the {self.preset.name} preset sends its latent as one layer; give one budget")
         if len(budgets) > layered.MAX_LAYERS or (len(budgets) > 1 and version != layered.VERSION):
             raise GSCError(f"a stream holds at most {layered.MAX_LAYERS} layers (version {layered.VERSION}), "
                            f"got {len(budgets)}")
-        if len(budgets) > SECTIONS[self.preset.coding].max_layers:
-            raise GSCError(f"the {self.preset.name} preset sends its latent as one layer; give one budget")
         return budgets
 
     def _check_options(self, channels, step, max_bpp, caption_policy) -> None:

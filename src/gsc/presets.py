@@ -29,6 +29,7 @@ class Preset:
     captioner: str = "none"         # default captioner when no caption source is given
     selection: str = "ssim"         # default channel selection (gsc.latent.selection)
     caption_policy: str = "keep"    # default caption policy (gsc.codec.CAPTION_POLICIES): keep, drop or auto
+    stream_version: int = 4         # the container written by default (gsc.format: 3 or 4)
     coding: str = "grid"            # latent section kind, a name in gsc.format.sections.SECTIONS
     latent_kwargs: dict = field(default_factory=dict)
     generator_kwargs: dict = field(default_factory=dict)
@@ -100,6 +101,10 @@ LITE_SECONDS_PER_MPX_PLAIN = 1.0
 register_preset(Preset(
     id=3, name="lite", latent="lite", generator="lite", latent_channels=64, steps=8, selection="ordered",
     coding="bands", caption_policy="drop",   # the caption's bytes buy more as bands (docs/lite-kodak.md)
+    # One section, so v4's checks and repairable header would buy little (a cut or damaged band section
+    # leaves nothing either way) for 4–5 bytes, which cost thumbnail steps at the smallest budgets: v3 until
+    # lite's low band comes in layers (docs/stream-format.md, "Which version is written").
+    stream_version=3,
     description="gsc's own small models (BSDS500-trained): a DCT-coded YCbCr thumbnail, a learned upsampler, "
                 "texture from a rectified flow in TAEF2's latent space; offline on a CPU",
     seconds_start=LITE_SECONDS_START, seconds_per_mpx_step=LITE_SECONDS_PER_MPX_STEP,
