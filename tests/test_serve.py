@@ -447,6 +447,61 @@ def test_page_in_headless_chromium(server, tmp_path):
         browser.quit()
 
 
+@pytest.mark.slow
+def test_bytes_received_slider_in_headless_chromium(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    shots = Path(os.environ.get("GSC_SCREENSHOTS", tmp_path))
+    stream, ends = _layered_stream()
+    (tmp_path / "layered.gsc").write_bytes(stream)
+    (tmp_path / "cut.gsc").write_bytes(stream[:ends[1] - 2])
+    browser = _browser(tmp_path)
+    try:
+        browser.get(server.url)
+        find = lambda css: browser.find_element(By.CSS_SELECTOR, css)  # noqa: E731
+
+        def decode(path: Path) -> None:
+            find("#file").send_keys(str(path))
+            find("#go").click()
+            _until(lambda: find("#status").text.startswith("done") or find("#error").text, 240, path.name)
+            assert not find("#error").text, find("#error").text
+
+        def picture() -> np.ndarray:
+            src = _until(lambda: browser.execute_script(
+                "const i = document.querySelector('#tile-0 img'); return i.complete && i.naturalWidth && i.src"),
+                15, "the picture")
+            with urllib.request.urlopen(src, timeout=10) as r:
+                return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
+
+        _until(lambda: find("#caption-policy option"), 15, "the page to load its limits")
+        decode(tmp_path / "layered.gsc")
+        slider = find("#layers")
+        assert find("#layers-row").is_displayed() and slider.get_attribute("max") == "2"
+        assert not find("#report").is_displayed()
+        shown, pictures = [find("#layer-bytes").text], [picture()]
+        for _ in ends[1:]:
+            slider.send_keys(Keys.ARROW_LEFT)           # one layer fewer: the picture at fewer bytes received
+            shown.append(find("#layer-bytes").text)
+            pictures.append(picture())
+        assert shown == [f"{end} B ({end * 8 / (64 * 48):.4f} bpp), {k} layer{'s' * (k > 1)} decoded"
+                         for k, end in zip((3, 2, 1), ends[::-1])], shown
+        assert find("#tile-0 img").get_attribute("src").endswith(f"layered-{ends[0]}B.png")
+        assert find("#tile-0 figcaption .bytes").text == str(ends[0])     # its caption follows the slider
+        assert not _close(pictures[0], pictures[-1])
+        zoom = browser.execute_script("return document.querySelector('.zoom').style.backgroundImage")
+        assert f"layered-{ends[0]}B.png" in zoom, zoom          # the zoom shows the same layer
+        browser.save_screenshot(str(shots / "serve-layers.png"))
+
+        decode(tmp_path / "cut.gsc")
+        assert not find("#layers-row").is_displayed()           # one picture: nothing to slide
+        assert find("#report").is_displayed()
+        assert find("#report").text.startswith("layer 1 of 3 decoded; stream ends at byte"), find("#report").text
+        browser.save_screenshot(str(shots / "serve-cut.png"))
+    finally:
+        browser.quit()
+
+
 def test_ctrl_c_stops_the_server_at_once_even_mid_job():
     import signal
 
