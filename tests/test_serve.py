@@ -224,6 +224,60 @@ def test_bad_inputs_get_one_line_and_the_server_keeps_serving(server):
     assert b"http://" not in page and b"https://" not in page          # nothing fetched from elsewhere
 
 
+def _layered_stream() -> tuple[bytes, list[int]]:
+    """A 3-layer flux-tiny stream (v4; channel groups of 2, 3 and 1) of a 64×48 picture, and its layers' ends."""
+    from gsc.format.layered import read
+    from gsc.testing.fuzz import sample_layered_stream
+
+    stream = sample_layered_stream(size=(64, 48))
+    ends = [end for _, end, _ in read(stream).report.layers]
+    assert len(ends) == 3 and ends[-1] == len(stream)
+    return stream, ends
+
+
+def _picture(server: Server, job_id: str, name: str) -> np.ndarray:
+    status, body = server.request(f"api/jobs/{job_id}/files/{name}")
+    assert status == 200, body
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGB"))
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> bool:
+    """The same 8-bit picture, give or take one level (two processes' float sums may round apart)."""
+    return a.shape == b.shape and int(np.abs(a.astype(int) - b).max()) <= 1
+
+
+def test_a_layered_upload_shows_each_layer_and_a_cut_one_says_what_it_lost(server):
+    from gsc.codec import Codec
+    from gsc.format.layered import read
+    from gsc.image import to_uint8
+
+    stream, ends = _layered_stream()
+    cut = stream[:ends[1] - 2]                  # ends inside layer 2: layer 1 arrived whole
+    jobs = {}
+    for name, data in {"layered.gsc": stream, "cut.gsc": cut}.items():
+        status, answer = server.json(f"api/decode?name={name}", data)
+        assert status == 202, answer
+        jobs[name] = answer["id"]
+    states = {name: server.wait(job_id, timeout=240) for name, job_id in jobs.items()}
+    assert [s["state"] for s in states.values()] == ["done", "done"], states
+
+    result = states["layered.gsc"]["result"]
+    assert result["report"] is None and result["layers"][-1]["src"] == result["tiles"][0]["src"]
+    assert [layer["bytes"] for layer in result["layers"]] == ends
+    assert [layer["decoded"] for layer in result["layers"]] == [1, 2, 3]
+    assert [layer["bpp"] for layer in result["layers"]] == pytest.approx([end * 8 / (64 * 48) for end in ends])
+    shown = [_picture(server, jobs["layered.gsc"], layer["src"]) for layer in result["layers"]]
+    codec = Codec()
+    for end, picture in zip(ends, shown):
+        assert _close(picture, to_uint8(codec.decode(stream[:end]))), end
+    assert not _close(shown[0], shown[-1])      # the layers after the first change the picture
+
+    result = states["cut.gsc"]["result"]
+    assert result["report"] == read(cut).report.line() and "inside layer 2" in result["report"]
+    assert [(layer["bytes"], layer["decoded"]) for layer in result["layers"]] == [(len(cut), 1)]
+    assert _close(_picture(server, jobs["cut.gsc"], result["layers"][0]["src"]), shown[0])
+
+
 @pytest.mark.slow
 @pytest.mark.shared_data("kodak")
 def test_five_requests_at_once_complete_in_order_with_bounded_memory():
@@ -389,6 +443,61 @@ def test_page_in_headless_chromium(server, tmp_path):
         error = _until(lambda: find("#error").text, 15, "the error line")
         assert error == "notes.txt is not an image this server reads (PNG, JPEG, WebP, …)"
         browser.save_screenshot(str(shots / "serve-error.png"))
+    finally:
+        browser.quit()
+
+
+@pytest.mark.slow
+def test_bytes_received_slider_in_headless_chromium(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    shots = Path(os.environ.get("GSC_SCREENSHOTS", tmp_path))
+    stream, ends = _layered_stream()
+    (tmp_path / "layered.gsc").write_bytes(stream)
+    (tmp_path / "cut.gsc").write_bytes(stream[:ends[1] - 2])
+    browser = _browser(tmp_path)
+    try:
+        browser.get(server.url)
+        find = lambda css: browser.find_element(By.CSS_SELECTOR, css)  # noqa: E731
+
+        def decode(path: Path) -> None:
+            find("#file").send_keys(str(path))
+            find("#go").click()
+            _until(lambda: find("#status").text.startswith("done") or find("#error").text, 240, path.name)
+            assert not find("#error").text, find("#error").text
+
+        def picture() -> np.ndarray:
+            src = _until(lambda: browser.execute_script(
+                "const i = document.querySelector('#tile-0 img'); return i.complete && i.naturalWidth && i.src"),
+                15, "the picture")
+            with urllib.request.urlopen(src, timeout=10) as r:
+                return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
+
+        _until(lambda: find("#caption-policy option"), 15, "the page to load its limits")
+        decode(tmp_path / "layered.gsc")
+        slider = find("#layers")
+        assert find("#layers-row").is_displayed() and slider.get_attribute("max") == "2"
+        assert not find("#report").is_displayed()
+        shown, pictures = [find("#layer-bytes").text], [picture()]
+        for _ in ends[1:]:
+            slider.send_keys(Keys.ARROW_LEFT)           # one layer fewer: the picture at fewer bytes received
+            shown.append(find("#layer-bytes").text)
+            pictures.append(picture())
+        assert shown == [f"{end} B ({end * 8 / (64 * 48):.4f} bpp), {k} layer{'s' * (k > 1)} decoded"
+                         for k, end in zip((3, 2, 1), ends[::-1])], shown
+        assert find("#tile-0 img").get_attribute("src").endswith(f"layered-{ends[0]}B.png")
+        assert find("#tile-0 figcaption .bytes").text == str(ends[0])     # its caption follows the slider
+        assert not _close(pictures[0], pictures[-1])
+        zoom = browser.execute_script("return document.querySelector('.zoom').style.backgroundImage")
+        assert f"layered-{ends[0]}B.png" in zoom, zoom          # the zoom shows the same layer
+        browser.save_screenshot(str(shots / "serve-layers.png"))
+
+        decode(tmp_path / "cut.gsc")
+        assert not find("#layers-row").is_displayed()           # one picture: nothing to slide
+        assert find("#report").is_displayed()
+        assert find("#report").text.startswith("layer 1 of 3 decoded; stream ends at byte"), find("#report").text
+        browser.save_screenshot(str(shots / "serve-cut.png"))
     finally:
         browser.quit()
 

@@ -6,10 +6,11 @@ Two jobs, each a function ``(codec, params, progress) -> (result, files)`` in ``
   the budget, then WebP at ≤ gsc's bytes, its best downscale × quality on PSNR; each tile scored, colour
   drift added; the sheet drawn by ``compare.render``.
 - ``decode``: an uploaded .gsc stream, read and decoded within the codec's own decode limits; its
-  ``Codec.info`` fields.
+  ``Codec.info`` fields, and one picture per layer decoded.
 
-Every result lists ``layers``: the stream's decodable prefixes, (bytes received, picture). Streams have
-one layer today; a layered stream format adds entries and the page shows a "bytes received" slider.
+Every result lists ``layers``: the stream's decodable prefixes, each {bytes received, bpp, layers decoded,
+picture}, the last one the whole stream. A version-4 stream of several layers has one prefix per layer
+boundary (a prefix up to a boundary is a whole stream), and the page shows a "bytes received" slider.
 """
 
 from __future__ import annotations
@@ -143,13 +144,16 @@ def compare_job(codec: Codec, params: dict, progress) -> tuple[dict, dict]:
     return {"name": name, "width": width, "height": height, "bpp": params["bpp"],
             "budget_bytes": math.floor(params["bpp"] * width * height / 8), "tiles": out, "notes": notes,
             "info": _jsonable(g.extra) if g.data else None,
-            "layers": [{"bytes": g.nbytes, "src": f"{stem}-gsc.png"}] if g.data else [],
+            "layers": [{"bytes": g.nbytes, "bpp": g.bpp, "decoded": len(g.extra["layers"]),
+                        "src": f"{stem}-gsc.png"}] if g.data else [],
             "downloads": downloads}, files
 
 
 @JOBS.register("decode")
 def decode_job(codec: Codec, params: dict, progress) -> tuple[dict, dict]:
-    """An uploaded .gsc stream: ``gsc info``'s fields and the decoded picture, within the decode limits."""
+    """An uploaded .gsc stream: ``gsc info``'s fields and its pictures, within the decode limits: one per
+    prefix that ends at a decoded layer's boundary, the whole stream last. A stream holds at most the
+    format's ``MAX_LAYERS`` layers, so the job decodes at most that many pictures, each within the limits."""
     from ..image import to_uint8
 
     data, name = params["data"], params["name"]
@@ -159,14 +163,22 @@ def decode_job(codec: Codec, params: dict, progress) -> tuple[dict, dict]:
     info = codec.info(data)          # parses and entropy-decodes within the limits; never generates
     if info["decode_refused"]:
         raise GSCError(f"{name}: this receiver refuses the stream: {info['decode_refused']}")
-    progress("decoding")
-    image = codec.decode(data, progress=lambda i: progress(f"decoding, step {i + 1} of {info['steps']}"))
-    stem = Path(name).stem
+    report = codec.read(data).report
+    ends = [end for _, end, _ in report.layers[:max(0, report.decoded - 1)]] + [len(data)]
+    stem, pixels = Path(name).stem, info["width"] * info["height"]
+    layers, files = [], {}
+    for k, end in enumerate(ends, 1):
+        what = f"decoding picture {k} of {len(ends)} (the first {end} of {len(data)} B)"
+        image = codec.decode(data[:end], progress=lambda i, what=what: progress(
+            f"{what}, step {i + 1} of {info['steps']}"))
+        src = f"{stem}.png" if end == len(data) else f"{stem}-{end}B.png"
+        files[src] = (_png(to_uint8(image)), "image/png")
+        layers.append({"bytes": end, "bpp": end * 8 / pixels, "decoded": min(k, report.decoded), "src": src})
     tile = {"label": f"gsc {info['preset']}", "bytes": len(data), "bpp": info["bpp"], "psnr": None,
             "st_lpips": None, "colour_drift": None, "note": "decoded from the uploaded stream", "src": f"{stem}.png"}
     return {"name": name, "width": info["width"], "height": info["height"], "tiles": [tile],
-            "info": _jsonable(info), "layers": [{"bytes": len(data), "src": f"{stem}.png"}],
-            "downloads": {"decoded": f"{stem}.png"}}, {f"{stem}.png": (_png(to_uint8(image)), "image/png")}
+            "info": _jsonable(info), "layers": layers, "report": None if report.intact else report.line(),
+            "downloads": {"decoded": f"{stem}.png"}}, files
 
 
 def _jsonable(d: dict) -> dict:
