@@ -298,7 +298,7 @@ def test_five_requests_at_once_complete_in_order_with_bounded_memory():
         assert all(status == 202 for status, _ in answers), answers
         t0 = time.monotonic()
         assert server.request("api/limits")[0] == 200
-        assert time.monotonic() - t0 < 1.0          # the server answers while the worker codes
+        assert time.monotonic() - t0 < 2.0          # the server answers while the worker codes
         by_id = sorted((int(a["id"]), a) for _, a in answers)
         assert [a["position"] for _, a in by_id] == [0, 1, 2, 3, 4]   # each saw its place in the queue
         results = {}
@@ -378,7 +378,7 @@ def test_page_in_headless_chromium(server, tmp_path):
     try:
         browser.get(server.url)
         find = lambda css: browser.find_element(By.CSS_SELECTOR, css)  # noqa: E731
-        _until(lambda: find("#caption-policy option"), 15, "the page to load its limits")
+        _until(lambda: find("#caption-policy option"), 60, "the page to load its limits")
         find("#file").send_keys(str(image))
         find("#bpp").clear()
         find("#bpp").send_keys("0.01")
@@ -440,7 +440,7 @@ def test_page_in_headless_chromium(server, tmp_path):
         text_file.write_text("a shopping list, not a picture\n")
         find("#file").send_keys(str(text_file))
         find("#go").click()
-        error = _until(lambda: find("#error").text, 15, "the error line")
+        error = _until(lambda: find("#error").text, 30, "the error line")
         assert error == "notes.txt is not an image this server reads (PNG, JPEG, WebP, …)"
         browser.save_screenshot(str(shots / "serve-error.png"))
     finally:
@@ -474,7 +474,7 @@ def test_bytes_received_slider_in_headless_chromium(server, tmp_path):
             with urllib.request.urlopen(src, timeout=10) as r:
                 return np.asarray(Image.open(io.BytesIO(r.read())).convert("RGB"))
 
-        _until(lambda: find("#caption-policy option"), 15, "the page to load its limits")
+        _until(lambda: find("#caption-policy option"), 60, "the page to load its limits")
         decode(tmp_path / "layered.gsc")
         slider = find("#layers")
         assert find("#layers-row").is_displayed() and slider.get_attribute("max") == "2"
