@@ -13,10 +13,8 @@ The budget is the whole stream's, ``max_bpp · H · W / 8`` bytes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -72,14 +70,13 @@ def summary(records: dict, speeds: list[int], search_speeds: list[int]) -> str:
 
 
 def main() -> None:
+    from lite_reference import arguments, save
+
     from gsc.image import load_image
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("images", nargs="+", type=Path)
-    ap.add_argument("--budgets", default="0.005,0.01,0.02")
+    ap = arguments(__doc__)
     ap.add_argument("--speeds", default="0,2,4,6,8")
     ap.add_argument("--search-speeds", default="8,6,4")
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     speeds = [int(s) for s in a.speeds.split(",")]
     search_speeds = [int(s) for s in a.search_speeds.split(",")]
@@ -91,9 +88,7 @@ def main() -> None:
             if b not in rec:
                 rec[b] = case(x, int(float(b) * x.shape[-1] * x.shape[-2] / 8), search_speeds, speeds)
                 rec[b]["pixels"] = x.shape[-1] * x.shape[-2]
-                tmp = a.out.with_suffix(".tmp")
-                tmp.write_text(json.dumps(records, indent=1))
-                tmp.replace(a.out)
+                save(records, a.out)
                 print(path.name, b, json.dumps(rec[b]), flush=True)
     print(summary(records, speeds, search_speeds))
 

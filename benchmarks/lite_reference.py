@@ -207,6 +207,22 @@ def table(records: dict, budgets: list[float]) -> str:
     return "\n".join(rows)
 
 
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The options the low-band benchmarks share: images, budgets, and the records file they resume from."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("images", nargs="+", type=Path)
+    ap.add_argument("--budgets", default="0.005,0.01,0.02")
+    ap.add_argument("--out", type=Path, required=True)
+    return ap
+
+
+def save(records: dict, out: Path) -> None:
+    """Write the records whole or not at all, so an interrupted run resumes from the last image."""
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(records, indent=1))
+    tmp.replace(out)
+
+
 def main() -> None:
     from tqdm import tqdm
 
@@ -215,12 +231,9 @@ def main() -> None:
     from gsc.eval import av1
     from gsc.generate.lite import LiteGenerator
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("images", nargs="+", type=Path)
+    ap = arguments(__doc__)
     ap.add_argument("--captions", help="captions.json (default: no captions)")
-    ap.add_argument("--budgets", default="0.005,0.01,0.02")
     ap.add_argument("--av1-speed", type=int, default=AV1_SPEED)
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     budgets = [float(b) for b in a.budgets.split(",")]
     captions = load_captions(a.captions) if a.captions else {}
@@ -229,9 +242,7 @@ def main() -> None:
     for path in tqdm(sorted(a.images), desc="images"):
         if path.name not in records:
             records[path.name] = measure(path, captions.get(path.name, ""), budgets, codec, gen, coder)
-            tmp = a.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps(records, indent=1))
-            tmp.replace(a.out)
+            save(records, a.out)
     print(table(records, budgets))
 
 

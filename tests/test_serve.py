@@ -357,11 +357,18 @@ def _browser(download_dir: Path):
 
 
 def _until(condition, timeout: float, what: str):
+    """``condition()``'s first true value, polled; an element not on the page yet counts as false."""
+    from selenium.common.exceptions import NoSuchElementException
+
     end = time.monotonic() + timeout
-    while not (value := condition()):
+    while True:
+        try:
+            if value := condition():
+                return value
+        except NoSuchElementException:
+            pass
         assert time.monotonic() < end, f"timed out after {timeout} s waiting for {what}"
         time.sleep(0.2)
-    return value
 
 
 @pytest.mark.slow

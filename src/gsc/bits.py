@@ -83,3 +83,14 @@ def unzigzag(u: int) -> int:
 def ceil_div(n: int, k: int) -> int:
     """⌈n / k⌉ for integers (k > 0): how many k-sized blocks, cells or bytes cover n."""
     return -(-n // k)
+
+
+def leb128(n: int) -> bytes:
+    """``n`` ≥ 0 as unsigned LEB128: 7 bits a byte, least significant first, the high bit set on all but the
+    last (AV1's OBU sizes, and stream v4's record lengths)."""
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)

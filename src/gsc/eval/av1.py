@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..bits import BitReader, BitWriter
+from ..bits import BitReader, BitWriter, leb128
 from ..errors import StreamError
 
 OBU_SEQUENCE_HEADER, OBU_TEMPORAL_DELIMITER, OBU_FRAME = 1, 2, 6
@@ -83,15 +83,6 @@ def _leb128(r: BitReader) -> int:
         if not byte & 0x80:
             return value
     raise StreamError("AV1: an OBU size longer than 8 bytes")
-
-
-def leb128(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
 
 
 def obus(data: bytes) -> list[tuple[int, int, bytes]]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import binascii
 from dataclasses import dataclass, field, replace
 
-from ..bits import BitReader, BitWriter
+from ..bits import BitReader, BitWriter, leb128
 from ..errors import StreamError
 from . import container as v3
 from .container import MAGIC, MAX_CAPTION_BYTES, MAX_STREAM_BYTES, Header
@@ -149,20 +149,11 @@ class Parsed:
 
 # -- writing -------------------------------------------------------------------------------------
 
-def _leb128(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
 def pack_more(layers: list[bytes], init: int) -> bytes:
     """Records for ``layers``, continuing a stream whose last layer's CRC is ``init``."""
     out = bytearray()
     for data in layers:
-        prefix = _leb128(len(data))
+        prefix = leb128(len(data))
         init = crc16(prefix + data, init)
         out += prefix + bytes([init >> 8, init & 0xFF]) + data
     return bytes(out)
