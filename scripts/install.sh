@@ -2,8 +2,8 @@
 # Set up .venv for gsc. Usage: scripts/install.sh [--full] [--test]
 #   (none)   the lite preset: encode/decode offline on a CPU (with its caption encoder, all-MiniLM-L6-v2)
 #   --full   + diffusers/transformers/accelerate and CompressAI (FLUX presets, Qwen2.5-VL captioner)
-#   --test   --full + evaluation tools + gsc serve + pytest (what the test suite needs; the browser test also
-#            needs Debian's chromium and chromium-driver, which .ci/run installs)
+#   --test   --full + evaluation tools + gsc serve + pytest, and Debian's chromium and chromium-driver for the
+#            serve page's browser test (apt-get, as root, where they are missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 full=0; test=0
@@ -14,6 +14,13 @@ for a in "$@"; do
     *) echo "scripts/install.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
+if [ $test = 1 ] && { ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; }; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver
+  else
+    echo "scripts/install.sh: the browser test needs chromium and chromium-driver: sudo apt-get install chromium chromium-driver" >&2
+  fi
+fi
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
