@@ -135,8 +135,9 @@ def test_compare_sizes_wide_tiles_so_labels_stay_legible(tmp_path):
 
 
 def test_info_estimates_decode_time_from_what_the_stream_asks():
-    """A 1920×1080 stream: the generator runs only where the stream asks for texture (docs/stream-format.md:
-    ≈ 25 s on the 2-core CPU with texture, the low band alone ≈ 5 s)."""
+    """A 1920×1080 stream: the estimate is within 1.5× of the 12.5–13.3 s `gsc decode` measured with texture
+    on the quiet 2-core CPU (docs/stream-format.md, "Decode budget"), and the generator is priced only where
+    the stream asks for texture."""
     from dataclasses import replace
 
     from gsc.format import container as fmt
@@ -150,7 +151,7 @@ def test_info_estimates_decode_time_from_what_the_stream_asks():
         latent = replace(sample_symbols(8, size, 0), texture_code=code)
         data = fmt.pack(fmt.Header(get_preset("lite").id, *size), b"", encode_bands(latent, *size))
         estimate[code] = Codec().info(data)["decode_estimate_s"]
-    assert 3 < estimate[0] < 8 and 17 < estimate[3] < 38
+    assert 13.3 / 1.5 < estimate[3] < 12.5 * 1.5 and 1 < estimate[0] < estimate[3] / 2
 
 
 def test_encode_reports_its_rate_control_stages_and_the_same_bytes(tmp_path):

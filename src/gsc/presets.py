@@ -89,13 +89,12 @@ def preset_by_id(pid: int) -> Preset:
 
 DEFAULT_PRESET = "lite"
 
-# Lite's cost on the 2-core CPU, a fresh `gsc decode` of kodim23 (768×512, 0.39 Mpx) with texture: 7.1 s
-# at 1 step, 7.9 s at 8, of which ≈ 4 s start-up; 1920×1080 (5.3× the pixels) takes 5.1× kodim23's wall
-# time and 5.8× its CPU time, so the model stays linear; without texture (g_s alone) ≈ 1 s per Mpx.
-# docs/stream-format.md, "Decode budget".
-LITE_SECONDS_START = 4.0
-LITE_SECONDS_PER_MPX_STEP = 0.35
-LITE_SECONDS_PER_MPX = 7.5
+# Lite's cost on the 2-core CPU, a fresh `gsc decode` at 8 steps with texture on a quiet machine: kodim23
+# (0.39 Mpx) 3.5–3.8 s, 1920×1080 (2.07 Mpx) 12.5–13.3 s; a line through both, the per-step share from 1
+# against 8 steps; without texture (g_s alone) ≈ 1 s per Mpx. docs/stream-format.md, "Decode budget".
+LITE_SECONDS_START = 1.5
+LITE_SECONDS_PER_MPX_STEP = 0.3
+LITE_SECONDS_PER_MPX = 3.4
 LITE_SECONDS_PER_MPX_PLAIN = 1.0
 
 register_preset(Preset(
