@@ -209,11 +209,11 @@ class Codec:
                      more: list[float], progress=None) -> bytes:
         """The flux presets' sender: 2. g_a on the padded image, 3. selection of C channels at step Δ,
         4. entropy coding of caption and channels; then the channels of the later layers (``more``: bpp)."""
-        first = self._first_grid_layer(x, pack, channels, step, max_bpp)
+        y, padded = self._analyse(x)     # g_a once: the first layer and the later ones code the same ŷ
+        first = self._first_grid_layer(y, padded, x.shape[-2:], pack, channels, step, max_bpp)
         if not more:
             return first
         sent = layered.read(first).layers
-        y, padded = self._analyse(x)
         return pack(sent + self._more_grid_layers(y, padded, sent, len(first), more, x.shape[-1] * x.shape[-2]))
 
     def _analyse(self, x):
@@ -222,11 +222,11 @@ class Codec:
         padded = pad_to_multiple(x, 16)
         return self.latent_encoder.analyse(padded), padded
 
-    def _first_grid_layer(self, x, pack, channels: int | None, step: float, max_bpp: float | None) -> bytes:
+    def _first_grid_layer(self, y, padded, size, pack, channels: int | None, step: float,
+                          max_bpp: float | None) -> bytes:
         from .format.tables import STEPS
 
-        height, width = x.shape[-2:]
-        y, padded = self._analyse(x)
+        height, width = size
 
         def stream(c: int, delta: float) -> tuple[bytes, list[int], "np.ndarray"]:
             return self._stream(pack, y, padded, c, delta)
