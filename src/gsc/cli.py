@@ -177,7 +177,8 @@ def encode(
                                             "tenths of a bpp; encode says when it stops there)."),
     layers: Optional[str] = typer.Option(None, "--layers", help="B1,B2,…,B: write layers, the stream up to "
                                          "layer i a whole stream of at most Bi bpp (flux presets: each layer "
-                                         "adds the next channels; lite sends one layer)."),
+                                         "adds the next channels; lite: finer steps of its thumbnail; several "
+                                         "layers write version 4)."),
     stream_version: Optional[int] = typer.Option(None, "--stream-version", help="3 | 4: the container "
                                                  "(default: the preset's; lite 3, flux 4). 4 checks each "
                                                  "section, repairs a damaged header byte and carries layers, "

@@ -120,7 +120,8 @@ class Codec:
 
         ``layers`` (bpp, ascending; the last is ``max_bpp``): the stream's prefix up to layer i is a complete
         stream of at most ``layers[i]`` bpp (flux presets: each layer adds the next channels in selection
-        order; lite: one layer). ``version``: the container, 3 (one layer, one CRC) or 4; None: the preset's.
+        order; lite: finer steps of the same thumbnail). ``version``: the container, 3 (one layer, one CRC) or
+        4; None: the preset's, or 4 for several layers.
 
         ``caption_policy``: ``keep`` the caption, ``drop`` it (its bytes go to the latent), or ``auto``: drop
         it when it would take more than ``CAPTION_SHARE`` of the budget; None: the preset's (lite drops it,
@@ -143,7 +144,7 @@ class Codec:
         from .image import as_image_tensor
 
         caption_policy = caption_policy or self.preset.caption_policy
-        version = version or self.preset.stream_version
+        version = version or (layered.VERSION if layers and len(layers) > 1 else self.preset.stream_version)
         self._check_options(channels, step, max_bpp, caption_policy)
         budgets = self._check_layers(layers, max_bpp, version)
         max_bpp = budgets[0] if budgets else max_bpp
@@ -257,8 +258,10 @@ class Codec:
     DEFAULT_BPP = 0.01   # lite without --max-bpp
 
     def _encode_bands(self, x, pack, channels: int | None, step: float, max_bpp: float | None,
-                      _more: list[float], progress=None) -> bytes:
-        """The lite sender: 2. g_a and 3. the rate control (scale, steps, C) in one, 4. entropy coding."""
+                      more: list[float], progress=None) -> bytes:
+        """The lite sender: 2. g_a and 3. the rate control (scale, steps, C) in one, 4. entropy coding; with
+        ``more`` (bpp), later layers at finer steps of the same thumbnail (``gsc.format.band_layers``)."""
+        from .format.band_layers import encode_layer
         from .format.bands import encode_bands
 
         if step != 1.0:
@@ -268,15 +271,29 @@ class Codec:
             return pack([b""])
         height, width = x.shape[-2:]
         max_bpp = self.DEFAULT_BPP if max_bpp is None else max_bpp
-        total = int(max_bpp * width * height / 8)
-        room = min(total, fmt.MAX_STREAM_BYTES // 2)   # the container's bytes for a layer this long, or longer
-        budget = total - (len(pack([bytes(room)])) - room)
-        best = self.latent_encoder.rate_control(x, budget, channels, progress) if budget > 0 else None
+        budgets = [self._latent_budget(pack, b, j + 1, width * height) for j, b in enumerate([max_bpp, *more])]
+        if more:
+            found = self.latent_encoder.layered(x, budgets, channels, progress) if budgets[0] > 0 else None
+            if found is None:
+                raise GSCError(f"the layers {', '.join(map(str, [max_bpp, *more]))} bpp cannot be made: the first "
+                               f"must hold a thumbnail and each later one a finer step of it; space them further apart")
+            return pack([encode_bands(found[0].latent, width, height)] +
+                        [encode_layer(a.latent, b.latent, width, height) for a, b in zip(found, found[1:])])
+        best = self.latent_encoder.rate_control(x, budgets[0], channels, progress) if budgets[0] > 0 else None
         if best is None:
+            total = int(max_bpp * width * height / 8)
             raise GSCError(f"nothing fits in {max_bpp} bpp ({total} bytes): the header and caption take "
-                           f"{total - budget} bytes and the coarsest thumbnail more than the rest; raise --max-bpp"
-                           f" or send a shorter caption")
+                           f"{total - budgets[0]} bytes and the coarsest thumbnail more than the rest; raise "
+                           f"--max-bpp or send a shorter caption")
         return pack([encode_bands(best.latent, width, height)])
+
+    @staticmethod
+    def _latent_budget(pack, bpp: float, layers: int, pixels: int) -> int:
+        """The latent bytes a prefix of ``layers`` layers may hold within ``bpp``: the budget less what the
+        container adds (header, caption, the records' lengths and checks, priced for layers this long)."""
+        total = int(bpp * pixels / 8)
+        filler = [bytes(min(total, fmt.MAX_STREAM_BYTES // (2 * layers)))] * layers
+        return total - (len(pack(filler)) - sum(map(len, filler)))
 
     def _stream(self, pack, y, padded, c: int, delta: float):
         import torch
@@ -368,8 +385,9 @@ class Codec:
         if not budgets:
             raise GSCError("refine needs --max-bpp (or --layers): the budget of the refined stream")
         s = layered.read(sent)
-        if s.report.version != layered.VERSION or not s.report.intact:
-            raise GSCError(f"refine needs a whole version-{layered.VERSION} stream ({s.report.line()})")
+        whole_layers = s.layers and s.report.caption != "cut" and all(st == "ok" for *_, st in s.report.layers)
+        if s.report.version != layered.VERSION or s.report.damaged or not whole_layers:
+            raise GSCError(f"refine needs a version-{layered.VERSION} stream of whole layers ({s.report.line()})")
         if preset_by_id(s.header.preset_id).name != self.preset.name:
             raise GSCError(f"the stream sent was made with preset {preset_by_id(s.header.preset_id).name}, "
                            f"not {self.preset.name}")
@@ -379,9 +397,42 @@ class Codec:
         if (x.shape[-1], x.shape[-2]) != (s.header.width, s.header.height):
             raise GSCError(f"the image is {x.shape[-1]}×{x.shape[-2]}, the stream sent "
                            f"{s.header.width}×{s.header.height}")
+        return layered.pack_more(REFINERS[self.preset.coding](self, x, s, budgets), s.last_crc)
+
+    def _refine_grid(self, x, s, budgets: list[float]) -> list[bytes]:
         y, padded = self._analyse(x)
-        more = self._more_grid_layers(y, padded, s.layers, s.report.size, budgets, s.header.width * s.header.height)
-        return layered.pack_more(more, s.last_crc)
+        return self._more_grid_layers(y, padded, s.layers, s.report.size, budgets, s.header.width * s.header.height)
+
+    def _refine_bands(self, x, s, budgets: list[float]) -> list[bytes]:
+        """Lite's next layers: finer steps of the thumbnail ``s`` (a parsed stream) holds, at its scale."""
+        from .format.band_layers import decode_layer, encode_layer
+        from .format.bands import decode_bands, encode_bands
+
+        width, height = s.header.width, s.header.height
+        sender = self.latent_encoder.sender
+        latents = [decode_bands(s.layers[0], width, height)]
+        for data in s.layers[1:]:
+            latents.append(decode_layer(data, latents[-1], width, height))
+        again = sender.resend(x, latents)
+        made = [encode_bands(again[0], width, height)] + [encode_layer(a, b, width, height)
+                                                             for a, b in zip(again, again[1:])]
+        if made != list(s.layers):
+            raise GSCError("the stream sent does not match this image (re-encoding its layers gives other "
+                           "bytes): refine needs the same image and preset")
+        held = sum(map(len, s.layers))
+        fixed = s.report.size - held          # header, caption, records: what is not a section's own bytes
+
+        def budget(bpp: float, k: int) -> int:
+            total = int(bpp * width * height / 8)
+            filler = [bytes(min(total, fmt.MAX_STREAM_BYTES // (2 * k)))] * k
+            return total - fixed - (len(layered.pack_more(filler, 0)) - sum(map(len, filler)))
+
+        found = sender.refined(x, latents[-1], held,
+                               [budget(b, j + 1) for j, b in enumerate(budgets)])
+        if found is None:
+            raise GSCError(f"a layer at {budgets} bpp adds nothing: the next finer step does not fit")
+        chain = [latents[-1]] + [c.latent for c in found]
+        return [encode_layer(a, b, width, height) for a, b in zip(chain, chain[1:])]
 
     # -- receiver -------------------------------------------------------------------------------
     def _header(self, data, strict: bool = False):
@@ -522,6 +573,10 @@ class Codec:
 SENDERS: Registry = Registry("latent section sender")
 SENDERS.register("grid", Codec._encode_grid)
 SENDERS.register("bands", Codec._encode_bands)
+# What ``refine`` appends, per kind: (codec, image, the parsed stream sent, budgets in bpp) → the new layers.
+REFINERS: Registry = Registry("latent section refiner")
+REFINERS.register("grid", Codec._refine_grid)
+REFINERS.register("bands", Codec._refine_bands)
 
 
-__all__ = ["Codec", "Payload", "SENDERS", "StreamError"]
+__all__ = ["Codec", "Payload", "REFINERS", "SENDERS", "StreamError"]

@@ -161,8 +161,10 @@ class _Tables:
     """Adaptive integer frequency tables, one row per context, over magnitudes 0..M, starting from the
     fitted prior of their kind (luma or chroma)."""
 
-    def __init__(self, m: int, kind: int):
+    def __init__(self, m: int, kind: int, extra: np.ndarray | None = None):
         self.t = fitted_prior()[kind][:, np.minimum(np.arange(m + 1), PRIOR_SYMBOLS - 1)].copy()
+        if extra is not None:       # more rows after the fitted contexts (their own priors)
+            self.t = np.vstack([self.t, extra])
 
     def probs(self, ctx: np.ndarray) -> np.ndarray:
         return self.t[ctx]

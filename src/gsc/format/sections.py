@@ -8,8 +8,10 @@ never asks which kind it holds:
   first bytes alone (never refused for its work: what ``Codec.summary`` reports);
 - ``decode``: the symbols, after ``coder.check_work`` against ``max_work``;
 - ``max_channels``: the most channels a sender may put in the section, given N;
-- ``max_layers``: how many layers of the kind a stream may stack (``decode_layers`` merges them: the grid's
-  layers are disjoint channel groups at one step; lite's bands section is one layer).
+- ``join`` / ``extend``: a later layer added to the merged header / the merged section (StreamError when it
+  does not stack): the grid's layers are disjoint channel groups at one step; the bands' later layers refine
+  the same bands at finer steps (``gsc.format.band_layers``);
+- ``max_layers``: how many layers of the kind a stream may stack.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from ..errors import StreamError
 from ..registry import Registry
-from . import bands, grid
+from . import band_layers, bands, grid
 from .coder import check_work
 from .tables import BANDS, CHROMA_RATIOS, LUMA_STEPS, SCALES, TEXTURE_ENERGY, ThumbnailGeometry
 
@@ -34,6 +36,7 @@ class SectionHeader:
     step: float | tuple | None     # quantization step Δ (bands: Δ_Y, Δ_C); None for an empty section
     work: int                      # decoding work, ≈ ns of CPU time (``gsc.budget``)
     settings: dict = field(default_factory=dict)   # the kind's own settings (bands: scale, texture)
+    state: tuple = ()              # what the next layer's header is checked against (bands: its codes)
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class SectionCoding:
     read_header: Callable[[bytes, int, int, int], SectionHeader]          # (data, N, width, height)
     decode: Callable[[bytes, int, int, int, "int | None"], Section]       # (data, N, width, height, max_work)
     max_channels: Callable[[int], int]                                    # N → most channels sent
+    join: Callable[[SectionHeader, bytes, int, int, int], SectionHeader]  # (merged, data, N, width, height)
+    extend: Callable[[Section, bytes, int, int, int], Section]            # (merged, data, N, width, height)
     max_layers: int = 1
 
 
@@ -69,6 +74,19 @@ def _grid_decode(data: bytes, n_channels: int, width: int, height: int, max_work
     return Section(indices, step, q=q)
 
 
+def _grid_join(merged: SectionHeader, data: bytes, n_channels: int, width: int, height: int) -> SectionHeader:
+    return _joins(merged, _grid_header(data, n_channels, width, height), min(grid.MAX_CHANNELS_SENT, n_channels))
+
+
+def _grid_extend(merged: Section, data: bytes, n_channels: int, width: int, height: int) -> Section:
+    """The channels of ``merged`` and of the layer ``data``, in ascending index order."""
+    s = _grid_decode(data, n_channels, width, height, None)
+    indices = merged.indices + s.indices
+    order = np.argsort(indices, kind="stable")
+    return Section(sorted(indices), merged.step if merged.indices else s.step,
+                   q=np.concatenate([merged.q, s.q])[order])
+
+
 def _band_steps(luma_code: int, chroma_code: int) -> tuple[float, float]:
     return LUMA_STEPS[luma_code], round(LUMA_STEPS[luma_code] * CHROMA_RATIOS[chroma_code], 4)
 
@@ -79,19 +97,39 @@ def _band_header(data: bytes, _n_channels: int, width: int, height: int) -> Sect
     (scale, c, luma, chroma, texture), dc, ac, _ = bands.read_band_header(data)
     work = bands.band_work(ThumbnailGeometry(width, height, SCALES[scale]), c, dc, ac)
     settings = {"scale": SCALES[scale], "texture": float(f"{TEXTURE_ENERGY[texture]:.3g}")}
-    return SectionHeader(list(range(c)), _band_steps(luma, chroma), work, settings)
+    return SectionHeader(list(range(c)), _band_steps(luma, chroma), work, settings, state=(scale, luma, chroma, c))
+
+
+def _band_join(merged: SectionHeader, data: bytes, _n_channels: int, width: int, height: int) -> SectionHeader:
+    if not merged.state:
+        raise StreamError("a later bands layer follows an empty one")
+    (scale, luma, chroma, c), texture, work = band_layers.layer_settings(data, merged.state, width, height)
+    settings = {"scale": SCALES[scale], "texture": float(f"{TEXTURE_ENERGY[texture]:.3g}")}
+    return SectionHeader(list(range(c)), _band_steps(luma, chroma), merged.work + work, settings,
+                         state=(scale, luma, chroma, c))
 
 
 def _band_decode(data: bytes, _n_channels: int, width: int, height: int, max_work: int | None) -> Section:
     latent = bands.decode_bands(data, width, height, max_work)
     if latent is None:
         return Section([], None)
+    return _band_section(latent)
+
+
+def _band_section(latent) -> Section:
     return Section(list(range(latent.channels)), _band_steps(latent.luma_code, latent.chroma_code), latent=latent)
 
 
-SECTIONS.register("grid", SectionCoding(_grid_header, _grid_decode,
-                                        lambda n: min(grid.MAX_CHANNELS_SENT, n), max_layers=16))
-SECTIONS.register("bands", SectionCoding(_band_header, _band_decode, lambda _n: BANDS))
+def _band_extend(merged: Section, data: bytes, _n_channels: int, width: int, height: int) -> Section:
+    if merged.latent is None:
+        raise StreamError("a later bands layer follows an empty one")
+    return _band_section(band_layers.decode_layer(data, merged.latent, width, height))
+
+
+SECTIONS.register("grid", SectionCoding(_grid_header, _grid_decode, lambda n: min(grid.MAX_CHANNELS_SENT, n),
+                                        _grid_join, _grid_extend, max_layers=16))
+SECTIONS.register("bands", SectionCoding(_band_header, _band_decode, lambda _n: BANDS, _band_join, _band_extend,
+                                         max_layers=16))
 
 
 def _joins(merged: SectionHeader | None, layer: SectionHeader, most: int) -> SectionHeader:
@@ -110,13 +148,13 @@ def _joins(merged: SectionHeader | None, layer: SectionHeader, most: int) -> Sec
 
 def read_layers(kind: str, layers: list[bytes], n_channels: int, width: int,
                 height: int) -> tuple[SectionHeader, int]:
-    """The leading layers' headers merged (indices in layer order, works summed), and how many layers that
-    is: a layer whose header is malformed or does not stack ends the count."""
+    """The leading layers' headers merged (works summed; grid: indices in layer order), and how many layers
+    that is: a layer whose header is malformed or does not stack ends the count."""
     coding, merged, count = SECTIONS[kind], None, 0
     for data in layers[:coding.max_layers]:
         try:
-            merged = _joins(merged, coding.read_header(data, n_channels, width, height),
-                            coding.max_channels(n_channels))
+            merged = (coding.read_header(data, n_channels, width, height) if merged is None
+                      else coding.join(merged, data, n_channels, width, height))
         except StreamError:
             break
         count += 1
@@ -125,20 +163,18 @@ def read_layers(kind: str, layers: list[bytes], n_channels: int, width: int,
 
 def decode_layers(kind: str, layers: list[bytes], n_channels: int, width: int, height: int,
                   max_work: int | None) -> tuple[Section, int]:
-    """The leading layers decoded as one section (grid: channels in ascending index order), and how many
-    layers went into it. BudgetError when their work together exceeds ``max_work``, before any decoding."""
+    """The leading layers decoded as one section (grid: channels in ascending index order; bands: the last
+    layer's latent), and how many layers went into it. BudgetError when their work together exceeds
+    ``max_work``, before any decoding."""
     coding = SECTIONS[kind]
     header, count = read_layers(kind, layers, n_channels, width, height)
     check_work(header.work, max_work)
-    sections = []
+    section, decoded = None, 0
     for data in layers[:count]:
         try:
-            sections.append(coding.decode(data, n_channels, width, height, None))
+            section = (coding.decode(data, n_channels, width, height, None) if section is None
+                       else coding.extend(section, data, n_channels, width, height))
         except StreamError:
             break
-    if len(sections) <= 1:
-        return (sections[0] if sections else coding.decode(b"", n_channels, width, height, None)), len(sections)
-    indices = [i for s in sections for i in s.indices]
-    q = np.concatenate([s.q for s in sections])
-    order = np.argsort(indices, kind="stable")
-    return Section(sorted(indices), header.step, q=q[order]), len(sections)
+        decoded += 1
+    return section or coding.decode(b"", n_channels, width, height, None), decoded

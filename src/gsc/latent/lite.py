@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from ..color import rgb_to_ycbcr
+from ..format.band_layers import encode_layer
 from ..format.bands import BandLatent, encode_bands
 from ..format.tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 from ..models import thumbnail as T
@@ -30,6 +31,11 @@ MIN_THUMBNAIL = 4            # pixels, the thumbnail's short side
 BITS_PER_PIXEL = 1.2         # bits per thumbnail pixel where the best scale usually lies (BSDS500 val)
 SCALE_WINDOW = 3             # scale codes tried on each side of that guess
 START_CODE = 10              # the first luma step code tried
+LAYER_LOSS = (0.3, 0.15)     # dB a prefix, and the whole stream, may lose against a one-shot stream
+
+
+def _cost(found) -> float:
+    return math.inf if found is None else found[0]
 
 
 @dataclass
@@ -131,8 +137,7 @@ class LiteSender:
         pixel), each at the finest step that fits; then the other chroma ratios at the best scale.
         ``progress(done, total)`` after each scale and after the other chroma ratios."""
         h, w = x.shape[-2:]
-        guess = math.sqrt(h * w * BITS_PER_PIXEL / (8 * max(budget, 1)))
-        centre = min(range(len(SCALES)), key=lambda s: abs(math.log(SCALES[s] / guess)))
+        centre = self._centre(h, w, budget)
         out, start = [], START_CODE
         scales = range(min(len(SCALES) - 1, centre + SCALE_WINDOW), max(-1, centre - SCALE_WINDOW - 1), -1)
         report = progress or (lambda done, total: None)
@@ -172,5 +177,104 @@ class LiteSender:
         receiver should add to its low band (the texture code costs no byte: its 3 bits are always sent)."""
         best = self.score(x, self.candidates(x, budget, channels, progress))
         if best is not None:
-            best.latent.texture_code = texture_code(x, best.low_band, best.latent.scale)
+            self._texture(x, best)
         return best
+
+    def _texture(self, x: torch.Tensor, c: ThumbnailCandidate) -> None:
+        c.latent.texture_code = texture_code(x, c.low_band, c.latent.scale)
+
+    # -- layers: the same scale, finer steps (``gsc.format.band_layers``) ---------------------------------
+    def more_layers(self, x: torch.Tensor, prev: BandLatent, used: int, budgets: list[int],
+                    channels: int | None = None) -> list[ThumbnailCandidate] | None:
+        """The layers after ``prev`` (whose layers take ``used`` latent bytes): layer j the finest luma step
+        below the previous layer's whose section keeps the latent bytes within ``budgets[j]``, at ``prev``'s
+        scale and chroma ratio. None when a layer adds nothing (no finer step fits)."""
+        h, w = x.shape[-2:]
+        coefs = analyse(x, ThumbnailGeometry(w, h, prev.scale))
+        out = []
+        for budget in budgets:
+            best = None
+            for code in range(prev.luma_code - 1, -1, -1):
+                latent = self.latent(coefs, prev.scale_code, code, prev.chroma_code, channels)
+                if latent.channels < prev.channels:
+                    latent = self.latent(coefs, prev.scale_code, code, prev.chroma_code, prev.channels)
+                n = len(encode_layer(prev, latent, w, h))
+                if used + n > budget:
+                    break
+                best = ThumbnailCandidate(latent, n)
+            if best is None:
+                return None
+            used, prev = used + best.nbytes, best.latent
+            out.append(best)
+        return out
+
+    @torch.no_grad()
+    def layered(self, x: torch.Tensor, budgets: list[int], channels: int | None = None,
+                progress=None) -> list[ThumbnailCandidate] | None:
+        """A layer per budget (the latent bytes of each prefix), at one scale: for each scale between the
+        ones the first and the last budget usually want, layer 1 the finest step that fits and each later
+        layer the next finest (``more_layers``). The scale and chroma ratio whose worst prefix loses least
+        against the one-shot stream of its budget win, each loss (dB of the upscale's distortion) counted
+        against its allowance (``LAYER_LOSS``: the whole stream is held closer than the prefixes). Each
+        layer's texture is measured on its prefix's low band (through g_s when given). None when nothing fits."""
+        h, w = x.shape[-2:]
+        report = progress or (lambda done, total: None)
+        one_shot = [min((c.distortion for c in self.candidates(x, b, channels)), default=math.inf) for b in budgets]
+        allowance = [LAYER_LOSS[0]] * (len(budgets) - 1) + [LAYER_LOSS[1]]
+
+        def loss(found):
+            if found is None:
+                return None
+            worst = max(10 * math.log10(c.distortion / d) / a for c, d, a in zip(found, one_shot, allowance))
+            return worst, found
+
+        lo, hi = (self._centre(h, w, b) for b in (budgets[-1], budgets[0]))
+        scales = list(range(min(len(SCALES) - 1, hi + 1), max(-1, lo - 2), -1))
+        best = None
+        for k, s in enumerate(scales):
+            best = min(best, loss(self._layers_at(x, s, CHROMA_CODES[1], budgets, channels)), key=_cost)
+            report(k + 1, len(scales) + 1)
+        if best is not None:
+            s = best[1][0].latent.scale_code
+            for j in (CHROMA_CODES[0], CHROMA_CODES[2]):
+                best = min(best, loss(self._layers_at(x, s, j, budgets, channels)), key=_cost)
+        report(len(scales) + 1, len(scales) + 1)
+        return None if best is None else self._textured(x, best[1])
+
+    def _layers_at(self, x, scale_code: int, chroma_code: int, budgets: list[int], channels):
+        """The layers at one scale and chroma ratio (their upscales' distortions measured), or None."""
+        found = self._scale_candidates(x, budgets[0], channels, scale_code, (chroma_code,), START_CODE)
+        rest = self.more_layers(x, found[0].latent, found[0].nbytes, budgets[1:], channels) if found else None
+        if rest is None:
+            return None
+        layers = found[:1] + rest
+        for c in layers:
+            self._proxy(x, c)
+        return layers
+
+    def _textured(self, x: torch.Tensor, layers: list[ThumbnailCandidate]) -> list[ThumbnailCandidate]:
+        for c in layers:
+            self._proxy(x, c)
+            self._texture(x, self.score(x, [c]))
+        return layers
+
+    @torch.no_grad()
+    def refined(self, x: torch.Tensor, prev: BandLatent, used: int, budgets: list[int],
+                channels: int | None = None) -> list[ThumbnailCandidate] | None:
+        """``more_layers`` with each layer's texture measured, as ``layered`` makes them."""
+        found = self.more_layers(x, prev, used, budgets, channels)
+        return None if found is None else self._textured(x, found)
+
+    def resend(self, x: torch.Tensor, latents: list[BandLatent]) -> list[BandLatent]:
+        """What this sender makes of ``x`` at each of ``latents``' settings (their texture codes kept): a
+        stream of them was made from ``x`` when they code alike."""
+        h, w = x.shape[-2:]
+        coefs = analyse(x, ThumbnailGeometry(w, h, latents[0].scale))
+        return [self.latent(coefs, a.scale_code, a.luma_code, a.chroma_code, a.channels, a.texture_code)
+                for a in latents]
+
+    @staticmethod
+    def _centre(h: int, w: int, budget: int) -> int:
+        """The scale code a budget usually wants (≈ ``BITS_PER_PIXEL`` bits per thumbnail pixel)."""
+        guess = math.sqrt(h * w * BITS_PER_PIXEL / (8 * max(budget, 1)))
+        return min(range(len(SCALES)), key=lambda s: abs(math.log(SCALES[s] / guess)))

@@ -1,0 +1,117 @@
+"""lite's layers (``gsc.format.band_layers``): each prefix is the one-shot latent at its step, cuts decode the
+whole layers before them, refine appends exactly what encoding with every layer gives, and (trained models,
+real photos) quality never falls as layers arrive."""
+
+import numpy as np
+import pytest
+import torch
+
+from gsc.codec import Codec
+from gsc.errors import BudgetError, GSCError, StreamError
+from gsc.format import layered
+from gsc.format.band_layers import decode_layer, encode_layer
+from gsc.format.bands import decode_bands
+
+from test_lite_tiny import smooth_image
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+BUDGETS = [0.05, 0.1, 0.2]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return Codec("lite-tiny")
+
+
+@pytest.fixture(scope="module")
+def image():
+    return smooth_image(96, 160, seed=3)
+
+
+@pytest.fixture(scope="module")
+def stream(tiny, image):
+    return tiny.encode(image, layers=BUDGETS, version=4)
+
+
+def ends(data):
+    return [end for _, end, _ in layered.read(data).report.layers]
+
+
+def test_each_prefix_fits_its_budget_and_is_the_one_shot_latent_at_its_step(tiny, image, stream):
+    pixels = image.shape[-1] * image.shape[-2]
+    assert len(ends(stream)) == 3
+    sender = tiny.latent_encoder.sender
+    steps = []
+    for end, bpp in zip(ends(stream), BUDGETS):
+        assert end <= bpp * pixels / 8
+        p = tiny.read(stream[:end])
+        again = sender.resend(image, [p.latent])[0]       # the image's bands quantized at this prefix's step
+        assert all(np.array_equal(a, b) for a, b in zip(p.latent.q, again.q))
+        steps.append(p.latent.luma_code)
+    assert steps == sorted(steps, reverse=True) and len(set(steps)) == 3     # each layer a finer step
+
+
+def test_every_cut_decodes_the_whole_layers_before_it(tiny, stream):
+    layer_ends = ends(stream)
+    whole = layered.read(stream)
+    for cut in range(0, len(stream) + 1, 3):
+        try:
+            p = tiny.read(stream[:cut])
+        except StreamError:
+            assert cut < whole.header_bytes, cut
+            continue
+        assert p.report.decoded == sum(e <= cut for e in layer_ends), cut
+
+
+def test_refine_appends_exactly_what_encoding_with_every_layer_gives(tiny, image, stream):
+    first = ends(stream)[0]
+    more = tiny.refine(image, stream[:first], layers=BUDGETS[1:])
+    assert stream[:first] + more == stream
+    step = tiny.refine(image, stream[:first], max_bpp=BUDGETS[1])
+    assert stream[:first] + step == stream[:ends(stream)[1]]
+    one = tiny.encode(image, max_bpp=BUDGETS[0], version=4)    # a one-layer stream refines at its own scale
+    p = tiny.read([one, tiny.refine(image, one, max_bpp=BUDGETS[2])])
+    assert p.report.intact and p.report.decoded == 2 and p.latent.luma_code < tiny.read(one).latent.luma_code
+    with pytest.raises(GSCError, match="does not match this image"):
+        tiny.refine(smooth_image(96, 160, seed=4), stream[:first], max_bpp=BUDGETS[1])
+
+
+def test_layers_too_close_to_add_a_step_are_refused_in_one_line(tiny, image):
+    with pytest.raises(GSCError, match="space them further apart"):
+        tiny.encode(image, layers=[0.05, 0.0501], version=4)
+
+
+def test_a_layer_round_trips_and_refuses_what_does_not_refine(tiny, stream, image):
+    s = layered.read(stream)
+    w, h = image.shape[-1], image.shape[-2]
+    first = decode_bands(s.layers[0], w, h)
+    second = decode_layer(s.layers[1], first, w, h)
+    assert encode_layer(first, second, w, h) == s.layers[1]
+    with pytest.raises(StreamError):
+        decode_layer(s.layers[2], first, w, h)           # layer 3 refines layer 2, not layer 1
+    with pytest.raises(StreamError):
+        decode_layer(s.layers[1][:-1] + bytes([s.layers[1][-1] ^ 1]), first, w, h)
+    with pytest.raises(BudgetError):
+        decode_layer(s.layers[1], first, w, h, max_work=1)
+
+
+def test_a_damaged_last_layer_leaves_the_first_two(tiny, stream):
+    damaged = bytearray(stream)
+    damaged[-3] ^= 0x10
+    p = tiny.read(bytes(damaged))
+    assert p.report.decoded == 2 and p.report.damaged
+    assert p.latent.luma_code == tiny.read(stream[:ends(stream)[1]]).latent.luma_code
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data("bsds500")
+def test_quality_never_falls_as_layers_arrive(shared_data):
+    from gsc.eval.metrics import psnr, to_8bit
+    from gsc.image import load_image
+
+    codec = Codec()
+    for name in sorted((shared_data / "bsds500" / "test").glob("*.jpg"))[:2]:
+        x = load_image(name)
+        data = codec.encode(x, layers=[0.005, 0.01, 0.02], version=4)
+        scores = [psnr(to_8bit(codec.decode(data[:end])), x) for end in ends(data)]
+        assert scores[1] > scores[0] + 0.2 and scores[2] > scores[1] + 0.2, (name.name, scores)
