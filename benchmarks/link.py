@@ -2,7 +2,7 @@
 "On a bad link").
 
     nice python benchmarks/link.py [--images 24] [--trials 20] [--max-bpp 0.01] [--layers 0.0025,0.005,0.01]
-        [--preset lite] [--channels C] [--no-texture] [--checks 1] [--timeout 120]
+        [--preset lite] [--channels C] [--caption-policy keep|drop|auto] [--no-texture] [--checks 1] [--timeout 120]
         [--out benchmarks/results/link.json] [--doc docs/stream-format.md]
 
 Each image (``--data``, Kodak by default) is encoded once as version 3 (one layer at ``--max-bpp``) and once
@@ -283,7 +283,7 @@ def run_stream(receiver: Receiver, sent: bytes, original, args, seed: tuple) -> 
 
 def encode(codec: Codec, image, caption: str, args) -> dict[str, bytes]:
     """The image as version 3 (one layer at ``--max-bpp``) and as version 4 (``--layers``, or one layer)."""
-    common = dict(caption=caption, channels=args.channels, max_bpp=args.max_bpp)
+    common = dict(caption=caption, channels=args.channels, max_bpp=args.max_bpp, caption_policy=args.caption_policy)
     return {"v3": codec.encode(image, version=3, **common),
             "v4": codec.encode(image, version=4, layers=args.layers, **common)}
 
@@ -350,17 +350,16 @@ def targets(images: dict) -> list[tuple[str, bool, str]]:
 
 
 def cut_curves(images: dict) -> dict[str, tuple[list, list, list]]:
-    """Per version, over the cut lengths: (bytes received, share decoded, mean PSNR of those decoded)."""
+    """Per version, at every multiple of 8 bytes up to the longest stream: (bytes received, share of images
+    decoded, mean PSNR of those decoded); an image whose whole stream is that long or shorter arrived whole."""
     out = {}
     for v in ("v3", "v4"):
-        at: dict[int, list] = {}
-        for rec in images.values():
-            for n, p in rec[v]["conditions"]["cut"]["curve"] + [[rec[v]["bytes"], rec[v]["psnr"]]]:
-                at.setdefault(n, []).append(p)
-        xs = sorted(at)
-        shares = [sum(p is not None for p in at[n]) / len(at[n]) for n in xs]
-        psnrs = [np.mean([p for p in at[n] if p is not None]) if any(p is not None for p in at[n]) else np.nan
-                 for n in xs]
+        ends = [r[v]["bytes"] for r in images.values()]
+        xs = list(range(CUT_STEP, -(-max(ends) // CUT_STEP) * CUT_STEP + 1, CUT_STEP))
+        at = [[r[v]["psnr"] if n >= r[v]["bytes"] else dict(r[v]["conditions"]["cut"]["curve"])[n]
+               for r in images.values()] for n in xs]
+        shares = [sum(p is not None for p in ps) / len(ps) for ps in at]
+        psnrs = [np.mean([p for p in ps if p is not None]) if any(p is not None for p in ps) else np.nan for ps in at]
         out[v] = (xs, shares, psnrs)
     return out
 
@@ -377,7 +376,7 @@ def plot(images: dict, path: Path, title: str) -> None:
         b.plot(xs, psnrs, ".-", label=f"version {v[1]}")
     a.set_ylabel("images decoded (%)")
     b.set_ylabel("PSNR of those decoded (dB)")
-    b.set_xlabel("bytes received (the stream cut there; the last point: the whole stream)")
+    b.set_xlabel("bytes received (each stream cut there, or whole where shorter)")
     a.set_title(title)
     for ax in (a, b):
         ax.grid(alpha=0.3)
@@ -400,6 +399,7 @@ def arguments(argv=None) -> argparse.Namespace:
     ap.add_argument("--max-bpp", type=float, default=0.01)
     ap.add_argument("--layers", default=None, help="version 4's layers, bpp ascending (e.g. 0.0025,0.005,0.01)")
     ap.add_argument("--channels", type=int, default=None, help="C (the flux presets need it with --max-bpp)")
+    ap.add_argument("--caption-policy", default=None, help="keep, drop or auto (default: the preset's)")
     ap.add_argument("--no-texture", dest="texture", action="store_false")
     ap.add_argument("--checks", type=int, default=1, help="bit-identical checks per image, version and condition")
     ap.add_argument("--timeout", type=float, default=120.0, help="a hang: a case over this many CPU seconds")
@@ -418,6 +418,7 @@ def arguments(argv=None) -> argparse.Namespace:
 def settings(args) -> dict:
     """What the records depend on: a saved run with other settings is measured again."""
     return {"preset": args.preset, "max_bpp": args.max_bpp, "layers": args.layers, "channels": args.channels,
+            "caption_policy": args.caption_policy,
             "trials": args.trials, "texture": args.texture, "checks": args.checks, "seed": args.seed,
             "packet": PACKET, "cut_step": CUT_STEP, "conditions": {c: p for c, (_, p) in CONDITIONS.items()}}
 
@@ -428,9 +429,10 @@ def report(results: dict, args, command: str) -> str:
     images = results["images"]
     met = "\n".join(f"- {name}: **{'met' if ok else 'not met'}** ({value})" for name, ok, value in targets(images))
     runs = sum(r["generations"] for r in images.values())
+    texture = "on" if args.texture else "off (g_s low band alone)"
     return (f"`{command}`: {len(images)} images, {args.preset}, v3 one layer at {args.max_bpp} bpp, "
-            f"{layers_label(args)}; texture {'on' if args.texture else 'off (g_s low band alone)'}; {args.trials} trials per "
-            f"random condition; {runs} generations run (one per distinct verified content).\n\n"
+            f"{layers_label(args)}; texture {texture}; {args.trials} trials per random condition; {runs} "
+            f"generations run (one per distinct verified content).\n\n"
             + markdown_table(HEADERS, rows(images)) + f"\n![{args.out.stem}](img/{args.plot.name})\n\n{met}\n")
 
 

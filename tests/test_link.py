@@ -77,3 +77,16 @@ def test_a_cut_at_a_layer_boundary_decodes_the_layers_before_it(run):
         assert torch.equal(picture, whole) == (end == len(sent))
     outcome, *_ = link.receive(receiver, sent[:3], 60)
     assert outcome == "refused"
+
+
+def test_a_damaged_caption_is_dropped_and_checked_against_the_stream_packed_without_it(run):
+    from gsc.format import layered
+
+    codec, receiver, img, args, _ = run
+    sent = link.encode(codec, img, "a gradient", args)["v4"]
+    at = layered.read(sent).header_bytes          # the caption's first byte
+    damaged = sent[:at] + bytes([sent[at] ^ 0x10]) + sent[at + 1:]
+    outcome, picture, report, _ = link.receive(receiver, damaged, 60)
+    assert outcome == "partial" and report.caption == "damaged" and report.decoded == 3
+    assert link.identical(receiver, sent, damaged, report)
+    assert not torch.equal(picture, receiver.decode(sent))   # the caption conditions the picture
