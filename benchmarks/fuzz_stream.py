@@ -27,9 +27,10 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from gsc.format.layered import VERSION
-    from gsc.testing.fuzz import fuzz, sample_layered_stream, sample_stream
+    from gsc.testing.fuzz import fuzz, sample_layered_stream, sample_lite_layers, sample_stream
 
     seeds = {"lite, 1 layer": sample_stream(channels=2, size=(768, 512)),
+             "lite, 3 layers": sample_lite_layers(3),
              "flux-tiny, 3 layers": sample_layered_stream((2, 3, 1))}
     result = {"stream_version": VERSION, "mutations": args.n, "seeds": {}}
     bad = 0

@@ -6,7 +6,7 @@
         [--out benchmarks/results/link.json] [--doc docs/stream-format.md]
 
 Each image (``--data``, Kodak by default) is encoded once as version 3 (one layer at ``--max-bpp``) and once
-as version 4 (``--layers``, or one layer; lite's sender refuses several today, the flux presets' layers are
+as version 4 (``--layers``, or one layer; lite's layers are finer steps of its thumbnail, the flux presets' layers are
 channel groups), then sent through each condition of ``CONDITIONS``:
 
 - ``cut``: every prefix of 8, 16, … bytes, shorter than the stream;

@@ -115,3 +115,11 @@ def test_quality_never_falls_as_layers_arrive(shared_data):
         data = codec.encode(x, layers=[0.005, 0.01, 0.02], version=4)
         scores = [psnr(to_8bit(codec.decode(data[:end])), x) for end in ends(data)]
         assert scores[1] > scores[0] + 0.2 and scores[2] > scores[1] + 0.2, (name.name, scores)
+
+
+def test_mutated_layered_lite_streams_never_crash_hang_or_leak():
+    from gsc.testing.fuzz import fuzz, sample_lite_layers
+
+    r = fuzz(sample_lite_layers(3, size=(256, 160)), 300, seed=5)
+    assert r.cases > 250 and r.accepted > 0 and r.refused + r.accepted == r.cases
+    assert not r.crashes and not r.hangs and not r.leaks

@@ -107,6 +107,27 @@ def sample_layered_stream(groups: tuple = (2, 3, 1), size: tuple[int, int] = (25
     return layered.pack(fmt.Header(p.id, *size), encode_caption(caption), layers)
 
 
+def sample_lite_layers(layers: int = 3, size: tuple[int, int] = (768, 512), seed: int = 0,
+                       caption: str = "A red wooden door with a round white knob.") -> bytes:
+    """A version-4 lite stream of several layers: synthetic bands, each later layer at half the step before
+    (its bands twice the parent's, give or take one, and new non-zeros where the parent is zero)."""
+    from ..format import container as fmt
+    from ..format import layered
+    from ..format.band_layers import encode_layer
+    from ..format.bands import BandLatent, encode_bands
+    from ..format.caption import encode_caption
+    from ..presets import get_preset
+
+    rng = np.random.default_rng(seed)
+    latents = [sample_symbols(2, size, seed, "lite")]
+    for _ in range(layers - 1):
+        a = latents[-1]
+        q = [2 * p + rng.integers(-1, 2, p.shape) * (rng.random(p.shape) < 0.3) for p in a.q]
+        latents.append(BandLatent(a.scale_code, a.luma_code - 4, a.chroma_code, a.texture_code, q))
+    sections = [encode_bands(latents[0], *size)] + [encode_layer(a, b, *size) for a, b in zip(latents, latents[1:])]
+    return layered.pack(fmt.Header(get_preset("lite").id, *size), encode_caption(caption), sections)
+
+
 def hostile_streams() -> dict[str, bytes]:
     """Tiny, well-formed lite streams that ask for huge work, built to docs/stream-format.md.
 
