@@ -38,6 +38,9 @@ VERSION = 4
 MAX_LAYERS = 16
 MAX_FIELDS = 24          # bytes of bit-packed fields: the largest header (steps, a 2^32 seed, pads) is 15
 PARITY = 2
+MORE = 0xFFFF            # layer 1's check is stored complemented when the writer announces more layers
+MAX_ENDS = 8             # places where layer 1's check passes: more is hostile, or too damaged to choose
+_BYTE = [bytes([b]) for b in range(256)]
 _CRC8 = []
 for _b in range(256):
     _c = _b
@@ -75,6 +78,7 @@ class Report:
     caption: str = "ok"                  # "ok", "none", "damaged", "cut"
     header_fixed: int | None = None      # the byte of the header the parity code corrected
     notes: tuple = field(default=())
+    at_least: bool = False               # ``declared`` is a lower bound: the last layer read announces more
 
     @property
     def decoded(self) -> int:
@@ -116,15 +120,16 @@ class Report:
 
     def line(self) -> str:
         """One line: what was decoded, and why not the rest."""
-        n, total = self.decoded, self.total
-        what = {0: f"no layer of {total} decoded", 1: f"layer 1 of {total} decoded"}.get(
-            n, f"layers 1–{n} of {total} decoded")
+        n = self.decoded
+        of = f" of {self.total}" if not self.at_least else f" of at least {self.total}" if self.total > 1 else ""
+        what = {0: f"no layer{of} decoded", 1: f"layer 1{of} decoded"}.get(n, f"layers 1–{n}{of} decoded")
         parts = [what]
         if self.caption in ("damaged", "cut"):
             parts.append(f"caption {self.caption}, decoded without it")
         for i, (start, end, state) in enumerate(self.layers, 1):
             if state == "damaged":
-                parts.append(f"layer {i} (bytes {start}–{end}) failed its check: dropped with what follows")
+                how = " (damaged, or the stream was cut inside it)" if i == 1 else ""
+                parts.append(f"layer {i} (bytes {start}–{end}) failed its check{how}: dropped with what follows")
             elif state == "cut":
                 parts.append(f"stream ends at byte {self.size}, inside layer {i} (bytes {start}–{end})")
         if self.cut and not any(s == "cut" for *_, s in self.layers) and self.caption != "cut":
@@ -149,11 +154,14 @@ class Parsed:
 
 # -- writing -------------------------------------------------------------------------------------
 
-def pack_more(layers: list[bytes], init: int) -> bytes:
-    """Records for ``layers``, continuing a stream whose last layer's CRC is ``init``."""
+def pack_more(layers: list[bytes], init: int, later: int = 0) -> bytes:
+    """Records for ``layers``, continuing a stream whose last layer's check is ``init``; ``later``: the layers
+    announced after these (when this part is the prefix of a longer one)."""
+    if len(layers) + later > MAX_LAYERS - 1:
+        raise StreamError(f"a stream holds 1..{MAX_LAYERS} layers, got {1 + len(layers) + later}")
     out = bytearray()
-    for data in layers:
-        prefix = leb128(len(data))
+    for k, data in enumerate(layers):
+        prefix = leb128(len(data) << 4 | (len(layers) - 1 - k + later))
         init = crc16(prefix + data, init)
         out += prefix + bytes([init >> 8, init & 0xFF]) + data
     return bytes(out)
@@ -161,9 +169,10 @@ def pack_more(layers: list[bytes], init: int) -> bytes:
 
 def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int | None = None) -> bytes:
     """A version-4 stream: header, caption, ``layers`` (at least one; b"" for a caption-only stream).
-    ``declared``: the layers the header announces, when this is the prefix of a longer stream (cuts are
-    reported against it). Its field has a fixed width, so a prefix's size does not depend on it."""
-    if not 1 <= len(layers) <= (declared or len(layers)) <= MAX_LAYERS:
+    ``declared``: the layers announced, when this is the prefix of a longer stream (cuts are reported
+    against it). Announcing costs no byte, so a prefix's size does not depend on it."""
+    declared = declared or len(layers)
+    if not 1 <= len(layers) <= declared <= MAX_LAYERS:
         raise StreamError(f"a stream holds 1..{MAX_LAYERS} layers, got {len(layers)}")
     if len(caption_data) > MAX_CAPTION_BYTES:
         raise StreamError(f"caption section of {len(caption_data)} bytes exceeds {MAX_CAPTION_BYTES}")
@@ -173,14 +182,11 @@ def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int
     head = bytes([(MAGIC << 4) | VERSION])
     if caption_data:
         w.write(crc8(head + w.to_bytes() + caption_data), 8)
-    w.write((declared or len(layers)) - 1, 4)
-    w.write_eg(len(layers[0]), 7)
-    check = crc16(head + w.to_bytes(), 0)
-    if layers[0]:
-        check = crc16(layers[0], check)
-        w.write(check, 16)
+    check = crc16(layers[0], crc16(head + w.to_bytes(), 0)) ^ (MORE if declared > 1 else 0)
+    w.write(check, 16)
     head += w.to_bytes()
-    out = bytes(_rs().encode(head)) + caption_data + layers[0] + pack_more(layers[1:], check)
+    out = (bytes(_rs().encode(head)) + caption_data + layers[0]
+           + pack_more(layers[1:], check, declared - len(layers)))
     if len(out) > MAX_STREAM_BYTES:
         raise StreamError(f"stream of {len(out)} bytes exceeds the format's limit of {MAX_STREAM_BYTES}")
     return out
@@ -194,10 +200,8 @@ class _Fields:
     caption_len: int
     caption_crc: int
     caption_head: bytes  # byte 0 and the fields before the caption's CRC: checked with the caption
-    declared: int
-    first_len: int
-    first_crc: int
-    head_crc: int        # CRC of byte 0 and the fields up to layer 1's CRC: layer 1's initial value
+    head_crc: int        # CRC of byte 0 and the fields up to layer 1's check: layer 1's initial value
+    first_crc: int       # layer 1's check as stored (complemented when more layers are announced)
     end: int             # offset of the caption
 
 
@@ -208,14 +212,11 @@ def _parse_fields(head: bytes, n: int) -> _Fields:
     caption_len = r.read_eg(6, MAX_CAPTION_BYTES)
     caption_head = _fields_before(head, r.pos)
     caption_crc = r.read(8) if caption_len else 0
-    declared = r.read(4) + 1
-    first_len = r.read_eg(7, MAX_STREAM_BYTES)
     head_crc = crc16(_fields_before(head, r.pos), 0)
-    first_crc = r.read(16) if first_len else 0
+    first_crc = r.read(16)
     if r.align() != n:
         raise StreamError("stream header: fields do not end where the parity says")
-    return _Fields(header, caption_len, caption_crc, caption_head, declared, first_len, first_crc, head_crc,
-                   1 + n + PARITY)
+    return _Fields(header, caption_len, caption_crc, caption_head, head_crc, first_crc, 1 + n + PARITY)
 
 
 def _fields_before(head: bytes, bits: int) -> bytes:
@@ -225,13 +226,61 @@ def _fields_before(head: bytes, bits: int) -> bytes:
     return head[:1] + w.to_bytes()
 
 
-def _checks_passed(data: bytes, f: _Fields) -> int:
-    """How many of the caption and layer 1 pass the checks these fields carry (ranks header candidates)."""
-    cap = data[f.end:f.end + f.caption_len]
-    ok = int(f.caption_len > 0 and len(cap) == f.caption_len and crc8(f.caption_head + cap) == f.caption_crc)
-    start = f.end + f.caption_len
-    layer = data[start:start + f.first_len]
-    return ok + int(f.first_len > 0 and len(layer) == f.first_len and crc16(layer, f.head_crc) == f.first_crc)
+@dataclass(frozen=True)
+class _Layout:
+    """What follows a header: the caption's state, (start, end, state) per layer, the verified layers, the
+    last verified check, the layers announced (a lower bound when ``at_least``), and ``whole``: every byte
+    after the caption lies in a verified layer (a repaired header's strongest confirmation)."""
+
+    caption: str
+    states: tuple = ()
+    layers: tuple = ()
+    last: int = 0
+    declared: int = 1
+    at_least: bool = False
+    whole: bool = False
+
+    @property
+    def confirms(self) -> int:
+        return int(self.caption == "ok") + int(self.whole)
+
+
+def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, bool]]:
+    """(offset, more announced) wherever layer 1, begun at ``start``, can end: its check passes there, plain
+    or complemented. At most ``MAX_ENDS + 1``: more than ``MAX_ENDS`` is hostile or hopeless."""
+    c, ends = f.head_crc, []
+    for p in range(start, len(data) + 1):
+        if p > start:
+            c = crc16(_BYTE[data[p - 1]], c)
+        if c == f.first_crc or c ^ MORE == f.first_crc:
+            ends.append((p, c != f.first_crc))
+            if len(ends) > MAX_ENDS:
+                break
+    return ends
+
+
+def _layout(data: bytes, f: _Fields) -> _Layout:
+    """The caption and layers after header ``f``; layer 1 ends where its check and the records after it
+    agree best (every byte verified, then the most verified records); a tie leaves layer 1 unverified."""
+    cap_end = f.end + f.caption_len
+    if cap_end > len(data):
+        return _Layout("cut", last=f.head_crc, at_least=True)
+    caption = "none" if not f.caption_len else (
+        "ok" if crc8(f.caption_head + data[f.end:cap_end]) == f.caption_crc else "damaged")
+    ends = _first_ends(data, cap_end, f)
+    options = []
+    for p, more in ends if len(ends) <= MAX_ENDS else ():
+        layers, states, last, announced = _records(data, p, f.first_crc)
+        whole = all(s == "ok" for *_, s in states) and (states[-1][1] if states else p) == len(data)
+        rank = (whole, sum(s == "ok" for *_, s in states))
+        declared = max(1 + more, announced)
+        options.append((rank, _Layout(caption, ((cap_end, p, "ok"), *states), (data[cap_end:p], *layers), last,
+                                      declared, not announced and more, whole)))
+    best = max((rank for rank, _ in options), default=None)
+    chosen = [layout for rank, layout in options if rank == best]
+    if len(chosen) == 1:
+        return chosen[0]
+    return _Layout(caption, ((cap_end, len(data), "damaged"),), (), f.head_crc, at_least=True)
 
 
 def _candidates(data: bytes, correct: bool) -> list[tuple[_Fields, int | None]]:
@@ -260,27 +309,28 @@ def _candidates(data: bytes, correct: bool) -> list[tuple[_Fields, int | None]]:
     return found
 
 
-def _read_header(data: bytes) -> tuple[_Fields, int | None]:
-    """The header's fields, and the byte the parity corrected (None). A corrected header must be confirmed
-    by a section that passes its check: two damaged bytes can look like another header one byte away."""
+def _read_header(data: bytes) -> tuple[_Fields, int | None, _Layout]:
+    """The header's fields, the byte the parity corrected (None) and what follows. A corrected header must
+    be confirmed by its caption's check or by layers that verify every byte after the caption: two damaged
+    bytes can look like another header one byte away."""
     for correct in (False, True):
-        found = _candidates(data, correct)
+        found = [(f, fixed, _layout(data, f)) for f, fixed in _candidates(data, correct)]
         if found:
-            best = max(_checks_passed(data, f) for f, _ in found)
-            top = {f: fixed for f, fixed in found if _checks_passed(data, f) == best}
+            best = max(layout.confirms for _, _, layout in found)
+            top = {f: (fixed, layout) for f, fixed, layout in found if layout.confirms == best}
             if len(top) > 1:
                 raise StreamError("stream header is damaged beyond repair (its parity fits several headers)")
-            f, fixed = next(iter(top.items()))
-            if fixed is not None and best == 0 and (f.caption_len or f.first_len):
+            f, (fixed, layout) = next(iter(top.items()))
+            if fixed is not None and best == 0:
                 raise StreamError("stream header is damaged beyond repair (no section confirms the repair)")
-            return f, fixed
+            return f, fixed, layout
     raise StreamError("stream header is damaged beyond repair, or not a version-4 header")
 
 
 def _read_varint(data: bytes, p: int) -> tuple[int | None, int]:
-    """(value, next offset); value None when the stream ends inside it. StreamError past 3 bytes."""
+    """(value, next offset); value None when the stream ends inside it. StreamError past 4 bytes."""
     value = 0
-    for k in range(3):
+    for k in range(4):
         if p + k >= len(data):
             return None, len(data)
         value |= (data[p + k] & 0x7F) << (7 * k)
@@ -289,63 +339,45 @@ def _read_varint(data: bytes, p: int) -> tuple[int | None, int]:
     raise StreamError("a layer's length is malformed")
 
 
-def _records(data: bytes, p: int, init: int, room: int) -> tuple[list, list, int]:
-    """Layers 2, … from offset ``p``: (verified bytes, (start, end, state) each, last verified CRC)."""
-    layers, states = [], []
-    while p < len(data) and len(states) < room:
-        start = p
+def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int]:
+    """Layers 2, … from offset ``p``: (verified bytes, (start, end, state) each, last verified check, the
+    layers the last record read announces: 0 when none could be read). Past ``MAX_LAYERS``: damaged."""
+    layers, states, announced = [], [], 0
+    while p < len(data):
+        start, index = p, len(states) + 2
         try:
-            length, q = _read_varint(data, p)
+            value, q = _read_varint(data, p)
         except StreamError:
+            value, q = -1, p
+        if value is None:
+            states.append((start, len(data), "cut"))
+            break
+        end = q + 2 + (value >> 4)
+        if value < 0 or index + (value & 15) > MAX_LAYERS:
             states.append((start, len(data), "damaged"))
             break
-        if length is None or q + 2 + length > len(data):
-            states.append((start, len(data) if length is None else q + 2 + length, "cut"))
+        if end > len(data):
+            states.append((start, end, "cut"))
+            announced = index + (value & 15)     # unverified: only said in the report
             break
         stored = data[q] << 8 | data[q + 1]
-        if crc16(data[p:q] + data[q + 2:q + 2 + length], init) != stored:
-            states.append((start, q + 2 + length, "damaged"))
+        if crc16(data[p:q] + data[q + 2:end], init) != stored:
+            states.append((start, end, "damaged"))
             break
-        layers.append(data[q + 2:q + 2 + length])
-        states.append((start, q + 2 + length, "ok"))
-        init, p = stored, q + 2 + length
-    return layers, states, init
-
-
-def _first_part(data: bytes, f: _Fields) -> tuple[str, bytes, tuple]:
-    """(caption state, caption bytes, layer 1's (start, end, state)) of a parsed header."""
-    cap_end = f.end + f.caption_len
-    caption = data[f.end:cap_end]
-    if cap_end > len(data):
-        state = "cut"
-    elif not f.caption_len:
-        state = "none"
-    else:
-        state = "ok" if crc8(f.caption_head + caption) == f.caption_crc else "damaged"
-    end = cap_end + f.first_len
-    if end > len(data):
-        return state, caption, (cap_end, end, "cut")
-    ok = not f.first_len or crc16(data[cap_end:end], f.head_crc) == f.first_crc
-    return state, caption, (cap_end, end, "ok" if ok else "damaged")
+        announced = index + (value & 15)
+        layers.append(data[q + 2:end])
+        states.append((start, end, "ok"))
+        init, p = stored, end
+    return layers, states, init, announced
 
 
 def unpack(data: bytes) -> Parsed:
     """Read a version-4 stream (parts already joined). StreamError only when the header cannot be read;
     damaged or missing sections are dropped and reported."""
-    f, fixed = _read_header(data)
-    caption_state, caption, first = _first_part(data, f)
-    layers, states, last = [], [first], f.first_crc if f.first_len else f.head_crc
-    if first[2] == "ok":
-        layers.append(data[first[0]:first[1]])
-        more, rest, last = _records(data, first[1], last, MAX_LAYERS - 1)
-        layers += more
-        states += rest
-        if (rest[-1][1] if rest else first[1]) < len(data) and (not rest or rest[-1][2] == "ok"):
-            states.append((rest[-1][1] if rest else first[1], len(data), "damaged"))  # over MAX_LAYERS
-    if caption_state == "cut":
-        states = []
-    report = Report(len(data), VERSION, f.declared, tuple(states), caption_state, fixed)
-    return Parsed(f.header, caption if caption_state == "ok" else b"", layers, report, f.end, last)
+    f, fixed, s = _read_header(data)
+    report = Report(len(data), VERSION, s.declared, s.states, s.caption, fixed, at_least=s.at_least)
+    caption = data[f.end:f.end + f.caption_len] if s.caption == "ok" else b""
+    return Parsed(f.header, caption, list(s.layers), report, f.end, s.last)
 
 
 def _v3(data: bytes) -> Parsed:
