@@ -162,9 +162,16 @@ def pack_more(layers: list[bytes], init: int, later: int = 0) -> bytes:
     out = bytearray()
     for k, data in enumerate(layers):
         prefix = leb128(len(data) << 4 | (len(layers) - 1 - k + later))
+        mark = _mark(prefix)
         init = crc16(prefix + data, init)
-        out += prefix + bytes([init >> 8, init & 0xFF]) + data
+        out += prefix + bytes([mark, init >> 8, init & 0xFF]) + data
     return bytes(out)
+
+
+def _mark(prefix: bytes) -> int:
+    """A record's prefix check: CRC-8 of byte 0 (0xB4) and the prefix. Not chained, so that a refinement
+    part made for another stream is still seen as records (and fails its CRC-16), not as garbage."""
+    return crc8(bytes([(MAGIC << 4) | VERSION]) + prefix)
 
 
 def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int | None = None) -> bytes:
@@ -270,7 +277,9 @@ def _layout(data: bytes, f: _Fields) -> _Layout:
     ends = _first_ends(data, cap_end, f)
     options = []
     for p, more in ends if len(ends) <= MAX_ENDS else ():
-        layers, states, last, announced = _records(data, p, f.first_crc)
+        layers, states, last, announced, sound = _records(data, p, f.first_crc)
+        if not sound:       # what follows is no record: most likely a place where a damaged check passed
+            continue
         whole = all(s == "ok" for *_, s in states) and (states[-1][1] if states else p) == len(data)
         rank = (whole, sum(s == "ok" for *_, s in states))
         declared = max(1 + more, announced)
@@ -339,36 +348,36 @@ def _read_varint(data: bytes, p: int) -> tuple[int | None, int]:
     raise StreamError("a layer's length is malformed")
 
 
-def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int]:
+def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int, bool]:
     """Layers 2, … from offset ``p``: (verified bytes, (start, end, state) each, last verified check, the
-    layers the last record read announces: 0 when none could be read). Past ``MAX_LAYERS``: damaged."""
-    layers, states, announced = [], [], 0
+    layers the last record read announces (0: none), and whether the first record's prefix passed its check
+    or the stream ends inside it). Past ``MAX_LAYERS``: damaged."""
+    layers, states, announced, sound = [], [], 0, True
     while p < len(data):
         start, index = p, len(states) + 2
         try:
             value, q = _read_varint(data, p)
         except StreamError:
             value, q = -1, p
-        if value is None:
+        if value is None or q >= len(data):
             states.append((start, len(data), "cut"))
             break
-        end = q + 2 + (value >> 4)
-        if value < 0 or index + (value & 15) > MAX_LAYERS:
+        if value < 0 or _mark(data[p:q]) != data[q] or index + (value & 15) > MAX_LAYERS:
             states.append((start, len(data), "damaged"))
+            sound = sound and bool(layers)
             break
+        announced, end = index + (value & 15), q + 3 + (value >> 4)
         if end > len(data):
             states.append((start, end, "cut"))
-            announced = index + (value & 15)     # unverified: only said in the report
             break
-        stored = data[q] << 8 | data[q + 1]
-        if crc16(data[p:q] + data[q + 2:end], init) != stored:
+        stored = data[q + 1] << 8 | data[q + 2]
+        if crc16(data[p:q] + data[q + 3:end], init) != stored:
             states.append((start, end, "damaged"))
             break
-        announced = index + (value & 15)
-        layers.append(data[q + 2:end])
+        layers.append(data[q + 3:end])
         states.append((start, end, "ok"))
         init, p = stored, end
-    return layers, states, init, announced
+    return layers, states, init, announced, sound
 
 
 def unpack(data: bytes) -> Parsed:
