@@ -5,23 +5,28 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
     byte 0        magic (4 bits, 0xB) | version (4 bits, 4)
     fields        bit-packed, zero-padded to a byte boundary:
                   the image fields of v3 (``container.write_image_fields``) | caption_len EG6
-                  [| caption CRC-8 (8) when caption_len > 0] | layers announced − 1 (4)
-                  | layer 1's length EG7 [| layer 1's CRC-16 (16) when its length > 0]
+                  [| caption CRC-8 (8) when caption_len > 0] | layer 1's check (16)
     parity        2 Reed–Solomon bytes over GF(256) (``reedsolo``, nsym = 2) of byte 0 and the fields:
                   any one damaged byte among them is corrected
     caption       caption_len bytes (``gsc.format.caption``)
-    layer 1       its bytes, of the preset's section kind (``gsc.format.sections``)
-    layer 2, …    each a record: length (LEB128, 1–3 bytes) | CRC-16 (2, big-endian) | its bytes
+    layer 1       its bytes, of the preset's section kind (``gsc.format.sections``); no length: it runs to
+                  the end of the stream, or to the first record
+    layer 2, …    each a record: LEB128(length · 16 + layers announced after it) (1–4 bytes)
+                  | prefix check (1) | CRC-16 (2, big-endian) | its bytes
 
 A refinement part (``pack_more``) is only records, so ``SENT + MORE`` is one stream. Checks: the caption's
-CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's CRC-16/XMODEM covers its bytes with the CRC of byte 0 and
-the fields as initial value; a record's CRC covers its length and bytes with the previous layer's CRC as
-initial value, so a refinement made for another stream fails its check. A damaged layer is dropped with
-every layer after it; a damaged caption is dropped alone; an unrepairable header refuses the stream.
+CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's check is the
+CRC-16/XMODEM of its bytes with the CRC of byte 0 and the fields as initial value, stored complemented when
+the writer announces more layers; a record's prefix check is the CRC-8 of 0xB4 and its LEB128 bytes; its
+CRC-16 covers its LEB128 bytes and its bytes with the previous layer's check as initial value, so a
+refinement made for another stream fails its check. A damaged layer is dropped with every layer after it;
+a damaged caption is dropped alone; an unrepairable header refuses the stream.
 
 The fields have no length of their own: the reader tries each possible length (1..``MAX_FIELDS`` bytes),
 keeps those whose codeword checks (or, failing that, corrects) and whose fields end exactly there, and among
-several prefers the one whose caption and layer 1 pass their checks; a tie refuses the stream.
+several prefers the one whose caption and layers pass their checks; a tie refuses the stream. Layer 1 ends
+at a place where its check passes (plain or complemented) and what follows is records whose prefix passes
+its check, or nothing; among several, every byte verified wins, then the most verified records.
 """
 
 from __future__ import annotations
