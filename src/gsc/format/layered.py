@@ -44,7 +44,7 @@ MAX_LAYERS = 16
 MAX_FIELDS = 24          # bytes of bit-packed fields: the largest header (steps, a 2^32 seed, pads) is 15
 PARITY = 2
 MORE = 0xFFFF            # layer 1's check is stored complemented when the writer announces more layers
-MAX_ENDS = 8             # places where layer 1's check passes: more is hostile, or too damaged to choose
+MAX_ENDS = 8             # places where layer 1 can end (its check passes, a record can follow): more is hostile
 _BYTE = [bytes([b]) for b in range(256)]
 _CRC8 = []
 for _b in range(256):
@@ -259,16 +259,26 @@ class _Layout:
 
 def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, bool]]:
     """(offset, more announced) wherever layer 1, begun at ``start``, can end: its check passes there, plain
-    or complemented. At most ``MAX_ENDS + 1``: more than ``MAX_ENDS`` is hostile or hopeless."""
+    or complemented, and what follows can begin a record. At most ``MAX_ENDS + 1``: more is hostile."""
     c, ends = f.head_crc, []
     for p in range(start, len(data) + 1):
         if p > start:
             c = crc16(_BYTE[data[p - 1]], c)
-        if c == f.first_crc or c ^ MORE == f.first_crc:
+        if (c == f.first_crc or c ^ MORE == f.first_crc) and _can_follow(data, p):
             ends.append((p, c != f.first_crc))
             if len(ends) > MAX_ENDS:
                 break
     return ends
+
+
+def _can_follow(data: bytes, p: int) -> bool:
+    """Whether layer 1 can end at ``p``: nothing follows, or a record's prefix that passes its check, or
+    less than a whole prefix (a cut). Layer 1's own bytes fail this 255 times in 256."""
+    try:
+        value, q = _read_varint(data, p)
+    except StreamError:
+        return False
+    return value is None or q >= len(data) or (_mark(data[p:q]) == data[q] and (value & 15) <= MAX_LAYERS - 2)
 
 
 def _layout(data: bytes, f: _Fields) -> _Layout:
@@ -282,9 +292,7 @@ def _layout(data: bytes, f: _Fields) -> _Layout:
     ends = _first_ends(data, cap_end, f)
     options = []
     for p, more in ends if len(ends) <= MAX_ENDS else ():
-        layers, states, last, announced, sound = _records(data, p, f.first_crc)
-        if not sound:       # what follows is no record: most likely a place where a damaged check passed
-            continue
+        layers, states, last, announced = _records(data, p, f.first_crc)
         whole = all(s == "ok" for *_, s in states) and (states[-1][1] if states else p) == len(data)
         rank = (whole, sum(s == "ok" for *_, s in states))
         declared = max(1 + more, announced)
@@ -353,11 +361,10 @@ def _read_varint(data: bytes, p: int) -> tuple[int | None, int]:
     raise StreamError("a layer's length is malformed")
 
 
-def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int, bool]:
+def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int]:
     """Layers 2, … from offset ``p``: (verified bytes, (start, end, state) each, last verified check, the
-    layers the last record read announces (0: none), and whether the first record's prefix passed its check
-    or the stream ends inside it). Past ``MAX_LAYERS``: damaged."""
-    layers, states, announced, sound = [], [], 0, True
+    layers the last record read announces: 0 when none). Past ``MAX_LAYERS``: damaged."""
+    layers, states, announced = [], [], 0
     while p < len(data):
         start, index = p, len(states) + 2
         try:
@@ -369,7 +376,6 @@ def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int, bool
             break
         if value < 0 or _mark(data[p:q]) != data[q] or index + (value & 15) > MAX_LAYERS:
             states.append((start, len(data), "damaged"))
-            sound = sound and bool(layers)
             break
         announced, end = index + (value & 15), q + 3 + (value >> 4)
         if end > len(data):
@@ -382,7 +388,7 @@ def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int, bool
         layers.append(data[q + 3:end])
         states.append((start, end, "ok"))
         init, p = stored, end
-    return layers, states, init, announced, sound
+    return layers, states, init, announced
 
 
 def unpack(data: bytes) -> Parsed:
