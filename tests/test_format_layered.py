@@ -154,6 +154,20 @@ def test_damage_inside_layer_1_never_gives_a_wrong_layer():
             assert got == (whole.caption_data, []), i
 
 
+def test_one_or_two_flipped_bits_in_layer_1_fail_both_readings_of_its_check():
+    # Layer 1's check is read plain (no more layers) or XOR MORE (more announced); no 1- or 2-bit error maps
+    # one reading onto the other, so such damage is always caught, in a one-layer stream and in a layered one.
+    rng = random.Random(3)
+    for data in (sample_stream(channels=2, size=(768, 512)), sample_layered_stream(GROUPS)):
+        whole = layered.read(data)
+        start, end, _ = whole.report.layers[0]
+        for k in range(600):
+            m = bytearray(data)
+            for bit in rng.sample(range(start * 8, end * 8), 1 + k % 2):
+                m[bit // 8] ^= 0x80 >> (bit % 8)
+            assert _layers_read(bytes(m)) == (whole.caption_data, []), k
+
+
 def test_a_long_layer_1_is_found_whole():
     # In 600 kB layer 1's check passes by chance at ~18 other places; none can be followed by a record.
     rng = random.Random(2)

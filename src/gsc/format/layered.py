@@ -16,7 +16,7 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
 
 A refinement part (``pack_more``) is only records, so ``SENT + MORE`` is one stream. Checks: the caption's
 CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's check is the
-CRC-16/XMODEM of its bytes with the CRC of byte 0 and the fields as initial value, stored complemented when
+CRC-16/XMODEM of its bytes with the CRC of byte 0 and the fields as initial value, stored XOR ``MORE`` when
 the writer announces more layers; a record's prefix check is the CRC-8 of 0xB4 and its LEB128 bytes; its
 CRC-16 covers its LEB128 bytes and its bytes with the previous layer's check as initial value, so a
 refinement made for another stream fails its check. A damaged layer is dropped with every layer after it;
@@ -25,7 +25,7 @@ a damaged caption is dropped alone; an unrepairable header refuses the stream.
 The fields have no length of their own: the reader tries each possible length (1..``MAX_FIELDS`` bytes),
 keeps those whose codeword checks (or, failing that, corrects) and whose fields end exactly there, and among
 several prefers the one whose caption and layers pass their checks; a tie refuses the stream. Layer 1 ends
-at a place where its check passes (plain or complemented) and what follows is records whose prefix passes
+at a place where its check passes (plain or XOR ``MORE``) and what follows is records whose prefix passes
 its check, or nothing; among several, every byte verified wins, then the most verified records.
 """
 
@@ -43,7 +43,10 @@ VERSION = 4
 MAX_LAYERS = 16
 MAX_FIELDS = 24          # bytes of bit-packed fields: the largest header (steps, a 2^32 seed, pads) is 15
 PARITY = 2
-MORE = 0xFFFF            # layer 1's check is stored complemented when the writer announces more layers
+# Layer 1's check is stored XOR MORE when the writer announces more layers. 0xF01F is the CRC polynomial's
+# factor other than x + 1 (0x11021 = (x + 1)·0xF01F): no error of one or two bits has that syndrome, so both
+# readings of the check still catch every such error (XOR 0xFFFF would pass some two-bit errors).
+MORE = 0xF01F
 MAX_ENDS = 8             # places where layer 1 can end (its check passes, a record can follow): more is hostile
 _BYTE = [bytes([b]) for b in range(256)]
 _CRC8 = []
@@ -213,7 +216,7 @@ class _Fields:
     caption_crc: int
     caption_head: bytes  # byte 0 and the fields before the caption's CRC: checked with the caption
     head_crc: int        # CRC of byte 0 and the fields up to layer 1's check: layer 1's initial value
-    first_crc: int       # layer 1's check as stored (complemented when more layers are announced)
+    first_crc: int       # layer 1's check as stored (XOR ``MORE`` when more layers are announced)
     end: int             # offset of the caption
 
 
@@ -259,7 +262,7 @@ class _Layout:
 
 def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, bool]]:
     """(offset, more announced) wherever layer 1, begun at ``start``, can end: its check passes there, plain
-    or complemented, and what follows can begin a record. At most ``MAX_ENDS + 1``: more is hostile."""
+    or XOR ``MORE``, and what follows can begin a record. At most ``MAX_ENDS + 1``: more is hostile."""
     c, ends = f.head_crc, []
     for p in range(start, len(data) + 1):
         if p > start:
