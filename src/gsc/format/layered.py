@@ -81,7 +81,7 @@ class Report:
 
     size: int                            # bytes read, all parts together
     version: int
-    declared: int                        # layers the first part's header announces
+    declared: int                        # layers announced: the most a verified layer (or a cut record) says
     layers: tuple = ()                   # (start, end, state) per layer seen: "ok", "damaged", "cut"
     caption: str = "ok"                  # "ok", "none", "damaged", "cut"
     header_fixed: int | None = None      # the byte of the header the parity code corrected
