@@ -22,7 +22,7 @@ def test_payload_round_trip_and_byte_accounting():
     assert all(np.array_equal(a, b) for a, b in zip(p.latent.q, sample_symbols(3, (768, 512), 1).q))
     assert p.sizes["total"] == len(data)
     assert p.sizes["header"] + p.sizes["caption"] + p.sizes["latent"] == len(data)
-    assert p.sizes["header"] <= 11   # v3's 6 bytes with 2 parity bytes for its CRC, the checks, layer 1's length
+    assert p.sizes["header"] <= 9    # v3's 6 bytes, 2 parity bytes for its CRC, and the caption's and layer 1's checks
     info = Codec().info(data)
     assert info["bpp"] == pytest.approx(len(data) * 8 / (768 * 512))
 

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 
+from gsc.bits import leb128
 from gsc.codec import Codec
 from gsc.errors import GSCError, StreamError
 from gsc.format import container as v3
@@ -97,15 +98,15 @@ def test_two_damaged_bytes_never_give_a_wrong_section():
     assert read < 2000
 
 
-def test_a_one_layer_stream_costs_five_bytes_more_than_v3():
-    # The price of containment, on Kodak-shaped streams (768×512, a 45-byte caption, 491 bytes in all).
+def test_a_one_layer_stream_costs_at_most_three_bytes_more_than_v3():
+    # The price of containment, on Kodak-shaped streams (768×512, a 45-byte caption or none, 491 bytes in all).
     header = v3.Header(3, 768, 512)
-    caption = bytes(45)
-    old = v3.pack(header, caption, bytes(491 - 6 - 45))
-    assert len(old) == 491
-    new = layered.pack(header, caption, [bytes(491 - 6 - 45)])
-    assert len(new) - len(old) == 5
-    assert (len(new) - len(old) + 2) / 491 <= 0.05   # parity, checks and lengths together, v3's CRC included
+    for caption, extra in ((bytes(45), 3), (b"", 2)):
+        old = v3.pack(header, caption, bytes(491 - 6 - len(caption)))
+        assert len(old) == 491
+        new = layered.pack(header, caption, [bytes(491 - 6 - len(caption))])
+        assert len(new) - len(old) == extra
+        assert (len(new) - len(old) + 2) / 491 <= 0.05   # parity and checks together, v3's CRC included
 
 
 def test_refinement_parts_append_and_are_tied_to_their_stream():
@@ -118,6 +119,62 @@ def test_refinement_parts_append_and_are_tied_to_their_stream():
     assert layered.read(first + more).layers == s.layers
     other = layered.pack(s.header, b"", s.layers[:1])    # another stream: the part fails its check
     assert layered.read([other, more]).report.decoded == 1
+
+
+def test_a_one_layer_stream_refined_then_cut_or_damaged_keeps_layer_1():
+    # Layer 1 of a one-layer stream has no length: after it, a refinement part's records are found by its check
+    # and theirs (the first record's prefix check included), and a cut or damaged part leaves it whole, unless
+    # the damage hits that prefix (its LEB128 length and check byte), which tells where layer 1 ends.
+    data = sample_layered_stream(GROUPS)
+    s = layered.read(data)
+    first = layered.pack(s.header, s.caption_data, s.layers[:1])
+    joined = first + layered.pack_more(s.layers[1:], layered.read(first).last_crc)
+    prefix = range(len(first), len(first) + len(leb128(len(s.layers[1]) << 4)) + 1)
+    rng = random.Random(0)
+    for cut in range(len(first), len(joined) + 1):
+        for damage in (None, rng.randrange(len(first), len(joined))):
+            m = bytearray(joined[:cut])
+            if damage is not None and damage < cut:
+                m[damage] ^= rng.randrange(1, 256)
+            r = layered.read(bytes(m))
+            assert r.layers == s.layers[:r.report.decoded], (cut, damage)
+            assert r.report.decoded >= 1 or (damage in prefix and damage < cut), (cut, damage)
+            assert r.report.intact == (cut in (len(first), len(joined)) and (damage is None or damage >= cut)), cut
+
+
+def test_damage_inside_layer_1_never_gives_a_wrong_layer():
+    # No length says where layer 1 ends: a damaged layer 1 must not pass its check at some other place.
+    data = sample_stream(channels=2, size=(768, 512))
+    whole = layered.read(data)
+    start = whole.report.layers[0][0]
+    rng = random.Random(0)
+    for i in range(start, len(data)):
+        for value in rng.sample([v for v in range(256) if v != data[i]], 8):
+            got = _layers_read(data[:i] + bytes([value]) + data[i + 1:])
+            assert got == (whole.caption_data, []), i
+
+
+def test_one_or_two_flipped_bits_in_layer_1_fail_both_readings_of_its_check():
+    # Layer 1's check is read plain (no more layers) or XOR MORE (more announced); no 1- or 2-bit error maps
+    # one reading onto the other, so such damage is always caught, in a one-layer stream and in a layered one.
+    rng = random.Random(3)
+    for data in (sample_stream(channels=2, size=(768, 512)), sample_layered_stream(GROUPS)):
+        whole = layered.read(data)
+        start, end, _ = whole.report.layers[0]
+        for k in range(600):
+            m = bytearray(data)
+            for bit in rng.sample(range(start * 8, end * 8), 1 + k % 2):
+                m[bit // 8] ^= 0x80 >> (bit % 8)
+            assert _layers_read(bytes(m)) == (whole.caption_data, []), k
+
+
+def test_a_long_layer_1_is_found_whole():
+    # In 600 kB layer 1's check passes by chance at ~18 other places; none can be followed by a record.
+    rng = random.Random(2)
+    for more in ([], [b"\x01" * 300]):
+        layers = [rng.randbytes(600_000), *more]
+        s = layered.read(layered.pack(v3.Header(3, 4096, 4096), b"", layers))
+        assert s.layers == layers and s.report.intact
 
 
 def test_v3_streams_still_read_and_unknown_versions_refuse():

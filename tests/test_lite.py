@@ -155,14 +155,22 @@ def test_no_block_grid(codec, captions, shared_data):
         assert grid_strength((x + edges).clamp(0, 1), period) > limit
 
 
+# Version 4's header takes 2 of the 24 bytes from the latent, and with 16 bytes lite's rate control picks a
+# 32× thumbnail (10 % flat pixels). It is not the container: version 3 under a budget of 21–23 bytes fails the
+# same way (10 %), and under 25 bytes too (5.2 %); only its 18-byte latent at 24 bytes passes. Lite's rate control must fix this before lite
+# writes version 4 (docs/stream-format.md, "Which version is written").
+V4_RAMP = pytest.mark.xfail(strict=True, reason="lite's rate control at a 16-byte latent: a 32× thumbnail")
+
+
 @slow
 @taef2
-def test_a_ramp_comes_back_without_plateaus(codec):
+@pytest.mark.parametrize("version", [3, pytest.param(4, marks=V4_RAMP)])
+def test_a_ramp_comes_back_without_plateaus(codec, version):
     """A smooth ramp at the smallest budget comes back rising pixel by pixel: no flat runs, no jump beyond a few
-    times the ramp's own slope (lite v2 gave flat patches with hard edges)."""
+    times the ramp's own slope (lite v2 gave flat patches with hard edges), in either container."""
     h, w = 256, 384
     x = torch.linspace(0.15, 0.85, w).view(1, 1, w).expand(3, h, w) * torch.tensor([1.0, 0.9, 0.7]).view(3, 1, 1)
-    y = codec.decode(codec.encode(x.clone(), caption="", max_bpp=0.002))
+    y = codec.decode(codec.encode(x.clone(), caption="", max_bpp=0.002, version=version))
     row = (y[:, h // 2] * torch.tensor([0.299, 0.587, 0.114]).view(3, 1)).sum(0)
     slope = float((x[:, 0, -1] - x[:, 0, 0]).mul(torch.tensor([0.299, 0.587, 0.114])).sum()) / w
     steps = row.diff()

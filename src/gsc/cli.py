@@ -182,7 +182,7 @@ def encode(
     stream_version: Optional[int] = typer.Option(None, "--stream-version", help="3 | 4: the container "
                                                  "(default: the preset's; lite 3, flux 4). 4 checks each "
                                                  "section, repairs a damaged header byte and carries layers, "
-                                                 "for 4–5 bytes more (docs/stream-format.md)."),
+                                                 "for 2–3 bytes more (docs/stream-format.md)."),
     caption_policy: Optional[str] = typer.Option(None, "--caption-policy", help="keep | drop | auto: send the "
                                                  "caption, or not (its bytes go to the image), or drop it where it "
                                                  "would take more than 15 % of --max-bpp (default: the preset's; "

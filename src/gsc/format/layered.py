@@ -5,23 +5,28 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
     byte 0        magic (4 bits, 0xB) | version (4 bits, 4)
     fields        bit-packed, zero-padded to a byte boundary:
                   the image fields of v3 (``container.write_image_fields``) | caption_len EG6
-                  [| caption CRC-8 (8) when caption_len > 0] | layers announced − 1 (4)
-                  | layer 1's length EG7 [| layer 1's CRC-16 (16) when its length > 0]
+                  [| caption CRC-8 (8) when caption_len > 0] | layer 1's check (16)
     parity        2 Reed–Solomon bytes over GF(256) (``reedsolo``, nsym = 2) of byte 0 and the fields:
                   any one damaged byte among them is corrected
     caption       caption_len bytes (``gsc.format.caption``)
-    layer 1       its bytes, of the preset's section kind (``gsc.format.sections``)
-    layer 2, …    each a record: length (LEB128, 1–3 bytes) | CRC-16 (2, big-endian) | its bytes
+    layer 1       its bytes, of the preset's section kind (``gsc.format.sections``); no length: it runs to
+                  the end of the stream, or to the first record
+    layer 2, …    each a record: LEB128(length · 16 + layers announced after it) (1–4 bytes)
+                  | prefix check (1) | CRC-16 (2, big-endian) | its bytes
 
 A refinement part (``pack_more``) is only records, so ``SENT + MORE`` is one stream. Checks: the caption's
-CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's CRC-16/XMODEM covers its bytes with the CRC of byte 0 and
-the fields as initial value; a record's CRC covers its length and bytes with the previous layer's CRC as
-initial value, so a refinement made for another stream fails its check. A damaged layer is dropped with
-every layer after it; a damaged caption is dropped alone; an unrepairable header refuses the stream.
+CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's check is the
+CRC-16/XMODEM of its bytes with the CRC of byte 0 and the fields as initial value, stored XOR ``MORE`` when
+the writer announces more layers; a record's prefix check is the CRC-8 of 0xB4 and its LEB128 bytes; its
+CRC-16 covers its LEB128 bytes and its bytes with the previous layer's check as initial value, so a
+refinement made for another stream fails its check. A damaged layer is dropped with every layer after it;
+a damaged caption is dropped alone; an unrepairable header refuses the stream.
 
 The fields have no length of their own: the reader tries each possible length (1..``MAX_FIELDS`` bytes),
 keeps those whose codeword checks (or, failing that, corrects) and whose fields end exactly there, and among
-several prefers the one whose caption and layer 1 pass their checks; a tie refuses the stream.
+several prefers the one whose caption and layers pass their checks; a tie refuses the stream. Layer 1 ends
+at a place where its check passes (plain or XOR ``MORE``) and what follows is records whose prefix passes
+its check, or nothing; among several, every byte verified wins, then the most verified records.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ VERSION = 4
 MAX_LAYERS = 16
 MAX_FIELDS = 24          # bytes of bit-packed fields: the largest header (steps, a 2^32 seed, pads) is 15
 PARITY = 2
+# Layer 1's check is stored XOR MORE when the writer announces more layers. 0xF01F is the CRC polynomial's
+# factor other than x + 1 (0x11021 = (x + 1)·0xF01F): no error of one or two bits has that syndrome, so both
+# readings of the check still catch every such error (XOR 0xFFFF would pass some two-bit errors).
+MORE = 0xF01F
+MAX_ENDS = 8             # places where layer 1 can end (its check passes, a record can follow): more is hostile
+_BYTE = [bytes([b]) for b in range(256)]
 _CRC8 = []
 for _b in range(256):
     _c = _b
@@ -70,11 +81,12 @@ class Report:
 
     size: int                            # bytes read, all parts together
     version: int
-    declared: int                        # layers the first part's header announces
+    declared: int                        # layers announced: the most a verified layer (or a cut record) says
     layers: tuple = ()                   # (start, end, state) per layer seen: "ok", "damaged", "cut"
     caption: str = "ok"                  # "ok", "none", "damaged", "cut"
     header_fixed: int | None = None      # the byte of the header the parity code corrected
     notes: tuple = field(default=())
+    at_least: bool = False               # ``declared`` is a lower bound: the last layer read announces more
 
     @property
     def decoded(self) -> int:
@@ -116,15 +128,16 @@ class Report:
 
     def line(self) -> str:
         """One line: what was decoded, and why not the rest."""
-        n, total = self.decoded, self.total
-        what = {0: f"no layer of {total} decoded", 1: f"layer 1 of {total} decoded"}.get(
-            n, f"layers 1–{n} of {total} decoded")
+        n = self.decoded
+        of = f" of {self.total}" if not self.at_least else f" of at least {self.total}" if self.total > 1 else ""
+        what = {0: f"no layer{of} decoded", 1: f"layer 1{of} decoded"}.get(n, f"layers 1–{n}{of} decoded")
         parts = [what]
         if self.caption in ("damaged", "cut"):
             parts.append(f"caption {self.caption}, decoded without it")
         for i, (start, end, state) in enumerate(self.layers, 1):
             if state == "damaged":
-                parts.append(f"layer {i} (bytes {start}–{end}) failed its check: dropped with what follows")
+                how = " (damaged, or the stream was cut inside it)" if i == 1 else ""
+                parts.append(f"layer {i} (bytes {start}–{end}) failed its check{how}: dropped with what follows")
             elif state == "cut":
                 parts.append(f"stream ends at byte {self.size}, inside layer {i} (bytes {start}–{end})")
         if self.cut and not any(s == "cut" for *_, s in self.layers) and self.caption != "cut":
@@ -149,21 +162,32 @@ class Parsed:
 
 # -- writing -------------------------------------------------------------------------------------
 
-def pack_more(layers: list[bytes], init: int) -> bytes:
-    """Records for ``layers``, continuing a stream whose last layer's CRC is ``init``."""
+def pack_more(layers: list[bytes], init: int, later: int = 0) -> bytes:
+    """Records for ``layers``, continuing a stream whose last layer's check is ``init``; ``later``: the layers
+    announced after these (when this part is the prefix of a longer one)."""
+    if len(layers) + later > MAX_LAYERS - 1:
+        raise StreamError(f"a stream holds 1..{MAX_LAYERS} layers, got {1 + len(layers) + later}")
     out = bytearray()
-    for data in layers:
-        prefix = leb128(len(data))
+    for k, data in enumerate(layers):
+        prefix = leb128(len(data) << 4 | (len(layers) - 1 - k + later))
+        mark = _mark(prefix)
         init = crc16(prefix + data, init)
-        out += prefix + bytes([init >> 8, init & 0xFF]) + data
+        out += prefix + bytes([mark, init >> 8, init & 0xFF]) + data
     return bytes(out)
+
+
+def _mark(prefix: bytes) -> int:
+    """A record's prefix check: CRC-8 of byte 0 (0xB4) and the prefix. Not chained, so that a refinement
+    part made for another stream is still seen as records (and fails its CRC-16), not as garbage."""
+    return crc8(bytes([(MAGIC << 4) | VERSION]) + prefix)
 
 
 def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int | None = None) -> bytes:
     """A version-4 stream: header, caption, ``layers`` (at least one; b"" for a caption-only stream).
-    ``declared``: the layers the header announces, when this is the prefix of a longer stream (cuts are
-    reported against it). Its field has a fixed width, so a prefix's size does not depend on it."""
-    if not 1 <= len(layers) <= (declared or len(layers)) <= MAX_LAYERS:
+    ``declared``: the layers announced, when this is the prefix of a longer stream (cuts are reported
+    against it). Announcing costs no byte, so a prefix's size does not depend on it."""
+    declared = declared or len(layers)
+    if not 1 <= len(layers) <= declared <= MAX_LAYERS:
         raise StreamError(f"a stream holds 1..{MAX_LAYERS} layers, got {len(layers)}")
     if len(caption_data) > MAX_CAPTION_BYTES:
         raise StreamError(f"caption section of {len(caption_data)} bytes exceeds {MAX_CAPTION_BYTES}")
@@ -173,14 +197,11 @@ def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int
     head = bytes([(MAGIC << 4) | VERSION])
     if caption_data:
         w.write(crc8(head + w.to_bytes() + caption_data), 8)
-    w.write((declared or len(layers)) - 1, 4)
-    w.write_eg(len(layers[0]), 7)
-    check = crc16(head + w.to_bytes(), 0)
-    if layers[0]:
-        check = crc16(layers[0], check)
-        w.write(check, 16)
+    check = crc16(layers[0], crc16(head + w.to_bytes(), 0)) ^ (MORE if declared > 1 else 0)
+    w.write(check, 16)
     head += w.to_bytes()
-    out = bytes(_rs().encode(head)) + caption_data + layers[0] + pack_more(layers[1:], check)
+    out = (bytes(_rs().encode(head)) + caption_data + layers[0]
+           + pack_more(layers[1:], check, declared - len(layers)))
     if len(out) > MAX_STREAM_BYTES:
         raise StreamError(f"stream of {len(out)} bytes exceeds the format's limit of {MAX_STREAM_BYTES}")
     return out
@@ -194,10 +215,8 @@ class _Fields:
     caption_len: int
     caption_crc: int
     caption_head: bytes  # byte 0 and the fields before the caption's CRC: checked with the caption
-    declared: int
-    first_len: int
-    first_crc: int
-    head_crc: int        # CRC of byte 0 and the fields up to layer 1's CRC: layer 1's initial value
+    head_crc: int        # CRC of byte 0 and the fields up to layer 1's check: layer 1's initial value
+    first_crc: int       # layer 1's check as stored (XOR ``MORE`` when more layers are announced)
     end: int             # offset of the caption
 
 
@@ -208,14 +227,11 @@ def _parse_fields(head: bytes, n: int) -> _Fields:
     caption_len = r.read_eg(6, MAX_CAPTION_BYTES)
     caption_head = _fields_before(head, r.pos)
     caption_crc = r.read(8) if caption_len else 0
-    declared = r.read(4) + 1
-    first_len = r.read_eg(7, MAX_STREAM_BYTES)
     head_crc = crc16(_fields_before(head, r.pos), 0)
-    first_crc = r.read(16) if first_len else 0
+    first_crc = r.read(16)
     if r.align() != n:
         raise StreamError("stream header: fields do not end where the parity says")
-    return _Fields(header, caption_len, caption_crc, caption_head, declared, first_len, first_crc, head_crc,
-                   1 + n + PARITY)
+    return _Fields(header, caption_len, caption_crc, caption_head, head_crc, first_crc, 1 + n + PARITY)
 
 
 def _fields_before(head: bytes, bits: int) -> bytes:
@@ -225,13 +241,71 @@ def _fields_before(head: bytes, bits: int) -> bytes:
     return head[:1] + w.to_bytes()
 
 
-def _checks_passed(data: bytes, f: _Fields) -> int:
-    """How many of the caption and layer 1 pass the checks these fields carry (ranks header candidates)."""
-    cap = data[f.end:f.end + f.caption_len]
-    ok = int(f.caption_len > 0 and len(cap) == f.caption_len and crc8(f.caption_head + cap) == f.caption_crc)
-    start = f.end + f.caption_len
-    layer = data[start:start + f.first_len]
-    return ok + int(f.first_len > 0 and len(layer) == f.first_len and crc16(layer, f.head_crc) == f.first_crc)
+@dataclass(frozen=True)
+class _Layout:
+    """What follows a header: the caption's state, (start, end, state) per layer, the verified layers, the
+    last verified check, the layers announced (a lower bound when ``at_least``), and ``whole``: every byte
+    after the caption lies in a verified layer (a repaired header's strongest confirmation)."""
+
+    caption: str
+    states: tuple = ()
+    layers: tuple = ()
+    last: int = 0
+    declared: int = 1
+    at_least: bool = False
+    whole: bool = False
+
+    @property
+    def confirms(self) -> int:
+        return int(self.caption == "ok") + int(self.whole)
+
+
+def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, bool]]:
+    """(offset, more announced) wherever layer 1, begun at ``start``, can end: its check passes there, plain
+    or XOR ``MORE``, and what follows can begin a record. At most ``MAX_ENDS + 1``: more is hostile."""
+    c, ends = f.head_crc, []
+    for p in range(start, len(data) + 1):
+        if p > start:
+            c = crc16(_BYTE[data[p - 1]], c)
+        if (c == f.first_crc or c ^ MORE == f.first_crc) and _can_follow(data, p):
+            ends.append((p, c != f.first_crc))
+            if len(ends) > MAX_ENDS:
+                break
+    return ends
+
+
+def _can_follow(data: bytes, p: int) -> bool:
+    """Whether layer 1 can end at ``p``: nothing follows, or a record's prefix that passes its check, or
+    less than a whole prefix (a cut). Layer 1's own bytes fail this 255 times in 256."""
+    try:
+        value, q = _read_varint(data, p)
+    except StreamError:
+        return False
+    return value is None or q >= len(data) or (_mark(data[p:q]) == data[q] and (value & 15) <= MAX_LAYERS - 2)
+
+
+def _layout(data: bytes, f: _Fields) -> _Layout:
+    """The caption and layers after header ``f``; layer 1 ends where its check and the records after it
+    agree best (every byte verified, then the most verified records); a tie leaves layer 1 unverified."""
+    cap_end = f.end + f.caption_len
+    if cap_end > len(data):
+        return _Layout("cut", last=f.head_crc, at_least=True)
+    caption = "none" if not f.caption_len else (
+        "ok" if crc8(f.caption_head + data[f.end:cap_end]) == f.caption_crc else "damaged")
+    ends = _first_ends(data, cap_end, f)
+    options = []
+    for p, more in ends if len(ends) <= MAX_ENDS else ():
+        layers, states, last, announced = _records(data, p, f.first_crc)
+        whole = all(s == "ok" for *_, s in states) and (states[-1][1] if states else p) == len(data)
+        rank = (whole, sum(s == "ok" for *_, s in states))
+        declared = max(1 + more, announced)
+        options.append((rank, _Layout(caption, ((cap_end, p, "ok"), *states), (data[cap_end:p], *layers), last,
+                                      declared, not announced and more, whole)))
+    best = max((rank for rank, _ in options), default=None)
+    chosen = [layout for rank, layout in options if rank == best]
+    if len(chosen) == 1:
+        return chosen[0]
+    return _Layout(caption, ((cap_end, len(data), "damaged"),), (), f.head_crc, at_least=True)
 
 
 def _candidates(data: bytes, correct: bool) -> list[tuple[_Fields, int | None]]:
@@ -260,27 +334,28 @@ def _candidates(data: bytes, correct: bool) -> list[tuple[_Fields, int | None]]:
     return found
 
 
-def _read_header(data: bytes) -> tuple[_Fields, int | None]:
-    """The header's fields, and the byte the parity corrected (None). A corrected header must be confirmed
-    by a section that passes its check: two damaged bytes can look like another header one byte away."""
+def _read_header(data: bytes) -> tuple[_Fields, int | None, _Layout]:
+    """The header's fields, the byte the parity corrected (None) and what follows. A corrected header must
+    be confirmed by its caption's check or by layers that verify every byte after the caption: two damaged
+    bytes can look like another header one byte away."""
     for correct in (False, True):
-        found = _candidates(data, correct)
+        found = [(f, fixed, _layout(data, f)) for f, fixed in _candidates(data, correct)]
         if found:
-            best = max(_checks_passed(data, f) for f, _ in found)
-            top = {f: fixed for f, fixed in found if _checks_passed(data, f) == best}
+            best = max(layout.confirms for _, _, layout in found)
+            top = {f: (fixed, layout) for f, fixed, layout in found if layout.confirms == best}
             if len(top) > 1:
                 raise StreamError("stream header is damaged beyond repair (its parity fits several headers)")
-            f, fixed = next(iter(top.items()))
-            if fixed is not None and best == 0 and (f.caption_len or f.first_len):
+            f, (fixed, layout) = next(iter(top.items()))
+            if fixed is not None and best == 0:
                 raise StreamError("stream header is damaged beyond repair (no section confirms the repair)")
-            return f, fixed
+            return f, fixed, layout
     raise StreamError("stream header is damaged beyond repair, or not a version-4 header")
 
 
 def _read_varint(data: bytes, p: int) -> tuple[int | None, int]:
-    """(value, next offset); value None when the stream ends inside it. StreamError past 3 bytes."""
+    """(value, next offset); value None when the stream ends inside it. StreamError past 4 bytes."""
     value = 0
-    for k in range(3):
+    for k in range(4):
         if p + k >= len(data):
             return None, len(data)
         value |= (data[p + k] & 0x7F) << (7 * k)
@@ -289,63 +364,43 @@ def _read_varint(data: bytes, p: int) -> tuple[int | None, int]:
     raise StreamError("a layer's length is malformed")
 
 
-def _records(data: bytes, p: int, init: int, room: int) -> tuple[list, list, int]:
-    """Layers 2, … from offset ``p``: (verified bytes, (start, end, state) each, last verified CRC)."""
-    layers, states = [], []
-    while p < len(data) and len(states) < room:
-        start = p
+def _records(data: bytes, p: int, init: int) -> tuple[list, list, int, int]:
+    """Layers 2, … from offset ``p``: (verified bytes, (start, end, state) each, last verified check, the
+    layers the last record read announces: 0 when none). Past ``MAX_LAYERS``: damaged."""
+    layers, states, announced = [], [], 0
+    while p < len(data):
+        start, index = p, len(states) + 2
         try:
-            length, q = _read_varint(data, p)
+            value, q = _read_varint(data, p)
         except StreamError:
+            value, q = -1, p
+        if value is None or q >= len(data):
+            states.append((start, len(data), "cut"))
+            break
+        if value < 0 or _mark(data[p:q]) != data[q] or index + (value & 15) > MAX_LAYERS:
             states.append((start, len(data), "damaged"))
             break
-        if length is None or q + 2 + length > len(data):
-            states.append((start, len(data) if length is None else q + 2 + length, "cut"))
+        announced, end = index + (value & 15), q + 3 + (value >> 4)
+        if end > len(data):
+            states.append((start, end, "cut"))
             break
-        stored = data[q] << 8 | data[q + 1]
-        if crc16(data[p:q] + data[q + 2:q + 2 + length], init) != stored:
-            states.append((start, q + 2 + length, "damaged"))
+        stored = data[q + 1] << 8 | data[q + 2]
+        if crc16(data[p:q] + data[q + 3:end], init) != stored:
+            states.append((start, end, "damaged"))
             break
-        layers.append(data[q + 2:q + 2 + length])
-        states.append((start, q + 2 + length, "ok"))
-        init, p = stored, q + 2 + length
-    return layers, states, init
-
-
-def _first_part(data: bytes, f: _Fields) -> tuple[str, bytes, tuple]:
-    """(caption state, caption bytes, layer 1's (start, end, state)) of a parsed header."""
-    cap_end = f.end + f.caption_len
-    caption = data[f.end:cap_end]
-    if cap_end > len(data):
-        state = "cut"
-    elif not f.caption_len:
-        state = "none"
-    else:
-        state = "ok" if crc8(f.caption_head + caption) == f.caption_crc else "damaged"
-    end = cap_end + f.first_len
-    if end > len(data):
-        return state, caption, (cap_end, end, "cut")
-    ok = not f.first_len or crc16(data[cap_end:end], f.head_crc) == f.first_crc
-    return state, caption, (cap_end, end, "ok" if ok else "damaged")
+        layers.append(data[q + 3:end])
+        states.append((start, end, "ok"))
+        init, p = stored, end
+    return layers, states, init, announced
 
 
 def unpack(data: bytes) -> Parsed:
     """Read a version-4 stream (parts already joined). StreamError only when the header cannot be read;
     damaged or missing sections are dropped and reported."""
-    f, fixed = _read_header(data)
-    caption_state, caption, first = _first_part(data, f)
-    layers, states, last = [], [first], f.first_crc if f.first_len else f.head_crc
-    if first[2] == "ok":
-        layers.append(data[first[0]:first[1]])
-        more, rest, last = _records(data, first[1], last, MAX_LAYERS - 1)
-        layers += more
-        states += rest
-        if (rest[-1][1] if rest else first[1]) < len(data) and (not rest or rest[-1][2] == "ok"):
-            states.append((rest[-1][1] if rest else first[1], len(data), "damaged"))  # over MAX_LAYERS
-    if caption_state == "cut":
-        states = []
-    report = Report(len(data), VERSION, f.declared, tuple(states), caption_state, fixed)
-    return Parsed(f.header, caption if caption_state == "ok" else b"", layers, report, f.end, last)
+    f, fixed, s = _read_header(data)
+    report = Report(len(data), VERSION, s.declared, s.states, s.caption, fixed, at_least=s.at_least)
+    caption = data[f.end:f.end + f.caption_len] if s.caption == "ok" else b""
+    return Parsed(f.header, caption, list(s.layers), report, f.end, s.last)
 
 
 def _v3(data: bytes) -> Parsed:
