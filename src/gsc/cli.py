@@ -180,7 +180,7 @@ def encode(
                                          "adds the next channels; lite: finer steps of its thumbnail; several "
                                          "layers write version 4)."),
     stream_version: Optional[int] = typer.Option(None, "--stream-version", help="3 | 4: the container "
-                                                 "(default: the preset's; lite 3, flux 4). 4 checks each "
+                                                 "(default: the preset's, lite 3 and flux 4; 4 with --layers). 4 checks each "
                                                  "section, repairs a damaged header byte and carries layers, "
                                                  "for 2–3 bytes more (docs/stream-format.md)."),
     caption_policy: Optional[str] = typer.Option(None, "--caption-policy", help="keep | drop | auto: send the "

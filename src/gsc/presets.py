@@ -100,10 +100,9 @@ LITE_SECONDS_PER_MPX_PLAIN = 1.0
 register_preset(Preset(
     id=3, name="lite", latent="lite", generator="lite", latent_channels=64, steps=8, selection="ordered",
     coding="bands", caption_policy="drop",   # the caption's bytes buy more as bands (docs/lite-kodak.md)
-    # One section, so v4's checks and repairable header buy little (a cut or damaged band section leaves
-    # nothing either way) for 2–3 bytes, which at 0.002 bpp cost a thumbnail step and bring back plateaus:
-    # v3 until lite's rate control passes the ramp test with them (docs/stream-format.md, "Which version is
-    # written").
+    # One layer by default (the best picture at its bytes): in v4 it would buy only the header's repair and a
+    # caption dropped alone for 2–3 bytes, which at 0.002 bpp cost a thumbnail step and bring back plateaus;
+    # --layers writes v4 (docs/stream-format.md, "Which version is written").
     stream_version=3,
     description="gsc's own small models (BSDS500-trained): a DCT-coded YCbCr thumbnail, a learned upsampler, "
                 "texture from a rectified flow in TAEF2's latent space; offline on a CPU",
