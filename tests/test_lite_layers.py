@@ -125,3 +125,27 @@ def test_mutated_layered_lite_streams_never_crash_hang_or_leak():
     r = fuzz(sample_lite_layers(3, size=(256, 160)), 300, seed=5)
     assert r.cases > 250 and r.accepted > 0 and r.refused + r.accepted == r.cases
     assert not r.crashes and not r.hangs and not r.leaks
+
+
+def test_lite_cli_layers_cut_refine_and_a_v3_stream_refused(tmp_path, capsys, image):
+    from PIL import Image
+
+    from gsc.cli import main
+
+    Image.fromarray((image.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(tmp_path / "in.png")
+    enc = ["encode", str(tmp_path / "in.png"), "--preset", "lite-tiny", "-q"]
+    assert main([*enc, "-o", str(tmp_path / "all.gsc"), "--layers", ",".join(map(str, BUDGETS))]) == 0
+    whole = (tmp_path / "all.gsc").read_bytes()
+    (tmp_path / "sent.gsc").write_bytes(whole[:ends(whole)[0]])
+    assert main(["refine", str(tmp_path / "in.png"), str(tmp_path / "sent.gsc"), "-o", str(tmp_path / "more.gsc"),
+                 "--layers", ",".join(map(str, BUDGETS[1:]))]) == 0
+    assert (tmp_path / "sent.gsc").read_bytes() + (tmp_path / "more.gsc").read_bytes() == whole
+    capsys.readouterr()
+    (tmp_path / "cut.gsc").write_bytes(whole[:ends(whole)[1] + 2])
+    assert main(["decode", str(tmp_path / "cut.gsc"), "-o", str(tmp_path / "cut.png"), "-q"]) == 0
+    assert "layers 1–2 of 3 decoded" in capsys.readouterr().err and (tmp_path / "cut.png").exists()
+    assert main([*enc, "-o", str(tmp_path / "v3.gsc"), "--max-bpp", "0.05", "--stream-version", "3"]) == 0
+    capsys.readouterr()
+    assert main(["refine", str(tmp_path / "in.png"), str(tmp_path / "v3.gsc"), "-o", str(tmp_path / "x.gsc"),
+                 "--max-bpp", "0.1"]) == 1
+    assert "--stream-version 4" in capsys.readouterr().err and not (tmp_path / "x.gsc").exists()

@@ -386,7 +386,10 @@ class Codec:
             raise GSCError("refine needs --max-bpp (or --layers): the budget of the refined stream")
         s = layered.read(sent)
         whole_layers = s.layers and s.report.caption != "cut" and all(st == "ok" for *_, st in s.report.layers)
-        if s.report.version != layered.VERSION or s.report.damaged or not whole_layers:
+        if s.report.version != layered.VERSION:
+            raise GSCError(f"refine needs a version-{layered.VERSION} stream, this one is version {s.report.version}: "
+                           f"encode with --stream-version {layered.VERSION} (or --layers) to refine it later")
+        if s.report.damaged or not whole_layers:
             raise GSCError(f"refine needs a version-{layered.VERSION} stream of whole layers ({s.report.line()})")
         if preset_by_id(s.header.preset_id).name != self.preset.name:
             raise GSCError(f"the stream sent was made with preset {preset_by_id(s.header.preset_id).name}, "
