@@ -1,10 +1,10 @@
 """The bands section's later layers (lite): the same thumbnail's bands again, at a finer step.
 
 Layer 1 is a bands section (``gsc.format.bands``) at (f, Δ_1, C_1). Layer j ≥ 2 codes the bands at
-(f, Δ_j, C_j), with layer 1's scale and chroma codes, Δ_j < Δ_{j−1} and C_j ≥ C_{j−1}, given the layer
-before it. Each coefficient has a parent::
+(f, Δ_j, C_j) given the layer before it: layer 1's scale, luma and chroma steps no coarser than the layer
+before's (one of them finer), C_j ≥ C_{j−1}. Each coefficient has a parent::
 
-    p = sign(q_{j−1}) · ⌊|q_{j−1}| · Δ_{j−1} / Δ_j + ½⌋        (0 in the bands new to layer j)
+    p = sign(q_{j−1}) · ⌊|q_{j−1}| · Δ_{j−1} / Δ_j + ½⌋        (0 in the bands new to layer j; Δ of its plane)
 
 where q are the image's bands quantized at each step (``gsc.models.thumbnail.quantize``). Halving the step
 (four luma codes) leaves q_j − p ∈ {−1, 0, 1} wherever p ≠ 0. The prefix up to layer j decodes to exactly the
@@ -12,7 +12,8 @@ one-shot latent at (f, Δ_j, C_j), so g_s and the texture run as for one layer, 
 
 Section layout of layer j ≥ 2::
 
-    luma step code (5) | C − 1 (6) | texture code (3) | M of Y, of Cb/Cr (EG1 each) | R of Y, of Cb/Cr (EG1 each)
+    luma step code (5) | chroma ratio code (3) | C − 1 (6) | texture code (3) | M of Y, of Cb/Cr (EG1 each)
+    | R of Y, of Cb/Cr (EG1 each)
     | zero bits to the byte boundary | range-coder words (``gsc.format.coder``)
 
 Model. Band by band, Y then Cb and Cr together, as layer 1 (so a band's contexts see the lower bands of
@@ -38,18 +39,22 @@ from .bands import (GROUPS, KINDS, N_CONTEXTS, WORK_FIXED, WORK_PER_CALL, WORK_P
                     default_prior)
 from .coder import check_work, checked_decode, encode_with
 from .grid import MAX_MAGNITUDE
-from .tables import LUMA_STEPS, SCALES, ThumbnailGeometry
+from .tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 
 PARENT_EDGES = (2, 4)                     # |p| buckets: 1, 2–3, ≥ 4
 N_REFINE = len(GROUPS) * (len(PARENT_EDGES) + 1)   # frequency groups (the DC band its own) × |p| buckets
 DC_CONTEXT = N_CONTEXTS                   # the fresh DC coefficients' row, after layer 1's contexts
 
 
-def parent(prev: BandLatent, luma_code: int, channels: int) -> list[np.ndarray]:
-    """The parent p of every coefficient of each plane at ``luma_code``, ``channels`` bands."""
-    ratio = LUMA_STEPS[prev.luma_code] / LUMA_STEPS[luma_code]
+def _steps(luma_code: int, chroma_code: int) -> tuple[float, float]:
+    return LUMA_STEPS[luma_code], LUMA_STEPS[luma_code] * CHROMA_RATIOS[chroma_code]
+
+
+def parent(prev: BandLatent, luma_code: int, chroma_code: int, channels: int) -> list[np.ndarray]:
+    """The parent p of every coefficient of each plane at the given steps, ``channels`` bands."""
+    (y0, c0), (y1, c1) = _steps(prev.luma_code, prev.chroma_code), _steps(luma_code, chroma_code)
     out = []
-    for q in prev.q:
+    for q, ratio in zip(prev.q, (y0 / y1, c0 / c1, c0 / c1)):
         p = np.zeros((channels, *q.shape[1:]), dtype=np.int64)
         p[: q.shape[0]] = np.sign(q) * np.floor(np.abs(q) * ratio + 0.5).astype(np.int64)
         out.append(p)
@@ -58,11 +63,12 @@ def parent(prev: BandLatent, luma_code: int, channels: int) -> list[np.ndarray]:
 
 def check_refines(prev: tuple[int, int, int, int], layer: tuple[int, int, int, int]) -> None:
     """StreamError unless ``layer`` = (scale code, luma code, chroma code, C) refines ``prev``: the same
-    scale and chroma codes, a finer luma step, at least as many bands."""
+    scale, luma and chroma steps no coarser (one finer), at least as many bands."""
     (scale, luma, chroma, c), (scale_j, luma_j, chroma_j, c_j) = prev, layer
-    if scale_j != scale or chroma_j != chroma or luma_j >= luma or c_j < c:
-        raise StreamError(f"a bands layer (step code {luma_j}, C={c_j}) does not refine the one before it "
-                          f"(step code {luma}, C={c})")
+    before, now = _steps(luma, chroma), _steps(luma_j, chroma_j)
+    if scale_j != scale or c_j < c or now[0] > before[0] or now[1] > before[1] or now == before:
+        raise StreamError(f"a bands layer (steps {now[0]:.4g}, {now[1]:.4g}, C={c_j}) does not refine the one "
+                          f"before it (steps {before[0]:.4g}, {before[1]:.4g}, C={c})")
 
 
 def settings(latent: BandLatent) -> tuple[int, int, int, int]:
@@ -161,6 +167,7 @@ def layer_work(geometry: ThumbnailGeometry, c: int, mags: list[int], rs: list[in
 def _header(latent: BandLatent, mags: list[int], rs: list[int]) -> bytes:
     w = BitWriter()
     w.write(latent.luma_code, 5)
+    w.write(latent.chroma_code, 3)
     w.write(latent.channels - 1, 6)
     w.write(latent.texture_code, 3)
     for v in (*mags, *rs):
@@ -169,9 +176,9 @@ def _header(latent: BandLatent, mags: list[int], rs: list[int]) -> bytes:
 
 
 def read_layer_header(data: bytes):
-    """(luma code, C, texture code), [M_Y, M_C], [R_Y, R_C] and where the coder's words start."""
+    """(luma code, chroma code, C, texture code), [M_Y, M_C], [R_Y, R_C] and where the coder's words start."""
     r = BitReader(data, "latent layer")
-    codes = (r.read(5), r.read(6) + 1, r.read(3))
+    codes = (r.read(5), r.read(3), r.read(6) + 1, r.read(3))
     bounds = [r.read_eg(1, MAX_MAGNITUDE) for _ in range(4)]
     return codes, bounds[:2], bounds[2:], r.align()
 
@@ -182,7 +189,7 @@ def encode_layer(prev: BandLatent, latent: BandLatent, width: int, height: int) 
     q = [np.asarray(p, dtype=np.int64) for p in latent.q]
     if max(int(np.abs(p).max()) for p in q) > MAX_MAGNITUDE:
         raise ValueError(f"a coefficient exceeds {MAX_MAGNITUDE} steps; use a larger step")
-    parents = parent(prev, latent.luma_code, latent.channels)
+    parents = parent(prev, latent.luma_code, latent.chroma_code, latent.channels)
     mags, rs = _bounds(q, parents)
     shapes = _shapes(ThumbnailGeometry(width, height, latent.scale), latent.channels)
     return _header(latent, mags, rs) + encode_with(lambda code: _run(code, parents, shapes, mags, rs, truth=q))
@@ -191,8 +198,8 @@ def encode_layer(prev: BandLatent, latent: BandLatent, width: int, height: int) 
 def layer_settings(data: bytes, prev: tuple[int, int, int, int], width: int, height: int):
     """(scale, luma, chroma codes, C), texture code and decoding work of the layer ``data`` after ``prev``'s
     settings, from its header alone; StreamError when it does not refine them."""
-    (luma, c, texture), mags, rs, _ = read_layer_header(data)
-    layer = (prev[0], luma, prev[2], c)
+    (luma, chroma, c, texture), mags, rs, _ = read_layer_header(data)
+    layer = (prev[0], luma, chroma, c)
     check_refines(prev, layer)
     return layer, texture, layer_work(ThumbnailGeometry(width, height, SCALES[prev[0]]), c, mags, rs)
 
@@ -203,10 +210,10 @@ def decode_layer(data: bytes, prev: BandLatent, width: int, height: int,
     section is malformed or does not refine ``prev``; BudgetError over ``max_work``, before decoding."""
     layer, texture, work = layer_settings(data, settings(prev), width, height)
     check_work(work, max_work)
-    (luma, c, _), mags, rs, start = read_layer_header(data)
-    parents = parent(prev, luma, c)
+    (luma, chroma, c, _), mags, rs, start = read_layer_header(data)
+    parents = parent(prev, luma, chroma, c)
     shapes = _shapes(ThumbnailGeometry(width, height, prev.scale), c)
     q = checked_decode(data[start:], lambda code: _run(code, parents, shapes, mags, rs))
     if _bounds(q, parents) != (mags, rs):
         raise StreamError("latent layer is altered (its bounds disagree with its header)")
-    return BandLatent(prev.scale_code, luma, prev.chroma_code, texture, q)
+    return BandLatent(prev.scale_code, luma, chroma, texture, q)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 
 from ..color import rgb_to_ycbcr
-from ..format.band_layers import encode_layer
+from ..errors import StreamError
+from ..format.band_layers import check_refines, encode_layer, settings
 from ..format.bands import BandLatent, encode_bands
 from ..format.tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 from ..models import thumbnail as T
@@ -186,27 +187,43 @@ class LiteSender:
     # -- layers: the same scale, finer steps (``gsc.format.band_layers``) ---------------------------------
     def more_layers(self, x: torch.Tensor, prev: BandLatent, used: int, budgets: list[int],
                     channels: int | None = None) -> list[ThumbnailCandidate] | None:
-        """The layers after ``prev`` (whose layers take ``used`` latent bytes): layer j the finest luma step
-        below the previous layer's whose section keeps the latent bytes within ``budgets[j]``, at ``prev``'s
-        scale and chroma ratio. None when a layer adds nothing (no finer step fits)."""
+        """The layers after ``prev`` (whose layers take ``used`` latent bytes), at its scale: layer j, for
+        each chroma ratio, the finest luma step that refines the layer before and keeps the latent bytes
+        within ``budgets[j]``; of those, the one whose upscale is nearest the image. None when a layer adds
+        nothing (no finer step fits)."""
         h, w = x.shape[-2:]
         coefs = analyse(x, ThumbnailGeometry(w, h, prev.scale))
         out = []
         for budget in budgets:
-            best = None
-            for code in range(prev.luma_code - 1, -1, -1):
-                latent = self.latent(coefs, prev.scale_code, code, prev.chroma_code, channels)
-                if latent.channels < prev.channels:
-                    latent = self.latent(coefs, prev.scale_code, code, prev.chroma_code, prev.channels)
-                n = len(encode_layer(prev, latent, w, h))
-                if used + n > budget:
-                    break
-                best = ThumbnailCandidate(latent, n)
-            if best is None:
+            found = [c for c in (self._finest_layer(coefs, prev, j, budget - used, channels, (h, w))
+                                 for j in CHROMA_CODES) if c is not None]
+            if not found:
                 return None
+            for c in found:
+                self._proxy(x, c)
+            best = min(found, key=lambda c: c.distortion)
             used, prev = used + best.nbytes, best.latent
             out.append(best)
         return out
+
+    def _finest_layer(self, coefs, prev: BandLatent, chroma_code: int, budget: int, channels,
+                      size) -> ThumbnailCandidate | None:
+        """The finest luma step, at ``chroma_code``, of a layer after ``prev`` within ``budget`` bytes."""
+        h, w = size
+        best = None
+        for code in range(prev.luma_code, -1, -1):
+            latent = self.latent(coefs, prev.scale_code, code, chroma_code, channels)
+            if latent.channels < prev.channels:
+                latent = self.latent(coefs, prev.scale_code, code, chroma_code, prev.channels)
+            try:
+                check_refines(settings(prev), settings(latent))
+            except StreamError:
+                continue      # a chroma step coarser than the layer before's, or no step finer
+            n = len(encode_layer(prev, latent, w, h))
+            if n > budget:
+                break
+            best = ThumbnailCandidate(latent, n)
+        return best
 
     @torch.no_grad()
     def layered(self, x: torch.Tensor, budgets: list[int], channels: int | None = None,
@@ -247,10 +264,8 @@ class LiteSender:
         rest = self.more_layers(x, found[0].latent, found[0].nbytes, budgets[1:], channels) if found else None
         if rest is None:
             return None
-        layers = found[:1] + rest
-        for c in layers:
-            self._proxy(x, c)
-        return layers
+        self._proxy(x, found[0])
+        return found[:1] + rest
 
     def _textured(self, x: torch.Tensor, layers: list[ThumbnailCandidate]) -> list[ThumbnailCandidate]:
         for c in layers:
