@@ -423,15 +423,13 @@ class Codec:
             raise GSCError("the stream sent does not match this image (re-encoding its layers gives other "
                            "bytes): refine needs the same image and preset")
         held = sum(map(len, s.layers))
-        fixed = s.report.size - held          # header, caption, records: what is not a section's own bytes
+        sent_part = bytes(s.report.size - held)     # header, caption, records: what is not a section's bytes
 
-        def budget(bpp: float, k: int) -> int:
-            total = int(bpp * width * height / 8)
-            filler = [bytes(min(total, fmt.MAX_STREAM_BYTES // (2 * k)))] * k
-            return total - fixed - (len(layered.pack_more(filler, 0)) - sum(map(len, filler)))
+        def pack(more: list[bytes]) -> bytes:
+            return sent_part + layered.pack_more(more, 0)
 
-        found = sender.refined(x, latents[-1], held,
-                               [budget(b, j + 1) for j, b in enumerate(budgets)])
+        found = sender.refined(x, latents[-1], held, [self._latent_budget(pack, b, j + 1, width * height)
+                                                      for j, b in enumerate(budgets)])
         if found is None:
             raise GSCError(f"a layer at {budgets} bpp adds nothing: the next finer step does not fit")
         chain = [latents[-1]] + [c.latent for c in found]

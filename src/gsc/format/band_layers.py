@@ -198,7 +198,11 @@ def encode_layer(prev: BandLatent, latent: BandLatent, width: int, height: int) 
 def layer_settings(data: bytes, prev: tuple[int, int, int, int], width: int, height: int):
     """(scale, luma, chroma codes, C), texture code and decoding work of the layer ``data`` after ``prev``'s
     settings, from its header alone; StreamError when it does not refine them."""
-    (luma, chroma, c, texture), mags, rs, _ = read_layer_header(data)
+    return _checked(read_layer_header(data), prev, width, height)
+
+
+def _checked(header, prev: tuple[int, int, int, int], width: int, height: int):
+    (luma, chroma, c, texture), mags, rs, _ = header
     layer = (prev[0], luma, chroma, c)
     check_refines(prev, layer)
     return layer, texture, layer_work(ThumbnailGeometry(width, height, SCALES[prev[0]]), c, mags, rs)
@@ -208,9 +212,10 @@ def decode_layer(data: bytes, prev: BandLatent, width: int, height: int,
                  max_work: int | None = None) -> BandLatent:
     """Inverse of ``encode_layer``: the latent the prefix up to this layer stands for. StreamError when the
     section is malformed or does not refine ``prev``; BudgetError over ``max_work``, before decoding."""
-    layer, texture, work = layer_settings(data, settings(prev), width, height)
+    header = read_layer_header(data)
+    _, texture, work = _checked(header, settings(prev), width, height)
     check_work(work, max_work)
-    (luma, chroma, c, _), mags, rs, start = read_layer_header(data)
+    (luma, chroma, c, _), mags, rs, start = header
     parents = parent(prev, luma, chroma, c)
     shapes = _shapes(ThumbnailGeometry(width, height, prev.scale), c)
     q = checked_decode(data[start:], lambda code: _run(code, parents, shapes, mags, rs))

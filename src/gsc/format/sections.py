@@ -96,17 +96,20 @@ def _band_header(data: bytes, _n_channels: int, width: int, height: int) -> Sect
         return SectionHeader([], None, 0)
     (scale, c, luma, chroma, texture), dc, ac, _ = bands.read_band_header(data)
     work = bands.band_work(ThumbnailGeometry(width, height, SCALES[scale]), c, dc, ac)
-    settings = {"scale": SCALES[scale], "texture": float(f"{TEXTURE_ENERGY[texture]:.3g}")}
-    return SectionHeader(list(range(c)), _band_steps(luma, chroma), work, settings, state=(scale, luma, chroma, c))
+    return SectionHeader(list(range(c)), _band_steps(luma, chroma), work, _band_settings(scale, texture),
+                         state=(scale, luma, chroma, c))
+
+
+def _band_settings(scale_code: int, texture_code: int) -> dict:
+    return {"scale": SCALES[scale_code], "texture": float(f"{TEXTURE_ENERGY[texture_code]:.3g}")}
 
 
 def _band_join(merged: SectionHeader, data: bytes, _n_channels: int, width: int, height: int) -> SectionHeader:
     if not merged.state:
         raise StreamError("a later bands layer follows an empty one")
     (scale, luma, chroma, c), texture, work = band_layers.layer_settings(data, merged.state, width, height)
-    settings = {"scale": SCALES[scale], "texture": float(f"{TEXTURE_ENERGY[texture]:.3g}")}
-    return SectionHeader(list(range(c)), _band_steps(luma, chroma), merged.work + work, settings,
-                         state=(scale, luma, chroma, c))
+    return SectionHeader(list(range(c)), _band_steps(luma, chroma), merged.work + work,
+                         _band_settings(scale, texture), state=(scale, luma, chroma, c))
 
 
 def _band_decode(data: bytes, _n_channels: int, width: int, height: int, max_work: int | None) -> Section:
@@ -132,11 +135,9 @@ SECTIONS.register("bands", SectionCoding(_band_header, _band_decode, lambda _n: 
                                          max_layers=16))
 
 
-def _joins(merged: SectionHeader | None, layer: SectionHeader, most: int) -> SectionHeader:
+def _joins(merged: SectionHeader, layer: SectionHeader, most: int) -> SectionHeader:
     """``merged`` with ``layer`` added; StreamError when they do not stack (another step, a channel twice,
     too many channels)."""
-    if merged is None:
-        return layer
     if layer.indices and merged.indices and layer.step != merged.step:
         raise StreamError(f"a layer's step {layer.step} differs from the stream's {merged.step}")
     indices = merged.indices + layer.indices

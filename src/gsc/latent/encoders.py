@@ -55,7 +55,6 @@ class LiteLatentEncoder(LatentEncoder):
         after each stage of the search."""
         return self.sender.rate_control(image, budget, channels, progress)
 
-    @torch.no_grad()
     def layered(self, image: torch.Tensor, budgets: list[int], channels: int | None = None, progress=None):
         """A candidate per layer, each prefix within its latent budget (``LiteSender.layered``), or None."""
         return self.sender.layered(image, budgets, channels, progress)

@@ -268,8 +268,7 @@ class LiteSender:
         return found[:1] + rest
 
     def _textured(self, x: torch.Tensor, layers: list[ThumbnailCandidate]) -> list[ThumbnailCandidate]:
-        for c in layers:
-            self._proxy(x, c)
+        for c in layers:      # each already measured by its upscale (``_proxy``)
             self._texture(x, self.score(x, [c]))
         return layers
 
