@@ -19,8 +19,8 @@ channel groups), then sent through each condition of ``CONDITIONS``:
 
 Random conditions run ``--trials`` seeded trials per image (the same seeds for both versions). Each received
 stream goes to ``Codec.decode_report`` and ends *full* (every announced section verified; a header byte
-repaired counts here), *partial* (some layers or the caption dropped), *refused* (``StreamError``, its
-``BudgetError`` included), a *crash* (any other exception) or a *hang* (over ``--timeout`` seconds of CPU
+repaired counts here, and so does a layer 1 its parity repaired), *partial* (some layers or the caption
+dropped), *refused* (``StreamError``, its ``BudgetError`` included), a *crash* (any other exception) or a *hang* (over ``--timeout`` seconds of CPU
 time). A decode that used a section unlike the sent one (``gsc.testing.fuzz.leaked``) is counted *wrong*.
 PSNR is against the original image, colour drift (ΔE) against the undamaged stream's decode, both over the
 decoded cases.
@@ -236,8 +236,8 @@ def _score(receiver: Receiver, picture, original, undamaged, scores: dict) -> tu
 
 
 def _tally() -> dict:
-    return {"cases": 0, **{k: 0 for k in OUTCOMES}, "repaired": 0, "wrong": 0, "psnr_sum": 0.0, "drift_sum": 0.0,
-            "checks": 0, "identical": 0, "errors": []}
+    return {"cases": 0, **{k: 0 for k in OUTCOMES}, "repaired": 0, "fixed": 0, "wrong": 0, "psnr_sum": 0.0,
+            "drift_sum": 0.0, "checks": 0, "identical": 0, "errors": []}
 
 
 def run_condition(receiver: Receiver, sent: bytes, truth: tuple, condition: str, args, seed: tuple) -> dict:
@@ -259,6 +259,7 @@ def run_condition(receiver: Receiver, sent: bytes, truth: tuple, condition: str,
             t["psnr_sum"] += score
             t["drift_sum"] += drift
             t["repaired"] += report.header_fixed is not None
+            t["fixed"] += report.layer_fixed > 0
             t["wrong"] += leaked(sent, data, receiver.read(data))
             if data != sent:
                 candidates.append((data, report))
@@ -325,7 +326,8 @@ def rows(images: dict) -> list[list]:
         n = t["full"] + t["partial"]
         out.append([c, v, t["cases"], t["full"], t["partial"], t["refused"], f"{100 * n / max(t['cases'], 1):.1f} %",
                     t["psnr_sum"] / n if n else None, t["drift_sum"] / n if n else None, t["crash"], t["hang"],
-                    t["wrong"], f"{t['identical']}/{t['checks']} identical; {t['repaired']} repaired"])
+                    t["wrong"], f"{t['identical']}/{t['checks']} identical; {t['repaired']} header, "
+                                f"{t['fixed']} layer 1 repaired"])
     return out
 
 

@@ -69,11 +69,13 @@ def test_damage_drops_its_section_and_what_depends_on_it():
     whole = layered.read(data)
     (start1, end1, _), (start2, end2, _), (start3, _, _) = whole.report.layers
     caption_at = whole.header_bytes
-    cases = {caption_at + 1: (b"", 3, "caption damaged"), start1 + 2: (whole.caption_data, 0, "layer 1"),
-             start2 + 4: (whole.caption_data, 1, "layer 2"), start3: (whole.caption_data, 2, "layer 3")}
+    k = layered.words(len(whole.layers[0]))    # layer 1's parity corrects one byte per codeword: hit one twice
+    cases = {(caption_at + 1,): (b"", 3, "caption damaged"), (start1 + 2, start1 + 2 + k): (whole.caption_data, 0,
+             "layer 1"), (start2 + 4,): (whole.caption_data, 1, "layer 2"), (start3,): (whole.caption_data, 2, "layer 3")}
     for at, (caption, layers, said) in cases.items():
         damaged = bytearray(data)
-        damaged[at] ^= 0x10
+        for i in at:
+            damaged[i] ^= 0x10
         p = Codec().read(bytes(damaged))
         assert p.report.damaged and p.report.decoded == layers and said in p.report.line()
         assert layered.read(bytes(damaged)).caption_data == caption
@@ -156,9 +158,10 @@ def test_damage_inside_layer_1_never_gives_a_wrong_layer():
 
 def test_one_or_two_flipped_bits_in_layer_1_fail_both_readings_of_its_check():
     # Layer 1's check is read plain (no more layers) or XOR MORE (more announced); no 1- or 2-bit error maps
-    # one reading onto the other, so such damage is always caught, in a one-layer stream and in a layered one.
+    # one reading onto the other, so such damage is always caught (a layered stream's parity repairs it first:
+    # see test_any_damaged_byte_of_layer_1_is_repaired).
     rng = random.Random(3)
-    for data in (sample_stream(channels=2, size=(768, 512)), sample_layered_stream(GROUPS)):
+    for data in (sample_stream(channels=2, size=(768, 512)),):
         whole = layered.read(data)
         start, end, _ = whole.report.layers[0]
         for k in range(600):
@@ -204,9 +207,9 @@ def test_refine_equals_encoding_with_the_layers(tiny):
     pixels = 192 * 128
     ends = [end for _, end, _ in layered.read(full).report.layers]
     assert all(end <= b * pixels / 8 for end, b in zip(ends, BUDGETS))
-    sent = codec.encode(img, channels=2, max_bpp=BUDGETS[0])
+    sent = full[:ends[0]]     # the first layer of a layered stream: its check says more follow, its parity follows it
     more = codec.refine(img, sent, layers=BUDGETS[1:])
-    assert len(sent) + len(more) == len(full)   # nothing resent
+    assert sent + more == full   # nothing resent, nothing else
     a, b = codec.read(full), codec.read([sent, more])
     assert a.indices == b.indices and np.array_equal(a.q, b.q) and b.report.intact
     assert len(a.indices) > len(codec.read(sent).indices)
@@ -214,6 +217,11 @@ def test_refine_equals_encoding_with_the_layers(tiny):
     assert codec.read([sent, step]).indices == codec.read(full[:ends[1]]).indices
     image_a, report = codec.decode_report([sent, more])
     assert report.intact and np.allclose(image_a.float().numpy(), codec.decode(sent + more).float().numpy())
+    # A one-layer stream has no parity (and says no more follow): it refines all the same, into other bytes
+    one = codec.encode(img, channels=2, max_bpp=BUDGETS[0])
+    assert one[:-1] != sent[:len(one) - 1] and len(one) == len(sent) - 2
+    p = codec.read([one, codec.refine(img, one, layers=BUDGETS[1:])])
+    assert p.report.intact and p.report.decoded == 3 and p.indices[:2] == a.indices[:2]
 
 
 def test_refine_refuses_another_image_and_a_cut_layer(tiny):

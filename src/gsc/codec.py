@@ -271,7 +271,8 @@ class Codec:
             return pack([b""])
         height, width = x.shape[-2:]
         max_bpp = self.DEFAULT_BPP if max_bpp is None else max_bpp
-        budgets = [self._latent_budget(pack, b, j + 1, width * height) for j, b in enumerate([max_bpp, *more])]
+        first = self._latent_budget(pack, max_bpp, 1, width * height)
+        budgets = [first] + [self._latent_budget(pack, b, j + 2, width * height, first) for j, b in enumerate(more)]
         if more:
             found = self.latent_encoder.layered(x, budgets, channels, progress) if budgets[0] > 0 else None
             if found is None:
@@ -288,11 +289,13 @@ class Codec:
         return pack([encode_bands(best.latent, width, height)])
 
     @staticmethod
-    def _latent_budget(pack, bpp: float, layers: int, pixels: int) -> int:
+    def _latent_budget(pack, bpp: float, layers: int, pixels: int, first: int | None = None) -> int:
         """The latent bytes a prefix of ``layers`` layers may hold within ``bpp``: the budget less what the
-        container adds (header, caption, the records' lengths and checks, priced for layers this long)."""
+        container adds (header, caption, layer 1's parity, the records' lengths and checks, priced for layers
+        this long; layer 1 priced at ``first`` bytes, its most, where given, as a refinement of it prices it)."""
         total = int(bpp * pixels / 8)
         filler = [bytes(min(total, fmt.MAX_STREAM_BYTES // (2 * layers)))] * layers
+        filler[0] = filler[0] if first is None else bytes(max(first, 0))
         return total - (len(pack(filler)) - sum(map(len, filler)))
 
     def _stream(self, pack, y, padded, c: int, delta: float):

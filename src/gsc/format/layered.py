@@ -11,6 +11,9 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
     caption       caption_len bytes (``gsc.format.caption``)
     layer 1       its bytes, of the preset's section kind (``gsc.format.sections``); no length: it runs to
                   the end of the stream, or to the first record
+    parity        only when more layers are announced: 2k Reed–Solomon bytes (nsym = 2) over layer 1's L bytes
+                  split into k = ceil(L / 253) interleaved codewords (byte i in codeword i mod k); parity
+                  byte j of codeword c at j·k + c: one damaged byte per codeword is corrected
     layer 2, …    each a record: LEB128(length · 16 + layers announced after it) (1–4 bytes)
                   | prefix check (1) | CRC-16 (2, big-endian) | its bytes
 
@@ -26,7 +29,11 @@ The fields have no length of their own: the reader tries each possible length (1
 keeps those whose codeword checks (or, failing that, corrects) and whose fields end exactly there, and among
 several prefers the one whose caption and layers pass their checks; a tie refuses the stream. Layer 1 ends
 at a place where its check passes (plain or XOR ``MORE``) and what follows is records whose prefix passes
-its check, or nothing; among several, every byte verified wins, then the most verified records.
+its check, or nothing (after the parity, when the check says more layers follow); among several, every byte
+verified wins, then the most verified records. When no such end is found, layer 1 and its parity may end
+before a record whose CRC-16 passes (it chains from layer 1's stored check, which the header holds), at the
+stream's end, or before a record the stream ends inside: at each of these (at most ``MAX_ENDS``) the parity
+corrects layer 1, which is kept only when its check then passes.
 """
 
 from __future__ import annotations
@@ -48,6 +55,10 @@ PARITY = 2
 # readings of the check still catch every such error (XOR 0xFFFF would pass some two-bit errors).
 MORE = 0xF01F
 MAX_ENDS = 8             # places where layer 1 can end (its check passes, a record can follow): more is hostile
+WORD = 253               # layer 1's bytes per Reed–Solomon codeword (255 less its parity)
+MAX_WORDS = 64           # a damaged layer 1 is repaired up to 64 codewords (16 192 bytes): bounds the work
+MAX_PASSES = 128         # places where layer 1's check passes: 32 by chance in a 1 MiB stream, more is hostile
+MAX_MARKS = 64           # record prefixes looked at for where a damaged layer 1 ends: bounds the CRC work
 _BYTE = [bytes([b]) for b in range(256)]
 _CRC8 = []
 for _b in range(256):
@@ -85,6 +96,7 @@ class Report:
     layers: tuple = ()                   # (start, end, state) per layer seen: "ok", "damaged", "cut"
     caption: str = "ok"                  # "ok", "none", "damaged", "cut"
     header_fixed: int | None = None      # the byte of the header the parity code corrected
+    layer_fixed: int = 0                 # bytes of layer 1 (with its parity) the parity code corrected
     notes: tuple = field(default=())
     at_least: bool = False               # ``declared`` is a lower bound: the last layer read announces more
 
@@ -144,6 +156,8 @@ class Report:
             parts.append(f"stream ends at byte {self.size}, after layer {n}")
         if self.header_fixed is not None:
             parts.append(f"header byte {self.header_fixed} repaired")
+        if self.layer_fixed:
+            parts.append(f"layer 1: {self.layer_fixed} byte{'s' if self.layer_fixed > 1 else ''} repaired")
         return "; ".join(parts)
 
 
@@ -182,10 +196,57 @@ def _mark(prefix: bytes) -> int:
     return crc8(bytes([(MAGIC << 4) | VERSION]) + prefix)
 
 
+def words(n: int) -> int:
+    """The Reed–Solomon codewords protecting a layer 1 of ``n`` bytes when more layers are announced."""
+    return -(-n // WORD)
+
+
+def protect(data: bytes) -> bytes:
+    """Layer 1's parity: 2 bytes per codeword, codeword c holding bytes c, c + k, … of the k; parity byte j
+    of codeword c at j·k + c, so that a burst of k bytes hits each codeword once."""
+    k, rs = words(len(data)), _rs()
+    out = bytearray(PARITY * k)
+    for c in range(k):
+        out[c::k] = rs.encode(data[c::k])[-PARITY:]
+    return bytes(out)
+
+
+def _codewords(data: bytes, k: int):
+    """(c, codeword c) of ``data``: layer 1's bytes, then the parity of its ``k`` codewords."""
+    n = len(data) - PARITY * k
+    return ((c, data[c:n:k] + data[n + c::k]) for c in range(k))
+
+
+def _clean(data: bytes, k: int) -> bool:
+    """Whether every codeword of ``data`` (layer 1, then its parity) checks."""
+    rs = _rs()
+    return all(rs.check(word)[0] for _, word in _codewords(data, k))
+
+
+def _repair(data: bytes, k: int) -> tuple[bytes, int] | None:
+    """Layer 1 from ``data`` (its bytes, then its ``k`` codewords' parity) with one damaged byte per codeword
+    corrected: (its bytes, the bytes corrected), or None where a codeword is beyond repair."""
+    import reedsolo
+
+    n, rs = len(data) - PARITY * k, _rs()
+    out, fixed = bytearray(data[:n]), 0
+    for c, word in _codewords(data, k):
+        if rs.check(word)[0]:
+            continue
+        try:
+            message, _, errata = rs.decode(word)
+        except reedsolo.ReedSolomonError:
+            return None
+        out[c:n:k] = message
+        fixed += len(errata)
+    return bytes(out), fixed
+
+
 def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int | None = None) -> bytes:
     """A version-4 stream: header, caption, ``layers`` (at least one; b"" for a caption-only stream).
     ``declared``: the layers announced, when this is the prefix of a longer stream (cuts are reported
-    against it). Announcing costs no byte, so a prefix's size does not depend on it."""
+    against it). Announcing costs no byte but layer 1's parity, which follows it whenever more than one
+    layer is announced, so a prefix's size does not depend on how many more."""
     declared = declared or len(layers)
     if not 1 <= len(layers) <= declared <= MAX_LAYERS:
         raise StreamError(f"a stream holds 1..{MAX_LAYERS} layers, got {len(layers)}")
@@ -200,7 +261,8 @@ def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int
     check = crc16(layers[0], crc16(head + w.to_bytes(), 0)) ^ (MORE if declared > 1 else 0)
     w.write(check, 16)
     head += w.to_bytes()
-    out = (bytes(_rs().encode(head)) + caption_data + layers[0]
+    parity = protect(layers[0]) if declared > 1 else b""
+    out = (bytes(_rs().encode(head)) + caption_data + layers[0] + parity
            + pack_more(layers[1:], check, declared - len(layers)))
     if len(out) > MAX_STREAM_BYTES:
         raise StreamError(f"stream of {len(out)} bytes exceeds the format's limit of {MAX_STREAM_BYTES}")
@@ -254,58 +316,120 @@ class _Layout:
     declared: int = 1
     at_least: bool = False
     whole: bool = False
+    fixed: int = 0
 
     @property
     def confirms(self) -> int:
         return int(self.caption == "ok") + int(self.whole)
 
 
-def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, bool]]:
-    """(offset, more announced) wherever layer 1, begun at ``start``, can end: its check passes there, plain
-    or XOR ``MORE``, and what follows can begin a record. At most ``MAX_ENDS + 1``: more is hostile."""
-    c, ends = f.head_crc, []
+def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, int, bool]] | None:
+    """(end of layer 1's bytes, end of its parity, more announced) wherever layer 1, begun at ``start``, can
+    end: its check passes there plain and what follows can begin a record, or XOR ``MORE`` and its parity
+    follows whole and checks, whatever follows (a damaged record after it costs layer 1 nothing). None past
+    ``MAX_ENDS`` such places or ``MAX_PASSES`` passing checks: that is hostile."""
+    c, ends, passes = f.head_crc, [], 0
     for p in range(start, len(data) + 1):
         if p > start:
             c = crc16(_BYTE[data[p - 1]], c)
-        if (c == f.first_crc or c ^ MORE == f.first_crc) and _can_follow(data, p):
-            ends.append((p, c != f.first_crc))
-            if len(ends) > MAX_ENDS:
-                break
+        if c != f.first_crc and c ^ MORE != f.first_crc:
+            continue
+        passes += 1
+        more, k = c != f.first_crc, words(p - start)
+        end = p + PARITY * k if more else p
+        if (end <= len(data) and _clean(data[start:end], k)) if more else _can_follow(data, end):
+            ends.append((p, end, more))
+        if len(ends) > MAX_ENDS or passes > MAX_PASSES:
+            return None
     return ends
+
+
+def _prefix(data: bytes, p: int) -> tuple[int | None, int] | None:
+    """The record prefix at ``p`` that passes its check: (value, offset of its CRC-16); (None, end of the
+    stream) when the stream ends before a whole prefix and its check; None when no record begins there."""
+    try:
+        value, q = _read_varint(data, p)
+    except StreamError:
+        return None
+    if value is None or q >= len(data):
+        return None, len(data)
+    return (value, q + 1) if _mark(data[p:q]) == data[q] and (value & 15) <= MAX_LAYERS - 2 else None
 
 
 def _can_follow(data: bytes, p: int) -> bool:
     """Whether layer 1 can end at ``p``: nothing follows, or a record's prefix that passes its check, or
     less than a whole prefix (a cut). Layer 1's own bytes fail this 255 times in 256."""
-    try:
-        value, q = _read_varint(data, p)
-    except StreamError:
-        return False
-    return value is None or q >= len(data) or (_mark(data[p:q]) == data[q] and (value & 15) <= MAX_LAYERS - 2)
+    return _prefix(data, p) is not None
+
+
+def _repair_ends(data: bytes, start: int, f: _Fields) -> list[int]:
+    """Where layer 1 and its parity, begun at ``start``, may end when its check passed nowhere: before a
+    record whose CRC-16 passes (chained from layer 1's check as stored), at the stream's end, or before a
+    record the stream ends inside (nearest the end first); at most ``MAX_ENDS``, in that order. Looks at
+    ``MAX_MARKS`` record prefixes at most, within ``MAX_WORDS`` codewords of ``start``."""
+    verified, cut, marks = [], [], 0
+    for q in range(start + 1 + PARITY, min(len(data), start + (WORD + PARITY) * MAX_WORDS + 1)):
+        found = _prefix(data, q)
+        if found is None or found[0] is None:
+            continue
+        marks += 1
+        if marks > MAX_MARKS:
+            break
+        value, r = found
+        end = r + 2 + (value >> 4)
+        if end > len(data):
+            cut.append(q)
+        elif crc16(data[q:r - 1] + data[r + 2:end], f.first_crc) == data[r] << 8 | data[r + 1]:
+            verified.append(q)
+    return (verified + [len(data)] + cut[::-1])[:MAX_ENDS]
+
+
+def _repaired(data: bytes, start: int, end: int, f: _Fields) -> tuple[bytes, int] | None:
+    """Layer 1 between ``start`` and ``end`` (its parity included) corrected by its parity, with the bytes
+    corrected, when its check (XOR ``MORE``: only then is there parity) passes afterwards; else None."""
+    k = -(-(end - start) // (WORD + PARITY))    # L + 2·ceil(L/253) bytes: ceil(·/255) gives k back
+    if not 0 < k <= MAX_WORDS or words(end - start - PARITY * k) != k:
+        return None
+    got = _repair(data[start:end], k)
+    if got is None or crc16(got[0], f.head_crc) ^ MORE != f.first_crc:
+        return None
+    return got
+
+
+def _option(data: bytes, f: _Fields, caption: str, first: tuple, end: int, more: bool, fixed: int = 0):
+    """(rank, layout) when layer 1 is ``first`` (start, its bytes) and it (parity included) ends at ``end``."""
+    start, layer = first
+    layers, states, last, announced = _records(data, end, f.first_crc)
+    whole = all(s == "ok" for *_, s in states) and (states[-1][1] if states else end) == len(data)
+    rank = (whole, sum(s == "ok" for *_, s in states))
+    layout = _Layout(caption, ((start, end, "ok"), *states), (layer, *layers), last, max(1 + more, announced),
+                     not announced and more, whole, fixed)
+    return rank, layout
+
+
+def _best(options: list) -> _Layout | None:
+    """The layout whose rank is highest, or None when none is or several are."""
+    best = max((rank for rank, _ in options), default=None)
+    chosen = [layout for rank, layout in options if rank == best]
+    return chosen[0] if len(chosen) == 1 else None
 
 
 def _layout(data: bytes, f: _Fields) -> _Layout:
     """The caption and layers after header ``f``; layer 1 ends where its check and the records after it
-    agree best (every byte verified, then the most verified records); a tie leaves layer 1 unverified."""
+    agree best (every byte verified, then the most verified records), or, where its check passes nowhere,
+    where its parity repairs it; a tie leaves layer 1 unverified."""
     cap_end = f.end + f.caption_len
     if cap_end > len(data):
         return _Layout("cut", last=f.head_crc, at_least=True)
     caption = "none" if not f.caption_len else (
         "ok" if crc8(f.caption_head + data[f.end:cap_end]) == f.caption_crc else "damaged")
     ends = _first_ends(data, cap_end, f)
-    options = []
-    for p, more in ends if len(ends) <= MAX_ENDS else ():
-        layers, states, last, announced = _records(data, p, f.first_crc)
-        whole = all(s == "ok" for *_, s in states) and (states[-1][1] if states else p) == len(data)
-        rank = (whole, sum(s == "ok" for *_, s in states))
-        declared = max(1 + more, announced)
-        options.append((rank, _Layout(caption, ((cap_end, p, "ok"), *states), (data[cap_end:p], *layers), last,
-                                      declared, not announced and more, whole)))
-    best = max((rank for rank, _ in options), default=None)
-    chosen = [layout for rank, layout in options if rank == best]
-    if len(chosen) == 1:
-        return chosen[0]
-    return _Layout(caption, ((cap_end, len(data), "damaged"),), (), f.head_crc, at_least=True)
+    chosen = _best([_option(data, f, caption, (cap_end, data[cap_end:p]), end, more) for p, end, more in ends or ()])
+    if chosen is None and ends == []:
+        repairs = [(end, _repaired(data, cap_end, end, f)) for end in _repair_ends(data, cap_end, f)]
+        chosen = _best([_option(data, f, caption, (cap_end, got[0]), end, True, got[1])
+                        for end, got in repairs if got is not None])
+    return chosen or _Layout(caption, ((cap_end, len(data), "damaged"),), (), f.head_crc, at_least=True)
 
 
 def _candidates(data: bytes, correct: bool) -> list[tuple[_Fields, int | None]]:
@@ -398,7 +522,7 @@ def unpack(data: bytes) -> Parsed:
     """Read a version-4 stream (parts already joined). StreamError only when the header cannot be read;
     damaged or missing sections are dropped and reported."""
     f, fixed, s = _read_header(data)
-    report = Report(len(data), VERSION, s.declared, s.states, s.caption, fixed, at_least=s.at_least)
+    report = Report(len(data), VERSION, s.declared, s.states, s.caption, fixed, s.fixed, at_least=s.at_least)
     caption = data[f.end:f.end + f.caption_len] if s.caption == "ok" else b""
     return Parsed(f.header, caption, list(s.layers), report, f.end, s.last)
 
