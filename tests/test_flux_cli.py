@@ -158,18 +158,20 @@ def test_flux_tiny_cli_layers_refine_cuts_and_strict(tmp_path, capsys):
     from PIL import Image
 
     from gsc.cli import main
+    from gsc.format import layered
 
     y, x = np.mgrid[0:128, 0:192]
     Image.fromarray((np.stack([x / 192, y / 128, (x + y) / 320], -1) * 255).astype(np.uint8)).save(tmp_path / "in.png")
     base = ["--preset", "flux-tiny", "--channels", "2", "--caption", "a gradient"]
     assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "all.gsc"), *base,
                  "--layers", "0.01,0.014,0.018"]) == 0
-    assert main(["encode", str(tmp_path / "in.png"), "-o", str(tmp_path / "sent.gsc"), *base, "--max-bpp", "0.01"]) == 0
+    whole = (tmp_path / "all.gsc").read_bytes()
+    (tmp_path / "sent.gsc").write_bytes(whole[:layered.read(whole).report.layers[0][1]])   # its first layer
     assert main(["refine", str(tmp_path / "in.png"), str(tmp_path / "sent.gsc"), "-o", str(tmp_path / "more.gsc"),
                  "--layers", "0.014,0.018"]) == 0
     capsys.readouterr()
-    sent, more, whole = ((tmp_path / n).read_bytes() for n in ("sent.gsc", "more.gsc", "all.gsc"))
-    assert len(sent) + len(more) == len(whole)
+    sent, more = ((tmp_path / n).read_bytes() for n in ("sent.gsc", "more.gsc"))
+    assert sent + more == whole
     (tmp_path / "cat.gsc").write_bytes(sent + more)
     outs = {}
     for name, args in {"parts": ["sent.gsc", "more.gsc"], "cat": ["cat.gsc"], "all": ["all.gsc"]}.items():
@@ -182,6 +184,14 @@ def test_flux_tiny_cli_layers_refine_cuts_and_strict(tmp_path, capsys):
     assert "layer 1 of 3 decoded" in capsys.readouterr().err and (tmp_path / "cut.png").exists()
     assert main(["decode", str(tmp_path / "cut.gsc"), "-o", str(tmp_path / "strict.png"), "--strict"]) == 1
     assert "--strict refuses it" in capsys.readouterr().err and not (tmp_path / "strict.png").exists()
+    damaged = bytearray(whole)
+    damaged[layered.read(whole).report.layers[0][0]] ^= 0x81      # layer 1's parity repairs it
+    (tmp_path / "hit.gsc").write_bytes(bytes(damaged))
+    assert main(["decode", str(tmp_path / "hit.gsc"), "-o", str(tmp_path / "hit.png"), "-q"]) == 0
+    assert "layers 1–3 of 3 decoded; layer 1: 1 byte repaired" in capsys.readouterr().err
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "hit.png")), outs["all"])
+    assert main(["info", str(tmp_path / "hit.gsc"), "--json"]) == 0
+    assert "layer 1: 1 byte repaired" in json.loads(capsys.readouterr().out)["decoded"]
     assert main(["info", str(tmp_path / "cut.gsc"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert [layer["state"] for layer in info["layers"]] == ["ok", "cut"] and "layer 1 of 3" in info["decoded"]

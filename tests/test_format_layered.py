@@ -255,3 +255,107 @@ def test_a_stream_of_which_nothing_arrived_is_refused_not_drawn():
     captioned = sample_stream(preset="lite-tiny", size=(96, 64))
     image, report = codec.decode_report(captioned[:-3])
     assert report.decoded == 0 and report.caption == "ok" and tuple(image.shape) == (3, 64, 96)
+
+
+def _repairs_every_byte(data: bytes, reader) -> list[int]:
+    """Each byte of ``data``'s layer 1 and its parity damaged (to a seeded other value): the positions where
+    ``reader`` (a damaged stream → what it read) differs from the undamaged stream's, or not repaired."""
+    whole = layered.read(data)
+    start, end, _ = whole.report.layers[0]
+    rng, wrong = random.Random(end), []
+    for i in range(start, end):
+        m = bytearray(data)
+        m[i] ^= rng.randrange(1, 256)
+        s = layered.read(bytes(m))
+        if s.layers != whole.layers or not s.report.intact or s.report.layer_fixed != 1:
+            wrong.append(i)
+        elif reader is not None and reader(bytes(m)) != reader(data):
+            wrong.append(i)
+    return wrong
+
+
+def test_any_damaged_byte_of_a_layered_layer_1_is_repaired():
+    # k = ceil(L / 253) interleaved codewords, each with 2 parity bytes: one damaged byte per codeword is
+    # corrected, then layer 1's CRC-16 must pass. A long layer 1 spans several codewords.
+    data = sample_layered_stream(GROUPS)
+    assert _repairs_every_byte(data, None) == []
+    long = layered.pack(v3.Header(3, 768, 512), b"", [random.Random(4).randbytes(600), b"\x02" * 40])
+    whole = layered.read(long)
+    k = layered.words(600)
+    assert k == 3 and whole.report.layers[0][1] - whole.report.layers[0][0] == 600 + 2 * k
+    m = bytearray(long)
+    start = whole.report.layers[0][0]
+    for c in range(k):                  # one byte in each codeword: all repaired
+        m[start + 100 * k + c] ^= 0x5A
+    s = layered.read(bytes(m))
+    assert s.layers == whole.layers and s.report.layer_fixed == k and "layer 1: 3 bytes repaired" in s.report.line()
+    m[start + 7 * k] ^= 0x01            # a second byte in codeword 0: beyond repair, the layer is dropped
+    s = layered.read(bytes(m))
+    assert s.report.decoded == 0 and s.report.damaged and s.layers == []
+
+
+def test_two_damaged_bytes_in_one_codeword_drop_layer_1_cleanly():
+    data = sample_layered_stream(GROUPS)
+    whole = layered.read(data)
+    start, end, _ = whole.report.layers[0]
+    rng, refused = random.Random(5), 0
+    for _ in range(300):
+        a, b = rng.sample(range(start, end), 2)       # one codeword: k = 1 here
+        m = bytearray(data)
+        m[a] ^= rng.randrange(1, 256)
+        m[b] ^= rng.randrange(1, 256)
+        p = Codec().read(bytes(m))
+        assert p.report.decoded == 0 and p.indices == [] and "layer 1 (bytes" in p.report.line()
+        refused += 1
+    assert refused == 300
+
+
+def test_a_damaged_record_after_a_layered_layer_1_leaves_it():
+    # Layer 1's end is confirmed by its check (XOR MORE) and its parity: a damaged record prefix after it
+    # drops layer 2 and what follows, not layer 1.
+    data = sample_layered_stream(GROUPS)
+    whole = layered.read(data)
+    after = whole.report.layers[1][0]
+    for i in range(after, after + 3):
+        m = bytearray(data)
+        m[i] ^= 0x21
+        s = layered.read(bytes(m))
+        assert s.layers == whole.layers[:1] and s.report.damaged and s.report.layer_fixed == 0, i
+
+
+def test_finding_a_damaged_layer_1_is_bounded_on_hostile_input():
+    # After a damaged layer 1, a megabyte of record prefixes that all pass their check: the reader looks at
+    # MAX_MARKS of them at most, tries MAX_ENDS ends, and drops layer 1.
+    import time
+
+    head = layered.pack(v3.Header(3, 768, 512), b"", [bytes(range(100)), b"x"])
+    start = layered.read(head).report.layers[0][0]
+    pair = leb128(5 << 4) + bytes([layered._mark(leb128(5 << 4))])
+    body = bytearray(head[:start + 102])
+    body[start + 3] ^= 1
+    body[start + 9] ^= 1                # two bytes in the one codeword: beyond repair
+    hostile = bytes(body) + pair * ((v3.MAX_STREAM_BYTES - len(body)) // 2)
+    t = time.process_time()
+    s = layered.read(hostile)
+    assert s.report.decoded == 0 and s.report.damaged
+    assert time.process_time() - t < 30
+
+
+def test_a_flux_tiny_stream_with_any_byte_of_layer_1_damaged_decodes_every_layer(tiny):
+    import torch
+
+    codec, img = tiny
+    full = codec.encode(img, channels=2, layers=BUDGETS)
+    want = codec.read(full)
+
+    def payload(data):
+        p = codec.read(data)
+        return p.indices, p.q.tobytes(), p.caption
+
+    assert _repairs_every_byte(full, payload) == []
+    start = layered.read(full).report.layers[0][0]
+    m = bytearray(full)
+    m[start + 1] ^= 0x40
+    image, report = codec.decode_report(bytes(m))
+    assert report.decoded == 3 == len(want.report.layers) and "layer 1: 1 byte repaired" in report.line()
+    assert torch.equal(image, codec.decode(full))

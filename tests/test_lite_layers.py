@@ -150,3 +150,27 @@ def test_lite_cli_layers_cut_refine_and_a_v3_stream_refused(tmp_path, capsys, im
     assert main(["refine", str(tmp_path / "in.png"), str(tmp_path / "v3.gsc"), "-o", str(tmp_path / "x.gsc"),
                  "--max-bpp", "0.1"]) == 1
     assert "--stream-version 4" in capsys.readouterr().err and not (tmp_path / "x.gsc").exists()
+
+
+def test_any_damaged_byte_of_layer_1_is_repaired_by_its_parity(tiny, stream):
+    # A layered stream's layer 1 carries Reed–Solomon parity: one damaged byte (of its bytes or its parity)
+    # is corrected and checked by its CRC-16, and every layer decodes as if nothing happened.
+    whole = layered.read(stream)
+    start, end, _ = whole.report.layers[0]
+    want = tiny.read(stream)
+    rng = np.random.default_rng(1)
+    for i in range(start, end):
+        m = bytearray(stream)
+        m[i] ^= int(rng.integers(1, 256))
+        p = tiny.read(bytes(m))
+        assert p.report.intact and p.report.layer_fixed == 1, i
+        assert p.latent.steps == want.latent.steps
+        assert all(np.array_equal(a, b) for a, b in zip(p.latent.q, want.latent.q))
+    m = bytearray(stream)
+    m[start + 2] ^= 0x08
+    image, report = tiny.decode_report(bytes(m))
+    assert report.decoded == 3 and "layer 1: 1 byte repaired" in report.line()
+    assert torch.equal(image, tiny.decode(stream))
+    m[start + 3] ^= 0x08                                  # two bytes of its one codeword: layer 1 is dropped
+    with pytest.raises(StreamError, match="nothing of the picture"):
+        tiny.decode_report(bytes(m))

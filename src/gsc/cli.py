@@ -307,7 +307,7 @@ def _decode_one(codec, sources: list[Path], target: Path, bar, strict: bool) -> 
     bar.remove_task(task)
     save_image(image, target)
     typer.echo(f"{target}: {payload.width}×{payload.height}")
-    if not report.intact or report.header_fixed is not None:
+    if not report.intact or report.header_fixed is not None or report.layer_fixed:
         print(f"gsc: {sources[0].name}: {report.line()}", file=sys.stderr)
 
 

@@ -10,10 +10,10 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
                   any one damaged byte among them is corrected
     caption       caption_len bytes (``gsc.format.caption``)
     layer 1       its bytes, of the preset's section kind (``gsc.format.sections``); no length: it runs to
-                  the end of the stream, or to the first record
-    parity        only when more layers are announced: 2k Reed–Solomon bytes (nsym = 2) over layer 1's L bytes
-                  split into k = ceil(L / 253) interleaved codewords (byte i in codeword i mod k); parity
-                  byte j of codeword c at j·k + c: one damaged byte per codeword is corrected
+                  the end of the stream, or to its parity, or to the first record
+    its parity    only when more than one layer is announced: 2k Reed–Solomon bytes (nsym = 2) over layer
+                  1's L bytes split into k = ceil(L / 253) interleaved codewords (byte i in codeword
+                  i mod k); parity byte j of codeword c at j·k + c: one damaged byte per codeword is corrected
     layer 2, …    each a record: LEB128(length · 16 + layers announced after it) (1–4 bytes)
                   | prefix check (1) | CRC-16 (2, big-endian) | its bytes
 
@@ -28,12 +28,12 @@ a damaged caption is dropped alone; an unrepairable header refuses the stream.
 The fields have no length of their own: the reader tries each possible length (1..``MAX_FIELDS`` bytes),
 keeps those whose codeword checks (or, failing that, corrects) and whose fields end exactly there, and among
 several prefers the one whose caption and layers pass their checks; a tie refuses the stream. Layer 1 ends
-at a place where its check passes (plain or XOR ``MORE``) and what follows is records whose prefix passes
-its check, or nothing (after the parity, when the check says more layers follow); among several, every byte
-verified wins, then the most verified records. When no such end is found, layer 1 and its parity may end
-before a record whose CRC-16 passes (it chains from layer 1's stored check, which the header holds), at the
-stream's end, or before a record the stream ends inside: at each of these (at most ``MAX_ENDS``) the parity
-corrects layer 1, which is kept only when its check then passes.
+at a place where its check passes plain and what follows is records whose prefix passes its check, or
+nothing; or where it passes XOR ``MORE`` and its parity follows whole and checks. Among several, every byte
+verified wins, then the most verified records. When its check passes nowhere, layer 1 and its parity may
+end before a record whose CRC-16 passes (it chains from layer 1's stored check, which the header holds), at
+the stream's end, or before a record the stream ends inside: at each of these (at most ``MAX_ENDS``) the
+parity corrects layer 1, which is kept only when its check (XOR ``MORE``) then passes.
 """
 
 from __future__ import annotations
