@@ -217,10 +217,15 @@ def _codewords(data: bytes, k: int):
     return ((c, data[c:n:k] + data[n + c::k]) for c in range(k))
 
 
-def _clean(data: bytes, k: int) -> bool:
-    """Whether every codeword of ``data`` (layer 1, then its parity) checks."""
-    rs = _rs()
-    return all(rs.check(word)[0] for _, word in _codewords(data, k))
+def _clean(data: bytes, k: int, most: int) -> int:
+    """How many codewords of ``data`` (layer 1, then its parity) check before the first that does not (``k``
+    when all do), looking at ``most`` at most."""
+    rs, n = _rs(), 0
+    for _, word in _codewords(data, k):
+        if n >= most or not rs.check(word)[0]:
+            break
+        n += 1
+    return n
 
 
 def _repair(data: bytes, k: int) -> tuple[bytes, int] | None:
@@ -327,8 +332,10 @@ def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, int, boo
     """(end of layer 1's bytes, end of its parity, more announced) wherever layer 1, begun at ``start``, can
     end: its check passes there plain and what follows can begin a record, or XOR ``MORE`` and its parity
     follows whole and checks, whatever follows (a damaged record after it costs layer 1 nothing). None past
-    ``MAX_ENDS`` such places or ``MAX_PASSES`` passing checks: that is hostile."""
+    ``MAX_ENDS`` such places or ``MAX_PASSES`` passing checks: that is hostile. The codewords checked are
+    bounded too: one layer 1's worth, and a few per passing check."""
     c, ends, passes = f.head_crc, [], 0
+    budget = words(len(data) - start) + 4 * MAX_PASSES
     for p in range(start, len(data) + 1):
         if p > start:
             c = crc16(_BYTE[data[p - 1]], c)
@@ -337,7 +344,9 @@ def _first_ends(data: bytes, start: int, f: _Fields) -> list[tuple[int, int, boo
         passes += 1
         more, k = c != f.first_crc, words(p - start)
         end = p + PARITY * k if more else p
-        if (end <= len(data) and _clean(data[start:end], k)) if more else _can_follow(data, end):
+        checked = _clean(data[start:end], k, budget) if more and end <= len(data) else 0
+        budget -= checked + 1
+        if checked == k if more else _can_follow(data, end):
             ends.append((p, end, more))
         if len(ends) > MAX_ENDS or passes > MAX_PASSES:
             return None
