@@ -231,7 +231,7 @@ def layer_states(states: tuple, declared: int) -> tuple:
     out = []
     for j in range(max(map(len, states), default=0)):
         spans = [s[j] for s in states if len(s) > j]
-        bad = any(st != "ok" for s in states for _, _, st in s[:j + 1])
+        bad = any(st == "damaged" for s in states for _, _, st in s[:j + 1])
         state = "ok" if all(kept(s) > j for s in states) else "damaged" if bad else "cut"
         out.append((min(a for a, _, _ in spans), max(b for _, b, _ in spans), state))
     return tuple(out[:max(declared, 1)])
