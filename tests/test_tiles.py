@@ -7,6 +7,7 @@ tiles, and images up to 1 Mpx give the bytes they gave before tiles existed.
 """
 
 import hashlib
+import json
 import random
 
 import pytest
@@ -40,6 +41,19 @@ def test_the_grid_is_one_tile_up_to_1_mpx_and_tiles_of_at_most_about_1_mpx_above
             assert all(0 <= a - b <= tiles.OVERLAP for a, b in zip(t.box[:2], t.coded[:2]))
             assert all(0 <= b - a <= tiles.OVERLAP for a, b in zip(t.box[2:], t.coded[2:]))
         assert bool((cover == 1).all()), size    # the nominal boxes partition the image
+
+
+@pytest.mark.parametrize("size", [(1280, 832), (2048, 2048), (3000, 2000)])
+def test_blend_weights_sum_to_one_and_stop_at_the_coded_box(size):
+    from gsc.generate.tiled import weights
+
+    total = torch.zeros(size[1], size[0])
+    for t in tiles.grid(*size):
+        w = weights(t, *size)[0]
+        x0, y0, x1, y1 = t.coded
+        assert w.shape == (y1 - y0, x1 - x0) and float(w.min()) > 0
+        total[y0:y1, x0:x1] += w
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-6)
 
 
 def _stream(layers=3, size=(1920, 1080), seed=0, caption=b"caption bytes"):
@@ -189,3 +203,20 @@ def test_images_up_to_1_mpx_give_the_same_bytes_as_before_tiles(tiny):
             "layers": tiny.encode(small, caption="a wall", layers=[0.06, 0.1]),
             "1 Mpx v4": tiny.encode(edge, max_bpp=0.01, version=4)}
     assert {k: (len(v), hashlib.sha256(v).hexdigest()[:16]) for k, v in made.items()} == BEFORE_TILES
+
+
+def test_gsc_info_lists_the_tiles_and_the_damage(tiny, stream, tmp_path, capsys):
+    from gsc.cli import main
+
+    s = layered.read(stream)
+    start, end, _ = s.report.tiles[1][0]
+    m = bytearray(stream)
+    m[end - 1] ^= 1
+    path = tmp_path / "damaged.gsc"
+    path.write_bytes(bytes(m))
+    assert main(["info", str(path)]) in (0, None)
+    out = capsys.readouterr().out
+    assert "1: 0–640 × 0–832, layers ok, ok" in out and "2: 640–1280 × 0–832, layers damaged" in out
+    assert main(["info", str(path), "--json"]) in (0, None)
+    decoded = json.loads(capsys.readouterr().out)["decoded"]
+    assert "tile 2 of 2: layer 1" in decoded and "filled from its neighbours" in decoded

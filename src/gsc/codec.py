@@ -166,13 +166,7 @@ class Codec:
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
         declared = max(1, len(budgets))
 
-        def pack(latent_layers: list) -> bytes:     # a tiled image's: a list of sections per layer
-            if version == fmt.VERSION:
-                return fmt.pack(header, caption_data, latent_layers[0])
-            if tiled:
-                return layered.pack_tiles(header, caption_data, latent_layers, declared)
-            return layered.pack(header, caption_data, latent_layers, declared)
-
+        pack = _packer(header, caption_data, version, tiled, declared)
         # 2.–4. latent, selection, entropy coding: the sender of the preset's section kind
         senders = TILE_SENDERS if tiled else SENDERS
         return senders[self.preset.coding](self, x, pack, channels, step, max_bpp, budgets[1:], progress)
@@ -659,6 +653,18 @@ class Codec:
         latent_kwargs = {"checkpoint": str(latent_checkpoint)} if latent_checkpoint else None
         return cls(preset=preset, captioner=captioner, selection=selection, captioner_kwargs=captioner_kwargs,
                    latent_kwargs=latent_kwargs)
+
+
+def _packer(header, caption_data: bytes, version: int, tiled: bool, declared: int):
+    """The stream of a list of latent layers (a tiled image's: a list of sections per layer), as written."""
+    def pack(latent_layers: list) -> bytes:
+        if version == fmt.VERSION:
+            return fmt.pack(header, caption_data, latent_layers[0])
+        if tiled:
+            return layered.pack_tiles(header, caption_data, latent_layers, declared)
+        return layered.pack(header, caption_data, latent_layers, declared)
+
+    return pack
 
 
 def _generates(p: Payload) -> bool:

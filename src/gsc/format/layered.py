@@ -13,6 +13,9 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
                   the end of the stream, or to the first record
     layer 2, …    each a record: LEB128(length · 16 + layers announced after it) (1–4 bytes)
                   | prefix check (1) | CRC-16 (2, big-endian) | its bytes
+    tiled image   above 1 Mpx (``gsc.format.tiles``, ``pack_tiles``): layer 1 is empty, and every layer is a
+                  record per tile, layer-major: LEB128(length · 16 + layers − 1) | prefix check (1)
+                  | CRC-16 (2, chained to the header and the tile's previous layer) | the tile's section
 
 A refinement part (``pack_more``) is only records, so ``SENT + MORE`` is one stream. Checks: the caption's
 CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's check is the

@@ -72,7 +72,7 @@ def _counts(width: int, height: int) -> tuple[int, int]:
         key = (nx * ny, shape)
         if best is None or key < best[0]:
             best = (key, (nx, ny))
-        if nx * ny > best[0][0] and ny == 1:
+        if nx >= best[0][0]:      # more columns alone would make more tiles
             break
     return best[1]
 
