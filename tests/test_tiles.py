@@ -220,3 +220,30 @@ def test_gsc_info_lists_the_tiles_and_the_damage(tiny, stream, tmp_path, capsys)
     assert main(["info", str(path), "--json"]) in (0, None)
     decoded = json.loads(capsys.readouterr().out)["decoded"]
     assert "tile 2 of 2: layer 1" in decoded and "filled from its neighbours" in decoded
+
+
+def test_mutated_tiled_streams_read_only_what_passed_its_checks(tiny, stream):
+    """Hostile bytes, raw or re-sealed with fresh checks (so that they reach the bands parser): read raises
+    nothing but StreamError, and every tile's decoded layers are the original's or a sealed mutant's own."""
+    from gsc.errors import StreamError
+    from gsc.testing.fuzz import mutate
+
+    original = layered.read(stream)
+    rng = random.Random(11)
+    for k in range(200):
+        if k % 2:
+            data = mutate(stream, rng)
+        else:
+            sections = [[tile[j] for tile in original.tiles] for j in range(2)]
+            j, t = rng.randrange(2), rng.randrange(2)
+            sections[j][t] = mutate(sections[j][t], rng)
+            data = layered.pack_tiles(original.header, original.caption_data, sections)
+        try:
+            p = tiny.read(data)
+        except StreamError:
+            continue
+        s = layered.read(data)
+        assert p.tiles is not None and [t for t, _, _ in p.tiles] == list(tiles.grid(p.width, p.height))
+        assert all(count <= len(own) <= 2 for (_, _, count), own in zip(p.tiles, s.tiles))
+        if k % 2 and s.header == original.header:
+            assert all(own == whole[:len(own)] for own, whole in zip(s.tiles, original.tiles))
