@@ -226,6 +226,8 @@ def pack_tiles(header: Header, caption_data: bytes, sections: list[list[bytes]],
     if any(len(layer) != n for layer in sections) or not sections:
         raise StreamError(f"a {header.width}×{header.height} image has {n} tiles: give a section for each")
     declared = declared or len(sections)
+    if len(sections) > declared:
+        raise StreamError(f"{len(sections)} layers given, {declared} announced")
     head = pack(header, caption_data, [b""], declared)
     f = next(f for f, _ in _candidates(head, False) if f.end + f.caption_len == len(head))
     out = head + tiles.records(sections, tiles.first_checks(f.first_crc, n), declared, _mark)
