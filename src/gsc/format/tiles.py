@@ -32,11 +32,12 @@ from functools import lru_cache
 from typing import Callable
 
 from ..bits import ceil_div, leb128
+from ..errors import StreamError
 
 MAX_TILE_PIXELS = 1 << 20    # a Kodak image (0.39 Mpx) and anything up to 1 Mpx is one tile
 UNIT = 16                    # px: inner borders on a multiple of TAEF2's latent cell (8) and of 4:2:0 chroma
 OVERLAP = 32                 # px each tile's coded box reaches past each inner border: the seams' blend band
-MAX_TILES = 128              # the grid of any image the format admits (67 Mpx) has at most 80
+MAX_TILES = 128              # bounds the grid of any image the format admits: 65 at most in a sweep of 67 Mpx sizes
 RESYNC_WORK = 16             # bytes of CRC per stream byte the reader may spend finding lost records
 RESYNC_WINDOW = 1 << 16      # bytes the reader looks ahead for the record after a lost length
 
@@ -89,6 +90,8 @@ def grid(width: int, height: int) -> tuple[Tile, ...]:
     if not tiled(width, height):
         return (Tile(0, (0, 0, width, height), (0, 0, width, height)),)
     nx, ny = _counts(width, height)
+    if nx * ny > MAX_TILES:
+        raise StreamError(f"a {width}×{height} image would need {nx * ny} tiles, over {MAX_TILES}")
     xs, ys = _borders(width, nx), _borders(height, ny)
     out = []
     for j in range(ny):
