@@ -176,7 +176,7 @@ def test_a_long_layer_1_is_found_whole():
     rng = random.Random(2)
     for more in ([], [b"\x01" * 300]):
         layers = [rng.randbytes(600_000), *more]
-        s = layered.read(layered.pack(v3.Header(3, 4096, 4096), b"", layers))
+        s = layered.read(layered.pack(v3.Header(3, 1024, 1024), b"", layers))   # 1 Mpx: one tile
         assert s.layers == layers and s.report.intact
 
 

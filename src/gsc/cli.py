@@ -346,6 +346,9 @@ def _info_value(key: str, value) -> str:
         return _indices(value)
     if key == "layers":   # one line per layer: its bytes in the stream and whether it decoded
         return "\n".join(f"{i}: bytes {layer['bytes']}, {layer['state']}" for i, layer in enumerate(value, 1))
+    if key == "tiles":    # one line per tile: its box (x × y, px) and its layers' states
+        return "\n".join(f"{i}: {tile['box']}, layers {', '.join(tile['layers']) or 'none'}"
+                         for i, tile in enumerate(value, 1))
     return f"{value:.5f}" if isinstance(value, float) else str(value)
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -24,8 +24,8 @@ import numpy as np
 from .budget import DecodeLimits
 from .errors import GSCError, StreamError
 from .format import container as fmt
-from .format import layered
-from .format.sections import SECTIONS, decode_layers, read_layers
+from .format import layered, tiles
+from .format.sections import SECTIONS, decode_layers, decode_tiles, read_layers, read_tiles
 from .presets import DEFAULT_PRESET, get_preset, preset_by_id
 from .registry import Registry
 
@@ -48,6 +48,7 @@ class Payload:
     sizes: dict            # total / header / caption / latent bytes
     latent: object = None  # lite: the decoded ``gsc.format.bands.BandLatent``
     report: object = None  # ``gsc.format.layered.Report``: the layers decoded, and what was cut or damaged
+    tiles: list | None = None  # a tiled image: (``gsc.format.tiles.Tile``, ``Section``, layers decoded) each
 
     @property
     def channels(self):
@@ -144,16 +145,17 @@ class Codec:
         from .image import as_image_tensor
 
         caption_policy = caption_policy or self.preset.caption_policy
-        version = version or (layered.VERSION if layers and len(layers) > 1 else self.preset.stream_version)
+        x = as_image_tensor(image)
+        height, width = x.shape[-2:]
+        fmt.check_size(width, height)
+        version = self._version(version, layers, width, height)
+        tiled = version == layered.VERSION and tiles.tiled(width, height)
         self._check_options(channels, step, max_bpp, caption_policy)
         budgets = self._check_layers(layers, max_bpp, version)
         max_bpp = budgets[0] if budgets else max_bpp
         if (seed is None) != (steps is None):
             seed = self.preset.seed if seed is None else seed
             steps = self.preset.steps if steps is None else steps
-        x = as_image_tensor(image)
-        height, width = x.shape[-2:]
-        fmt.check_size(width, height)
         if image_name is None and isinstance(image, (str, os.PathLike)):
             image_name = Path(image).name
         # 1. caption
@@ -164,13 +166,24 @@ class Codec:
         header = fmt.Header(self.preset.id, width, height, steps=steps, seed=seed)
         declared = max(1, len(budgets))
 
-        def pack(latent_layers: list[bytes]) -> bytes:
-            if version == fmt.VERSION:
-                return fmt.pack(header, caption_data, latent_layers[0])
-            return layered.pack(header, caption_data, latent_layers, declared)
-
+        pack = _packer(header, caption_data, version, tiled, declared)
         # 2.–4. latent, selection, entropy coding: the sender of the preset's section kind
-        return SENDERS[self.preset.coding](self, x, pack, channels, step, max_bpp, budgets[1:], progress)
+        senders = TILE_SENDERS if tiled else SENDERS
+        return senders[self.preset.coding](self, x, pack, channels, step, max_bpp, budgets[1:], progress)
+
+    def _version(self, version: int | None, layers, width: int, height: int) -> int:
+        """The container to write: ``version``, or else 4 for several layers or an image above
+        ``tiles.MAX_TILE_PIXELS`` (tiled; where the preset's sender codes no tiles, version 3), else the
+        preset's. GSCError for a tiled version 4 the preset's sender cannot make."""
+        big, can_tile = tiles.tiled(width, height), self.preset.coding in TILE_SENDERS
+        many = bool(layers) and len(layers) > 1
+        if version is None:
+            version = layered.VERSION if many or (big and can_tile) else self.preset.stream_version
+            version = fmt.VERSION if big and not can_tile and not many else version
+        if big and not can_tile and version == layered.VERSION:
+            raise GSCError(f"the {self.preset.name} preset codes no tiles: an image above "
+                           f"{tiles.MAX_TILE_PIXELS / 1e6:.2f} Mpx ({width}×{height}) goes in version 3, one layer")
+        return version
 
     def _check_layers(self, layers, max_bpp, version) -> list[float]:
         """The layers' budgets (bpp), checked: ascending, positive, ending at ``max_bpp`` when both are given."""
@@ -264,9 +277,7 @@ class Codec:
         from .format.band_layers import encode_layer
         from .format.bands import encode_bands
 
-        if step != 1.0:
-            raise GSCError(f"--step applies to the flux presets; the {self.preset.name} preset picks its steps "
-                           f"under --max-bpp")
+        self._check_band_step(step)
         if channels == 0:
             return pack([b""])
         height, width = x.shape[-2:]
@@ -288,13 +299,51 @@ class Codec:
                            f"--max-bpp or send a shorter caption")
         return pack([encode_bands(best.latent, width, height)])
 
+    def _check_band_step(self, step: float) -> None:
+        if step != 1.0:
+            raise GSCError(f"--step applies to the flux presets; the {self.preset.name} preset picks its steps "
+                           f"under --max-bpp")
+
+    def _encode_band_tiles(self, x, pack, channels: int | None, step: float, max_bpp: float | None,
+                           more: list[float], progress=None) -> bytes:
+        """The lite sender for a tiled image (``gsc.latent.tiled``): the whole image's rate control picks the
+        settings of each layer, and every tile codes its coded box at them."""
+        from .latent.tiled import tile_sections, whole_budget
+
+        self._check_band_step(step)
+        height, width = x.shape[-2:]
+        grid = tiles.grid(width, height)
+        if channels == 0:
+            return pack([[b""] * len(grid)])
+        bpps = [self.DEFAULT_BPP if max_bpp is None else max_bpp, *more]
+        budgets = [self._latent_budget(pack, b, j + 1, width * height, n_tiles=len(grid)) for j, b in enumerate(bpps)]
+        whole = [whole_budget(b, grid, width, height) for b in budgets]
+        found = None
+        if whole[0] > 0 and more:
+            found = self.latent_encoder.layered(x, whole, channels, progress)
+        elif whole[0] > 0:
+            best = self.latent_encoder.rate_control(x, whole[0], channels, progress)
+            found = None if best is None else [best]
+        sections = found and tile_sections(x, grid, [c.latent for c in found], budgets)
+        if not sections:
+            raise GSCError(f"the {len(grid)} tiles of this {width}×{height} image do not fit in "
+                           f"{', '.join(map(str, bpps))} bpp (each layer a finer step of the one before): "
+                           f"raise --max-bpp, or space the layers further apart")
+        return pack(sections)
+
     @staticmethod
-    def _latent_budget(pack, bpp: float, layers: int, pixels: int, first: int | None = None) -> int:
+    def _latent_budget(pack, bpp: float, layers: int, pixels: int, first: int | None = None,
+                       n_tiles: int = 0) -> int:
         """The latent bytes a prefix of ``layers`` layers may hold within ``bpp``: the budget less what the
         container adds (header, caption, layer 1's parity, the records' lengths and checks, priced for layers
-        this long; layer 1 priced at ``first`` bytes, its most, where given, as a refinement of it prices it)."""
+        this long; layer 1 priced at ``first`` bytes, its most, where given, as a refinement of it prices it).
+        ``n_tiles``: a tiled image's, whose ``pack`` takes a section per tile per layer."""
         total = int(bpp * pixels / 8)
-        filler = [bytes(min(total, fmt.MAX_STREAM_BYTES // (2 * layers)))] * layers
+        size = min(total, fmt.MAX_STREAM_BYTES // (2 * layers))
+        if n_tiles:
+            filler = [[bytes(size // n_tiles)] * n_tiles] * layers
+            return total - (len(pack(filler)) - size // n_tiles * n_tiles * layers)
+        filler = [bytes(size)] * layers
         filler[0] = filler[0] if first is None else bytes(max(first, 0))
         return total - (len(pack(filler)) - sum(map(len, filler)))
 
@@ -392,6 +441,9 @@ class Codec:
         if s.report.version != layered.VERSION:
             raise GSCError(f"refine needs a version-{layered.VERSION} stream, this one is version {s.report.version}: "
                            f"encode with --stream-version {layered.VERSION} (or --layers) to refine it later")
+        if s.tiles:
+            raise GSCError(f"refine does not apply to a tiled image (above {tiles.MAX_TILE_PIXELS / 1e6:.2f} Mpx) "
+                           f"yet: encode it with every layer (--layers)")
         if s.report.damaged or not whole_layers:
             raise GSCError(f"refine needs a version-{layered.VERSION} stream of whole layers ({s.report.line()})")
         if preset_by_id(s.header.preset_id).name != self.preset.name:
@@ -462,6 +514,8 @@ class Codec:
             caption = decode_caption(s.caption_data)
         except StreamError:   # passed its check, yet not a caption: dropped like a damaged one
             report = report.keep(len(report.layers), caption=False)
+        if s.tiles:
+            return self._read_tiles(s, preset, steps, caption, report, strict)
         section, count = decode_layers(preset.coding, s.layers, preset.latent_channels, s.header.width,
                                        s.header.height, self.limits.max_symbol_work)
         if count < len(s.layers):
@@ -475,6 +529,27 @@ class Codec:
             sizes={"total": report.size, "header": s.header_bytes, "caption": len(s.caption_data),
                    "latent": report.latent_bytes}, latent=section.latent, report=report,
         )
+
+    def _read_tiles(self, s, preset, steps: int, caption: str, report, strict: bool) -> Payload:
+        """``read`` of a tiled image: each tile's verified layers decoded, their work bounded together."""
+        grid = tiles.grid(s.header.width, s.header.height)
+        found = decode_tiles(preset.coding, s.tiles, preset.latent_channels, grid, self.limits.max_symbol_work)
+        states = report.tiles
+        for t, (layers, (_, count)) in enumerate(zip(s.tiles, found)):
+            if count < len(layers):    # passed its check, yet would not parse
+                states = tiles.refuse(states, t, count)
+        if states != report.tiles:
+            report = replace(report, tiles=states, layers=tiles.layer_states(states, report.declared))
+        if strict and not report.intact:
+            raise StreamError(f"stream is damaged ({report.line()}); --strict refuses it")
+        first = next((sec for sec, count in found if count), found[0][0])
+        return Payload(
+            preset=preset.name, width=s.header.width, height=s.header.height,
+            seed=preset.seed if s.header.seed is None else s.header.seed, steps=steps, caption=caption,
+            indices=first.indices, q=None, step=first.step,
+            sizes={"total": report.size, "header": s.header_bytes, "caption": len(s.caption_data),
+                   "latent": report.latent_bytes}, report=report,
+            tiles=[(tile, sec, count) for tile, (sec, count) in zip(grid, found)])
 
     def check_budget(self, data: bytes) -> None:
         """Refuse (``BudgetError``) a stream whose image or steps exceed this receiver's limits, from its
@@ -491,12 +566,19 @@ class Codec:
         what was decoded, cut or dropped. ``strict`` refuses a cut or damaged stream (StreamError)."""
         self.check_budget(data)    # from the header, before torch is even imported
         p = self.read(data, strict)
-        if p.report.declared and not p.report.decoded and not p.caption:
+        if p.report.declared and not p.report.shown and not p.caption:
             # a generator would draw a picture from noise alone: nothing here came from the sender
             raise StreamError(f"nothing of the picture arrived ({p.report.line()})")
         from .generate import GenerationRequest
 
         preset = get_preset(p.preset)
+        if p.tiles is not None:
+            from .generate.tiled import generate_tiles
+
+            requests = [_tile_request(p, preset, tile, section) if count else None for tile, section, count in p.tiles]
+            image = generate_tiles(self.generator(preset), requests, [t for t, _, _ in p.tiles], p.width, p.height,
+                                   progress)
+            return image, p.report
         request = GenerationRequest(caption=p.caption, channels=p.channels, indices=p.indices,
                                     latent_channels=preset.latent_channels, height=p.height, width=p.width,
                                     seed=p.seed, steps=p.steps, latent=p.latent)
@@ -507,7 +589,13 @@ class Codec:
         work), and why this receiver's ``decode`` would refuse it, or None: what a sender reports."""
         s, preset, steps = self._header(data)
         width, height = s.header.width, s.header.height
-        section, count = read_layers(preset.coding, s.layers, preset.latent_channels, width, height)
+        if s.tiles:
+            found = read_tiles(preset.coding, s.tiles, preset.latent_channels, tiles.grid(width, height))
+            section = next((h for h, count in found if count), found[0][0])
+            section = replace(section, work=sum(h.work for h, _ in found))
+            count = len(s.layers)
+        else:
+            section, count = read_layers(preset.coding, s.layers, preset.latent_channels, width, height)
         refused = self.limits.generation_refusal(preset, width, height, steps)
         if refused is None and section.work > self.limits.max_symbol_work:
             refused = (f"its latent section needs {section.work:.2g} units of entropy-decoding work, over the "
@@ -520,6 +608,7 @@ class Codec:
                 **section.settings, "preset": preset.name, "width": width, "height": height,
                 "steps": steps, "decode_refused": refused, "version": report.version,
                 "layers": [{"bytes": f"{a}–{b}", "state": state} for a, b, state in report.layers],
+                **({"tiles": _tile_summary(s, report)} if s.tiles else {}),
                 "decoded": report.line()}
 
     def info(self, data) -> dict:
@@ -535,8 +624,7 @@ class Codec:
             "caption_bits_per_char": (p.sizes["caption"] * 8 / n_chars) if n_chars else None,
             "caption": p.caption,
             "seed": p.seed,
-            "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps, generates=(
-                p.latent is None or p.latent.texture > 0)), 1),
+            "decode_estimate_s": round(preset.decode_seconds(p.width, p.height, p.steps, generates=_generates(p)), 1),
             "cost_device": preset.cost_device,
         }
 
@@ -573,14 +661,57 @@ class Codec:
                    latent_kwargs=latent_kwargs)
 
 
+def _packer(header, caption_data: bytes, version: int, tiled: bool, declared: int):
+    """The stream of a list of latent layers (a tiled image's: a list of sections per layer), as written."""
+    def pack(latent_layers: list) -> bytes:
+        if version == fmt.VERSION:
+            return fmt.pack(header, caption_data, latent_layers[0])
+        if tiled:
+            return layered.pack_tiles(header, caption_data, latent_layers, declared)
+        return layered.pack(header, caption_data, latent_layers, declared)
+
+    return pack
+
+
+def _generates(p: Payload) -> bool:
+    """Whether decoding runs the generator (lite skips it for a low band with no texture)."""
+    latents = [sec.latent for _, sec, _ in p.tiles] if p.tiles is not None else [p.latent]
+    return any(a is None or a.texture > 0 for a in latents)
+
+
+def _tile_request(p: Payload, preset, tile, section):
+    """The generator's request for one tile of ``p``: its coded box, its section, a seed of its own."""
+    import torch
+
+    from .generate import GenerationRequest
+
+    width, height = tile.size
+    channels = (torch.zeros(0, 0, 0) if section.q is None
+                else torch.from_numpy(section.q.astype(np.float32) * section.step))
+    return GenerationRequest(caption=p.caption, channels=channels, indices=section.indices,
+                             latent_channels=preset.latent_channels, height=height, width=width,
+                             seed=(p.seed + tile.index) % (fmt.MAX_SEED + 1), steps=p.steps, latent=section.latent)
+
+
+def _tile_summary(s, report) -> list[dict]:
+    """Per tile of a tiled stream: its box, its coded box and its layers' states."""
+    return [{"box": "{}–{} × {}–{}".format(*tile.box[::2], *tile.box[1::2]),
+             "coded": "{}–{} × {}–{}".format(*tile.coded[::2], *tile.coded[1::2]),
+             "layers": [state for _, _, state in states]}
+            for tile, states in zip(tiles.grid(s.header.width, s.header.height), report.tiles)]
+
+
 # The sender of each latent section kind (``gsc.format.sections.SECTIONS`` holds the receiver's side).
 SENDERS: Registry = Registry("latent section sender")
 SENDERS.register("grid", Codec._encode_grid)
 SENDERS.register("bands", Codec._encode_bands)
+# The senders that code a tiled image (``gsc.format.tiles``), a section per tile per layer, by kind.
+TILE_SENDERS: Registry = Registry("tiled latent section sender")
+TILE_SENDERS.register("bands", Codec._encode_band_tiles)
 # What ``refine`` appends, per kind: (codec, image, the parsed stream sent, budgets in bpp) → the new layers.
 REFINERS: Registry = Registry("latent section refiner")
 REFINERS.register("grid", Codec._refine_grid)
 REFINERS.register("bands", Codec._refine_bands)
 
 
-__all__ = ["Codec", "Payload", "REFINERS", "SENDERS", "StreamError"]
+__all__ = ["Codec", "Payload", "REFINERS", "SENDERS", "StreamError", "TILE_SENDERS"]

@@ -16,6 +16,9 @@ Full specification: ``docs/stream-format.md`` ("Version 4"). Layout, in code ord
                   i mod k); parity byte j of codeword c at j·k + c: one damaged byte per codeword is corrected
     layer 2, …    each a record: LEB128(length · 16 + layers announced after it) (1–4 bytes)
                   | prefix check (1) | CRC-16 (2, big-endian) | its bytes
+    tiled image   above 1 Mpx (``gsc.format.tiles``, ``pack_tiles``): layer 1 is empty, and every layer is a
+                  record per tile, layer-major: LEB128(length · 16 + layers − 1) | prefix check (1)
+                  | CRC-16 (2, chained to the header and the tile's previous layer) | the tile's section
 
 A refinement part (``pack_more``) is only records, so ``SENT + MORE`` is one stream. Checks: the caption's
 CRC-8 (polynomial 0x07) covers byte 0, the fields before it and the caption's bytes; layer 1's check is the
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field, replace
 from ..bits import BitReader, BitWriter, leb128
 from ..errors import StreamError
 from . import container as v3
+from . import tiles
 from .container import MAGIC, MAX_CAPTION_BYTES, MAX_STREAM_BYTES, Header
 
 VERSION = 4
@@ -99,6 +103,7 @@ class Report:
     layer_fixed: int = 0                 # bytes of layer 1 (with its parity) the parity code corrected
     notes: tuple = field(default=())
     at_least: bool = False               # ``declared`` is a lower bound: the last layer read announces more
+    tiles: tuple = ()                    # a tiled stream's (start, end, state) per layer, per tile
 
     @property
     def decoded(self) -> int:
@@ -106,6 +111,11 @@ class Report:
         while n < len(self.layers) and self.layers[n][2] == "ok":
             n += 1
         return n
+
+    @property
+    def shown(self) -> int:
+        """The most layers any part of the picture is decoded from: ``decoded``, or a tiled stream's best tile."""
+        return max((tiles.kept(s) for s in self.tiles), default=self.decoded)
 
     @property
     def latent_bytes(self) -> int:
@@ -140,13 +150,13 @@ class Report:
 
     def line(self) -> str:
         """One line: what was decoded, and why not the rest."""
-        n = self.decoded
+        n = self.shown
         of = f" of {self.total}" if not self.at_least else f" of at least {self.total}" if self.total > 1 else ""
         what = {0: f"no layer{of} decoded", 1: f"layer 1{of} decoded"}.get(n, f"layers 1–{n}{of} decoded")
         parts = [what]
         if self.caption in ("damaged", "cut"):
             parts.append(f"caption {self.caption}, decoded without it")
-        for i, (start, end, state) in enumerate(self.layers, 1):
+        for i, (start, end, state) in enumerate(() if self.tiles else self.layers, 1):
             if state == "damaged":
                 how = " (damaged, or the stream was cut inside it)" if i == 1 else ""
                 parts.append(f"layer {i} (bytes {start}–{end}) failed its check{how}: dropped with what follows")
@@ -154,6 +164,7 @@ class Report:
                 parts.append(f"stream ends at byte {self.size}, inside layer {i} (bytes {start}–{end})")
         if self.cut and not any(s == "cut" for *_, s in self.layers) and self.caption != "cut":
             parts.append(f"stream ends at byte {self.size}, after layer {n}")
+        parts += tiles.notes(self.tiles)
         if self.header_fixed is not None:
             parts.append(f"header byte {self.header_fixed} repaired")
         if self.layer_fixed:
@@ -172,6 +183,7 @@ class Parsed:
     report: Report
     header_bytes: int
     last_crc: int = 0
+    tiles: tuple = ()     # a tiled stream's verified layers per tile (``gsc.format.tiles``); ``layers`` is empty
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -274,6 +286,23 @@ def pack(header: Header, caption_data: bytes, layers: list[bytes], declared: int
     return out
 
 
+def pack_tiles(header: Header, caption_data: bytes, sections: list[list[bytes]], declared: int | None = None) -> bytes:
+    """A version-4 stream of a tiled image (``gsc.format.tiles``): header, caption, an empty layer 1, then
+    ``sections[layer][tile]`` as records, layer-major. ``declared`` as in ``pack``."""
+    n = len(tiles.grid(header.width, header.height))
+    if any(len(layer) != n for layer in sections) or not sections:
+        raise StreamError(f"a {header.width}×{header.height} image has {n} tiles: give a section for each")
+    declared = declared or len(sections)
+    if len(sections) > declared:
+        raise StreamError(f"{len(sections)} layers given, {declared} announced")
+    head = pack(header, caption_data, [b""], declared)
+    f = next(f for f, _ in _candidates(head, False) if f.end + f.caption_len == len(head))
+    out = head + tiles.records(sections, tiles.first_checks(f.first_crc, n), declared, _mark)
+    if len(out) > MAX_STREAM_BYTES:
+        raise StreamError(f"stream of {len(out)} bytes exceeds the format's limit of {MAX_STREAM_BYTES}")
+    return out
+
+
 # -- reading -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -322,6 +351,7 @@ class _Layout:
     at_least: bool = False
     whole: bool = False
     fixed: int = 0
+    tiles: object = None    # ``tiles.TileRecords`` of a tiled stream
 
     @property
     def confirms(self) -> int:
@@ -432,6 +462,8 @@ def _layout(data: bytes, f: _Fields) -> _Layout:
         return _Layout("cut", last=f.head_crc, at_least=True)
     caption = "none" if not f.caption_len else (
         "ok" if crc8(f.caption_head + data[f.end:cap_end]) == f.caption_crc else "damaged")
+    if tiles.tiled(f.header.width, f.header.height):
+        return _tiled_layout(data, f, caption, cap_end)
     ends = _first_ends(data, cap_end, f)
     chosen = _best([_option(data, f, caption, (cap_end, data[cap_end:p]), end, more) for p, end, more in ends or ()])
     if chosen is None and ends == []:
@@ -439,6 +471,16 @@ def _layout(data: bytes, f: _Fields) -> _Layout:
         chosen = _best([_option(data, f, caption, (cap_end, got[0]), end, True, got[1])
                         for end, got in repairs if got is not None])
     return chosen or _Layout(caption, ((cap_end, len(data), "damaged"),), (), f.head_crc, at_least=True)
+
+
+def _tiled_layout(data: bytes, f: _Fields, caption: str, cap_end: int) -> _Layout:
+    """What follows the caption of a tiled image: its empty layer 1, then a record per tile per layer."""
+    n = len(tiles.grid(f.header.width, f.header.height))
+    found = tiles.read_records(data, cap_end, tiles.first_checks(f.first_crc, n), MAX_LAYERS, _mark)
+    more = f.first_crc == f.head_crc ^ MORE
+    declared = max(found.announced, 1 + more)
+    return _Layout(caption, tiles.layer_states(found.states, declared), (), f.head_crc, declared,
+                   not found.announced and more, found.whole, tiles=found)
 
 
 def _candidates(data: bytes, correct: bool) -> list[tuple[_Fields, int | None]]:
@@ -531,9 +573,10 @@ def unpack(data: bytes) -> Parsed:
     """Read a version-4 stream (parts already joined). StreamError only when the header cannot be read;
     damaged or missing sections are dropped and reported."""
     f, fixed, s = _read_header(data)
-    report = Report(len(data), VERSION, s.declared, s.states, s.caption, fixed, s.fixed, at_least=s.at_least)
+    report = Report(len(data), VERSION, s.declared, s.states, s.caption, fixed, s.fixed, at_least=s.at_least,
+                    tiles=s.tiles.states if s.tiles else ())
     caption = data[f.end:f.end + f.caption_len] if s.caption == "ok" else b""
-    return Parsed(f.header, caption, list(s.layers), report, f.end, s.last)
+    return Parsed(f.header, caption, list(s.layers), report, f.end, s.last, s.tiles.verified if s.tiles else ())
 
 
 def _v3(data: bytes) -> Parsed:

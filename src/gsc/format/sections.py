@@ -179,3 +179,17 @@ def decode_layers(kind: str, layers: list[bytes], n_channels: int, width: int, h
             break
         decoded += 1
     return section or coding.decode(b"", n_channels, width, height, None), decoded
+
+
+def read_tiles(kind: str, tile_layers, n_channels: int, grid) -> list[tuple[SectionHeader, int]]:
+    """``read_layers`` of each tile's verified layers (``gsc.format.tiles``), at its coded box's size."""
+    return [read_layers(kind, list(layers), n_channels, *tile.size) for layers, tile in zip(tile_layers, grid)]
+
+
+def decode_tiles(kind: str, tile_layers, n_channels: int, grid, max_work: int | None) -> list[tuple[Section, int]]:
+    """``decode_layers`` of each tile's verified layers; BudgetError when the tiles' work together exceeds
+    ``max_work``, before any decoding."""
+    heads = read_tiles(kind, tile_layers, n_channels, grid)
+    check_work(sum(h.work for h, _ in heads), max_work)
+    return [decode_layers(kind, list(layers[:count]), n_channels, *tile.size, None)
+            for layers, tile, (_, count) in zip(tile_layers, grid, heads)]

@@ -49,3 +49,11 @@ class Generator:
 
 
 GENERATORS: Registry[Generator] = Registry("generator")
+
+
+def tile_progress(progress, index: int, n: int, steps: int):
+    """Part ``index`` of ``n`` reported on the whole decode's scale: ``progress(i)`` means i + 1 of ``steps``
+    done, so step i of this part is (index · steps + i + 1) / n − 1 (a fraction where n > 1)."""
+    if progress is None or n == 1:
+        return progress
+    return lambda i: progress((index * steps + i + 1) / n - 1)

@@ -28,7 +28,7 @@ from ..bits import ceil_div
 from ..models import zoo
 from ..models.lite import adapter_hint
 from ..models.texture import fuse
-from .base import GENERATORS, GenerationRequest, Generator
+from .base import GENERATORS, GenerationRequest, Generator, tile_progress
 from .rectified_flow import euler_sample
 
 DECODE_THREADS = 2
@@ -130,18 +130,10 @@ class LiteGenerator(Generator):
             def velocity(z_t, t, cond=cond):
                 return base(z_t, t, text, None if cond is None else adapter(z_t, t, text, cond))
 
-            tile_progress = _tile_progress(progress, index, len(boxes), request.steps)
-            out = euler_sample(velocity, z1, request.steps, progress=tile_progress)
+            part = tile_progress(progress, index, len(boxes), request.steps)
+            out = euler_sample(velocity, z1, request.steps, progress=part)
             z0[..., y0:y1, x0:x1] = out[..., y0 - oy0:y1 - oy0, x0 - ox0:x1 - ox0]
         return decoder(z0)[..., : request.height, : request.width]
-
-
-def _tile_progress(progress, index: int, n: int, steps: int):
-    """Tile ``index`` of ``n`` reported on the whole decode's scale: ``progress(i)`` means i + 1 of ``steps``
-    done, so step i of this tile is (index · steps + i + 1) / n − 1 (a fraction where n > 1)."""
-    if progress is None or n == 1:
-        return progress
-    return lambda i: progress((index * steps + i + 1) / n - 1)
 
 
 @GENERATORS.register("lite-tiny")

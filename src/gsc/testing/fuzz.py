@@ -75,17 +75,26 @@ def sample_stream(caption: str = "A red wooden door with a round white knob and 
                   channels: int = 2, size: tuple[int, int] = (768, 512), seed: int = 0, preset: str = "lite",
                   version: int = 4) -> bytes:
     """A realistic stream built without any model weights (synthetic latent symbols), for lite (its DCT
-    bands) or a flux preset (its channel grid), in container ``version`` 4 (one layer) or 3."""
+    bands) or a flux preset (its channel grid), in container ``version`` 4 (one layer; above 1 Mpx, in tiles)
+    or 3."""
     from ..format import container as fmt
     from ..format import layered
     from ..format.caption import encode_caption
     from ..presets import get_preset
 
+    from ..format import tiles
+
     p = get_preset(preset)
-    latent = _SAMPLERS[p.coding][1](sample_symbols(channels, size, seed, preset), size, p.latent_channels)
+
+    def latent(box: tuple[int, int]) -> bytes:
+        return _SAMPLERS[p.coding][1](sample_symbols(channels, box, seed, preset), box, p.latent_channels)
+
+    header = fmt.Header(p.id, *size)
     if version == fmt.VERSION:
-        return fmt.pack(fmt.Header(p.id, *size), encode_caption(caption), latent)
-    return layered.pack(fmt.Header(p.id, *size), encode_caption(caption), [latent])
+        return fmt.pack(header, encode_caption(caption), latent(size))
+    if tiles.tiled(*size):     # above 1 Mpx: a section per tile, each for its coded box
+        return layered.pack_tiles(header, encode_caption(caption), [[latent(t.size) for t in tiles.grid(*size)]])
+    return layered.pack(header, encode_caption(caption), [latent(size)])
 
 
 def sample_layered_stream(groups: tuple = (2, 3, 1), size: tuple[int, int] = (256, 160), seed: int = 0,
