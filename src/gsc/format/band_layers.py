@@ -48,7 +48,7 @@ from .bands import (GROUPS, KINDS, N_CONTEXTS, WORK_FIXED, WORK_PER_CALL, WORK_P
                     default_prior)
 from .coder import check_work, checked_decode, encode_with
 from .grid import MAX_MAGNITUDE
-from .tables import CHROMA_RATIOS, LUMA_STEPS, ROUNDING, SCALES, ThumbnailGeometry
+from .tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 
 WIDTH_EDGES = (3, 4)                      # a refined coefficient's number of candidate values: 2, 3, ≥ 4
 N_REFINE = len(GROUPS) * 2 * (len(WIDTH_EDGES) + 1)   # frequency group × (|q_{j−1}| = 1 or more) × width
@@ -75,9 +75,10 @@ class Parents:
 def parents(prev: BandLatent, luma_code: int, chroma_code: int, channels: int) -> Parents:
     """The ``Parents`` of every coefficient of each plane at the given steps, ``channels`` bands."""
     (y0, c0), (y1, c1) = _steps(prev.luma_code, prev.chroma_code), _steps(luma_code, chroma_code)
+    from ..models.thumbnail import rounding
+
     out = Parents([], [], [], [])
-    r = np.full((prev.channels, 1, 1), ROUNDING)
-    r[0] = 0.5                                   # the band steps scale alike, so the ratio is the planes'
+    r = rounding(prev.channels).numpy()          # the band steps scale alike, so the ratio is the planes'
     for q, ratio in zip(prev.q, (y0 / y1, c0 / c1, c0 / c1)):
         m = np.abs(q)
         lo = np.where(m > 0, np.floor((m - r) * ratio + r + EDGE), 0)
