@@ -131,6 +131,9 @@ def test_the_receiver_cuts_each_bin_to_the_earlier_layers_bins():
     r = T.rounding(10).expand_as(q1)[nonzero]
     small = torch.where(q1 > 0, lo, -hi)[nonzero]
     assert torch.allclose(c[nonzero].abs(), small.abs() + r * (hi - lo)[nonzero], atol=1e-6)
+    zero = torch.zeros_like(q1)                     # nothing sent but zeros: the plane starts and stays flat
+    flat = T.reconstruct_plane(zero, 9.5137, (32, 48), T.nested(zero, 16.0, None, zero))
+    assert flat.abs().max() < 1e-9
 
 
 def test_a_decoded_layer_is_reconstructed_within_the_bins_before_it(tiny, stream, image):

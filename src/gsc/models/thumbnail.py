@@ -154,7 +154,7 @@ def reconstruct_plane(q: torch.Tensor, step, size: tuple[int, int], within=None)
     if within is not None:
         lo, hi = torch.maximum(lo, within[0]), torch.minimum(hi, within[1])
         r = rounding(k, q.device).to(q.dtype)
-        sent = torch.where(q > 0, lo + r * (hi - lo), hi - r * (hi - lo))
+        sent = torch.where(q > 0, lo + r * (hi - lo), torch.where(q < 0, hi - r * (hi - lo), 0.0))
     plane = block_idct(sent, padded)
     for sigma in POCS_SIGMAS:
         c = block_dct(_blur(plane, sigma))
