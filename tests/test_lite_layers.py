@@ -9,8 +9,10 @@ import torch
 from gsc.codec import Codec
 from gsc.errors import BudgetError, GSCError, StreamError
 from gsc.format import layered
-from gsc.format.band_layers import decode_layer, encode_layer
-from gsc.format.bands import decode_bands
+from gsc.format.band_layers import _bounds, decode_layer, encode_layer, parents
+from gsc.format.bands import BandLatent, decode_bands
+from gsc.format.tables import CHROMA_RATIOS, LUMA_STEPS
+from gsc.models import thumbnail as T
 
 from test_lite_tiny import smooth_image
 
@@ -96,6 +98,53 @@ def test_a_layer_round_trips_and_refuses_what_does_not_refine(tiny, stream, imag
         decode_layer(s.layers[1][:-1] + bytes([s.layers[1][-1] ^ 1]), first, w, h)
     with pytest.raises(BudgetError):
         decode_layer(s.layers[1], first, w, h, max_work=1)
+
+
+def test_each_coefficient_lies_in_the_values_its_parent_leaves():
+    rng = np.random.default_rng(0)
+    coefs = torch.as_tensor(rng.laplace(0, 40, (1, 16, 12, 12)))
+    for coarse, fine in [(20, 19), (20, 16), (17, 13), (13, 8), (12, 4), (9, 8)]:
+        for chroma in (1, 2, 3):
+            q = [T.quantize(coefs, LUMA_STEPS[c] * CHROMA_RATIOS[chroma])[0].long().numpy() for c in (coarse, fine)]
+            prev = BandLatent(0, coarse, chroma, 0, [q[0]] * 3)
+            par = parents(prev, fine, chroma, 16)
+            _bounds([q[1]] * 3, par)                # ValueError if a value lies outside its parent's bin
+            ratio = LUMA_STEPS[coarse] / LUMA_STEPS[fine]
+            width = par.hi[0] - par.lo[0] + 1
+            assert width.max() <= np.ceil(ratio) + 1 and width.min() >= 1, (coarse, fine)
+            assert np.array_equal(np.sign(q[1])[q[0] != 0], np.sign(q[0])[q[0] != 0])
+
+
+def test_the_receiver_cuts_each_bin_to_the_earlier_layers_bins():
+    rng = np.random.default_rng(1)
+    coefs = torch.as_tensor(rng.laplace(0, 30, (1, 10, 4, 6)))
+    q0, q1 = T.quantize(coefs, 16.0), T.quantize(coefs, 9.5137)
+    within = T.nested(q0, 16.0, None, q1)
+    plane = T.reconstruct_plane(q1, 9.5137, (32, 48), within)
+    c = T.block_dct(plane)[:, :10]
+    lo, hi = T.bins(q1, 9.5137)
+    lo, hi = torch.maximum(lo, within[0]), torch.minimum(hi, within[1])
+    assert torch.all(c >= lo - 1e-6) and torch.all(c <= hi + 1e-6)
+    assert torch.all(lo >= T.bins(q0, 16.0)[0] - 1e-9)
+    assert (hi - lo).sum() < (T.bins(q1, 9.5137)[1] - T.bins(q1, 9.5137)[0]).sum()
+    nonzero = q1 != 0                             # pinned at the fraction r of the cut bin from its small end
+    r = T.rounding(10).expand_as(q1)[nonzero]
+    small = torch.where(q1 > 0, lo, -hi)[nonzero]
+    assert torch.allclose(c[nonzero].abs(), small.abs() + r * (hi - lo)[nonzero], atol=1e-6)
+    zero = torch.zeros_like(q1)                     # nothing sent but zeros: the plane starts and stays flat
+    flat = T.reconstruct_plane(zero, 9.5137, (32, 48), T.nested(zero, 16.0, None, zero))
+    assert flat.abs().max() < 1e-9
+
+
+def test_a_decoded_layer_is_reconstructed_within_the_bins_before_it(tiny, stream, image):
+    s = layered.read(stream)
+    w, h = image.shape[-1], image.shape[-2]
+    first = decode_bands(s.layers[0], w, h)
+    second = decode_layer(s.layers[1], first, w, h)
+    alone = BandLatent(second.scale_code, second.luma_code, second.chroma_code, second.texture_code, second.q)
+    assert second.before is first
+    cut, plain = second.planes(h, w), alone.planes(h, w)
+    assert any(not torch.equal(a, b) for a, b in zip(cut, plain))
 
 
 def test_a_damaged_last_layer_leaves_the_first_two(tiny, stream):

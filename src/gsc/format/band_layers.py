@@ -2,13 +2,16 @@
 
 Layer 1 is a bands section (``gsc.format.bands``) at (f, Δ_1, C_1). Layer j ≥ 2 codes the bands at
 (f, Δ_j, C_j) given the layer before it: layer 1's scale, luma and chroma steps no coarser than the layer
-before's (one of them finer), C_j ≥ C_{j−1}. Each coefficient has a parent::
+before's (one of them finer), C_j ≥ C_{j−1}. q_j are the image's bands quantized at Δ_j
+(``gsc.models.thumbnail.quantize``), so the prefix up to layer j decodes to exactly the one-shot latent at
+(f, Δ_j, C_j) and g_s and the texture run as for one layer, with layer j's texture code; the receiver
+also cuts each bin of q_j to the bins of the layers before (``gsc.models.thumbnail.nested``). Dead-zone
+quantizers do not nest, but the bins of q_{j−1} leave q_j few values: in band k (rounding r, ρ = Δ_{j−1}/Δ_j
+of the plane), where m = |q_{j−1}| > 0, |q_j| lies in::
 
-    p = sign(q_{j−1}) · ⌊|q_{j−1}| · Δ_{j−1} / Δ_j + ½⌋        (0 in the bands new to layer j; Δ of its plane)
+    lo = ⌊(m − r)·ρ + r + ε⌋ .. hi = ⌈(m + 1 − r)·ρ + r − ε⌉ − 1,   sign that of q_{j−1}
 
-where q are the image's bands quantized at each step (``gsc.models.thumbnail.quantize``). Halving the step
-(four luma codes) leaves q_j − p ∈ {−1, 0, 1} wherever p ≠ 0. The prefix up to layer j decodes to exactly the
-one-shot latent at (f, Δ_j, C_j), so g_s and the texture run as for one layer, with layer j's texture code.
+and where q_{j−1} = 0, |q_j| ≤ ⌈(1 − r)·ρ + r − ε⌉ − 1 (ε = ``EDGE``; in the bands new to layer j, any).
 
 Section layout of layer j ≥ 2::
 
@@ -16,19 +19,25 @@ Section layout of layer j ≥ 2::
     | R of Y, of Cb/Cr (EG1 each)
     | zero bits to the byte boundary | range-coder words (``gsc.format.coder``)
 
+M: the largest |q_j| where q_{j−1} = 0 or is new; R: the largest |q_j| − lo where q_{j−1} ≠ 0.
+
 Model. Band by band, Y then Cb and Cr together, as layer 1 (so a band's contexts see the lower bands of
-this layer):
+this layer); a coefficient with one possible value codes nothing:
 
-- where p = 0 (a fresh coefficient): |q_j| in 0..M with layer 1's contexts and fitted prior (the DC band:
-  one more context, flat prior), then a sign bit per non-zero;
-- where p ≠ 0: (q_j − p) · sign(p) in −R..R, in a context of the band's frequency group and |p| (1, 2–3,
-  ≥ 4), from a prior peaked at 0.
+- where q_{j−1} = 0 or is new: |q_j| in 0..min(hi, M) with layer 1's contexts and fitted prior (the DC
+  band: one more context, flat prior), one table set for the new bands and one for the rest, then a sign
+  bit per non-zero;
+- where q_{j−1} ≠ 0: |q_j| − lo in 0..min(hi − lo, R), in a context of the band's frequency group (the DC
+  band its own), m = 1 or more, and hi − lo + 1 (2, 3, ≥ 4), from the prior 16, 8, 4, 2, 1, 1, …
 
-Every table adapts as in layer 1. ``docs/stream-format.md`` measures what the layers cost against one-shot
+Each coder call's rows are zero above each coefficient's top value (the coder gives those its least
+probability); every table adapts as in layer 1. ``docs/stream-format.md`` measures what the layers cost against one-shot
 streams of the same bytes (the scale is layer 1's for every layer).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,23 +50,46 @@ from .coder import check_work, checked_decode, encode_with
 from .grid import MAX_MAGNITUDE
 from .tables import CHROMA_RATIOS, LUMA_STEPS, SCALES, ThumbnailGeometry
 
-PARENT_EDGES = (2, 4)                     # |p| buckets: 1, 2–3, ≥ 4
-N_REFINE = len(GROUPS) * (len(PARENT_EDGES) + 1)   # frequency groups (the DC band its own) × |p| buckets
-DC_CONTEXT = N_CONTEXTS                   # the fresh DC coefficients' row, after layer 1's contexts
+WIDTH_EDGES = (3, 4)                      # a refined coefficient's number of candidate values: 2, 3, ≥ 4
+N_REFINE = len(GROUPS) * 2 * (len(WIDTH_EDGES) + 1)   # frequency group × (|q_{j−1}| = 1 or more) × width
+DC_CONTEXT = N_CONTEXTS                   # the DC band's row of the magnitude tables, after layer 1's contexts
+EDGE = 1e-9                               # bin edges within this (in steps) of a value count as on it
 
 
 def _steps(luma_code: int, chroma_code: int) -> tuple[float, float]:
     return LUMA_STEPS[luma_code], LUMA_STEPS[luma_code] * CHROMA_RATIOS[chroma_code]
 
 
-def parent(prev: BandLatent, luma_code: int, chroma_code: int, channels: int) -> list[np.ndarray]:
-    """The parent p of every coefficient of each plane at the given steps, ``channels`` bands."""
+@dataclass
+class Parents:
+    """What layer j knows of each coefficient from the layer before, per plane (C_j, hb, wb): the sign of
+    q_{j−1} and the magnitudes lo..hi at the new step whose bins meet q_{j−1}'s bin (hi = −1: a band new
+    to layer j, any magnitude)."""
+
+    sign: list[np.ndarray]
+    lo: list[np.ndarray]
+    hi: list[np.ndarray]
+    first: list[np.ndarray]      # |q_{j−1}| = 1
+
+
+def parents(prev: BandLatent, luma_code: int, chroma_code: int, channels: int) -> Parents:
+    """The ``Parents`` of every coefficient of each plane at the given steps, ``channels`` bands."""
     (y0, c0), (y1, c1) = _steps(prev.luma_code, prev.chroma_code), _steps(luma_code, chroma_code)
-    out = []
+    from ..models.thumbnail import rounding
+
+    out = Parents([], [], [], [])
+    r = rounding(prev.channels).numpy()          # the band steps scale alike, so the ratio is the planes'
     for q, ratio in zip(prev.q, (y0 / y1, c0 / c1, c0 / c1)):
-        p = np.zeros((channels, *q.shape[1:]), dtype=np.int64)
-        p[: q.shape[0]] = np.sign(q) * np.floor(np.abs(q) * ratio + 0.5).astype(np.int64)
-        out.append(p)
+        m = np.abs(q)
+        lo = np.where(m > 0, np.floor((m - r) * ratio + r + EDGE), 0)
+        hi = np.ceil(np.where(m > 0, m + 1 - r, 1 - r) * ratio + r - EDGE) - 1
+        shape = (channels, *q.shape[1:])
+        parts = [np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64),
+                 np.full(shape, -1, dtype=np.int64), np.zeros(shape, dtype=bool)]
+        for a, v in zip(parts, (np.sign(q), lo, hi, m == 1)):
+            a[: q.shape[0]] = v
+        for field, a in zip((out.sign, out.lo, out.hi, out.first), parts):
+            field.append(a)
     return out
 
 
@@ -75,39 +107,53 @@ def settings(latent: BandLatent) -> tuple[int, int, int, int]:
     return latent.scale_code, latent.luma_code, latent.chroma_code, latent.channels
 
 
-def _bounds(q: list[np.ndarray], p: list[np.ndarray]) -> tuple[list[int], list[int]]:
-    """(M, R) of Y and of Cb/Cr: the largest fresh magnitude, and the largest correction."""
+def _bounds(q: list[np.ndarray], par: Parents) -> tuple[list[int], list[int]]:
+    """(M, R) of Y and of Cb/Cr: the largest magnitude where q_{j−1} = 0 or is new, and the largest
+    refinement |q_j| − lo where q_{j−1} ≠ 0. ValueError when a value lies outside its parent's bin."""
     mags, rs = [], []
     for planes in KINDS:
-        fresh = [np.abs(q[i])[p[i] == 0] for i in planes]
-        corr = [np.abs(q[i] - p[i])[p[i] != 0] for i in planes]
-        mags.append(max((int(a.max()) for a in fresh if a.size), default=0))
-        rs.append(max((int(a.max()) for a in corr if a.size), default=0))
+        m, r = 0, 0
+        for i in planes:
+            a, lo, hi, new = np.abs(q[i]), par.lo[i], par.hi[i], par.hi[i] < 0
+            if np.any(~new & ((a < lo) | (a > hi))) or np.any((par.sign[i] != 0) & (np.sign(q[i]) != par.sign[i])):
+                raise ValueError("a coefficient lies outside its parent's bin (a value on a bin edge)")
+            fresh, known = a[par.sign[i] == 0], (a - lo)[par.sign[i] != 0]
+            m, r = max(m, int(fresh.max(initial=0))), max(r, int(known.max(initial=0)))
+        mags.append(m)
+        rs.append(r)
     return mags, rs
 
 
 class _Rows(_Tables):
-    """Adaptive tables from given rows (the corrections' prior)."""
+    """Adaptive tables from given rows (the refinements' prior)."""
 
     def __init__(self, t: np.ndarray):
         self.t = t
 
 
 def _refine_rows(r: int) -> np.ndarray:
-    s = np.abs(np.arange(-r, r + 1))
-    return np.repeat(np.maximum(1, 16 >> np.minimum(2 * s, 4))[None].astype(np.float64), N_REFINE, axis=0)
+    return np.repeat(np.maximum(1, 16 >> np.arange(r + 1)).astype(np.float64)[None], N_REFINE, axis=0)
 
 
-def _refine_context(k: int, p: np.ndarray) -> np.ndarray:
-    group = int(np.searchsorted(GROUPS, k, side="right")) if k else 0
-    return group * (len(PARENT_EDGES) + 1) + np.searchsorted(np.asarray(PARENT_EDGES), np.abs(p), side="right")
+def _masked(probs: np.ndarray, top: np.ndarray) -> np.ndarray:
+    """Frequency rows with the symbols above each row's ``top`` at 0 (the coder gives them its least probability)."""
+    return np.where(np.arange(probs.shape[1])[None] > top[:, None], 0.0, probs)
 
 
-def _signed(code, tables: _Tables, ctx: np.ndarray, true: np.ndarray | None, m: int) -> np.ndarray:
-    mags = _code_chunks(code, tables.probs(ctx), None if true is None else np.abs(true))
-    if np.any(mags > m):
-        raise StreamError("latent section is corrupted (a magnitude outside its range)")
-    tables.update(ctx, mags)
+def _checked_code(code, probs, top, true, what: str) -> np.ndarray:
+    s = _code_chunks(code, _masked(probs, top), true)
+    if np.any(s > top):
+        raise StreamError(f"latent layer is corrupted (a {what} outside its parent's bin)")
+    return s
+
+
+def _fresh(code, tables, ctx, new, top, true) -> np.ndarray:
+    """Magnitude and sign of the coefficients whose parent is 0 (``new``: of a band new to this layer)."""
+    fresh, zero = tables
+    probs = np.where(new[:, None], fresh.probs(ctx), zero.probs(ctx))
+    mags = _checked_code(code, probs, top, None if true is None else np.abs(true), "magnitude")
+    fresh.update(ctx[new], mags[new])
+    zero.update(ctx[~new], mags[~new])
     nz = np.flatnonzero(mags)
     signs = _code_chunks(code, np.repeat(_SIGN, len(nz), axis=0), None if true is None else
                          (true[nz] < 0).astype(np.int64))
@@ -115,35 +161,41 @@ def _signed(code, tables: _Tables, ctx: np.ndarray, true: np.ndarray | None, m: 
     return mags
 
 
-def _band(code, k, planes, parents, a, tables, bounds, true):
+def _band(code, k, planes, par: Parents, a, tables, bounds, true):
     """One band of one kind: its values, from the parents and (encoding) the true values."""
-    (fresh, refine), (m, r) = tables, bounds
-    p = np.concatenate([parents[i][k].ravel() for i in planes])
-    v = p.copy()
-    zero, nz = np.flatnonzero(p == 0), np.flatnonzero(p)
-    if len(zero) and m:
-        ctx = (np.concatenate([_contexts(a, i, k) for i in planes]) if k else np.full(len(p), DC_CONTEXT))[zero]
-        v[zero] = _signed(code, fresh, ctx, None if true is None else true[zero], m)
-    if len(nz) and r:
-        sign, ctx = np.sign(p[nz]), _refine_context(k, p[nz])
-        s = _code_chunks(code, refine.probs(ctx), None if true is None else (true[nz] - p[nz]) * sign + r)
-        if np.any(s > 2 * r):
-            raise StreamError("latent section is corrupted (a correction outside its range)")
+    (fresh, zero, refine), (m, r) = tables, bounds
+    sign, lo, hi, first = (np.concatenate([f[i][k].ravel() for i in planes])
+                           for f in (par.sign, par.lo, par.hi, par.first))
+    v = sign * lo
+    new = hi < 0
+    todo = np.flatnonzero((sign == 0) & (hi != 0))
+    if len(todo) and m:
+        ctx = (np.concatenate([_contexts(a, i, k) for i in planes]) if k else np.full(len(v), DC_CONTEXT))[todo]
+        top = np.where(new[todo], m, np.minimum(hi[todo], m))
+        v[todo] = _fresh(code, (fresh, zero), ctx, new[todo], top, None if true is None else true[todo])
+    todo = np.flatnonzero((sign != 0) & (hi > lo))
+    if len(todo) and r:
+        width = hi[todo] - lo[todo] + 1
+        group = int(np.searchsorted(GROUPS, k, side="right")) if k else 0
+        ctx = (2 * group + first[todo]) * (len(WIDTH_EDGES) + 1) + np.searchsorted(WIDTH_EDGES, width, side="right")
+        s = _checked_code(code, refine.probs(ctx), np.minimum(width - 1, r),
+                          None if true is None else np.abs(true[todo]) - lo[todo], "refinement")
         refine.update(ctx, s)
-        v[nz] = p[nz] + (s - r) * sign
+        v[todo] = sign[todo] * (lo[todo] + s)
     return v
 
 
-def _run(code, parents, shapes, mags, rs, truth=None) -> list[np.ndarray]:
+def _run(code, par: Parents, shapes, mags, rs, truth=None) -> list[np.ndarray]:
     """The model loop encoder and decoder share (module docstring)."""
     q = [np.zeros(s, dtype=np.int64) for s in shapes]
     a = [np.zeros(s, dtype=np.int64) for s in shapes]
-    tables = [(_Tables(mags[kind], kind, default_prior(mags[kind])[None]), _Rows(_refine_rows(rs[kind])))
+    tables = [(_Tables(mags[kind], kind, default_prior(mags[kind])[None]),
+               _Tables(mags[kind], kind, default_prior(mags[kind])[None]), _Rows(_refine_rows(rs[kind])))
               for kind in range(len(KINDS))]
     for k in range(shapes[0][0]):
         for kind, planes in enumerate(KINDS):
             true = None if truth is None else np.concatenate([truth[i][k].ravel() for i in planes])
-            v = _band(code, k, planes, parents, a, tables[kind], (mags[kind], rs[kind]), true)
+            v = _band(code, k, planes, par, a, tables[kind], (mags[kind], rs[kind]), true)
             start = 0
             for i in planes:
                 n = q[i][k].size
@@ -155,11 +207,12 @@ def _run(code, parents, shapes, mags, rs, truth=None) -> list[np.ndarray]:
 
 def layer_work(geometry: ThumbnailGeometry, c: int, mags: list[int], rs: list[int]) -> int:
     """Upper estimate of a later layer's decoding CPU time (ns), from its header: per band and kind, every
-    symbol's probability row (the wider alphabet), its sign, three coder calls and both tables' updates."""
+    symbol's probability row (the wider alphabet) gathered, chosen and masked, its sign, three coder calls
+    and the three tables' updates."""
     shapes = _shapes(geometry, c)
     symbols = (shapes[0][1] * shapes[0][2], 2 * shapes[1][1] * shapes[1][2])
-    per_band = sum(n * (WORK_PER_ENTRY * (max(m, 2 * r) + 1) + 2 * WORK_PER_SYMBOL) + 3 * WORK_PER_CALL
-                   + WORK_PER_TABLE_ENTRY * ((N_CONTEXTS + 1) * (m + 1) + N_REFINE * (2 * r + 1))
+    per_band = sum(n * (3 * WORK_PER_ENTRY * (max(m, r) + 1) + 2 * WORK_PER_SYMBOL) + 3 * WORK_PER_CALL
+                   + WORK_PER_TABLE_ENTRY * (2 * (N_CONTEXTS + 1) * (m + 1) + N_REFINE * (r + 1))
                    for n, m, r in zip(symbols, mags, rs))
     return WORK_FIXED + c * per_band
 
@@ -189,10 +242,10 @@ def encode_layer(prev: BandLatent, latent: BandLatent, width: int, height: int) 
     q = [np.asarray(p, dtype=np.int64) for p in latent.q]
     if max(int(np.abs(p).max()) for p in q) > MAX_MAGNITUDE:
         raise ValueError(f"a coefficient exceeds {MAX_MAGNITUDE} steps; use a larger step")
-    parents = parent(prev, latent.luma_code, latent.chroma_code, latent.channels)
-    mags, rs = _bounds(q, parents)
+    parents_ = parents(prev, latent.luma_code, latent.chroma_code, latent.channels)
+    mags, rs = _bounds(q, parents_)
     shapes = _shapes(ThumbnailGeometry(width, height, latent.scale), latent.channels)
-    return _header(latent, mags, rs) + encode_with(lambda code: _run(code, parents, shapes, mags, rs, truth=q))
+    return _header(latent, mags, rs) + encode_with(lambda code: _run(code, parents_, shapes, mags, rs, truth=q))
 
 
 def layer_settings(data: bytes, prev: tuple[int, int, int, int], width: int, height: int):
@@ -216,9 +269,9 @@ def decode_layer(data: bytes, prev: BandLatent, width: int, height: int,
     _, texture, work = _checked(header, settings(prev), width, height)
     check_work(work, max_work)
     (luma, chroma, c, _), mags, rs, start = header
-    parents = parent(prev, luma, chroma, c)
+    parents_ = parents(prev, luma, chroma, c)
     shapes = _shapes(ThumbnailGeometry(width, height, prev.scale), c)
-    q = checked_decode(data[start:], lambda code: _run(code, parents, shapes, mags, rs))
-    if _bounds(q, parents) != (mags, rs):
+    q = checked_decode(data[start:], lambda code: _run(code, parents_, shapes, mags, rs))
+    if _bounds(q, parents_) != (mags, rs):
         raise StreamError("latent layer is altered (its bounds disagree with its header)")
-    return BandLatent(prev.scale_code, luma, chroma, texture, q)
+    return BandLatent(prev.scale_code, luma, chroma, texture, q, before=prev)

@@ -67,6 +67,7 @@ class BandLatent:
     chroma_code: int
     texture_code: int
     q: list[np.ndarray]            # [Y (C, hb, wb), Cb (C, hb', wb'), Cr (C, hb', wb')] integers
+    before: BandLatent | None = None   # the layer before this one in its stream (``gsc.format.band_layers``)
 
     @property
     def channels(self) -> int:
@@ -88,14 +89,29 @@ class BandLatent:
         return TEXTURE_ENERGY[self.texture_code]
 
     def planes(self, height: int, width: int) -> list:
-        """The receiver's thumbnail: [Y, Cb, Cr], each (1, h, w) float32 in 8-bit levels, bin-consistent."""
-        import torch
-
+        """The receiver's thumbnail: [Y, Cb, Cr], each (1, h, w) float32 in 8-bit levels, consistent with
+        the bins of this layer and of every layer before it."""
         from ..models.thumbnail import reconstruct_plane
 
         geometry = ThumbnailGeometry(width, height, self.scale)
-        return [reconstruct_plane(torch.as_tensor(q)[None].double(), s, size).float()
-                for q, s, size in zip(self.q, self.steps, geometry.plane_sizes())]
+        within = self._within() or [None] * 3
+        return [reconstruct_plane(self._tensor(i), s, size, w).float()
+                for i, (s, size, w) in enumerate(zip(self.steps, geometry.plane_sizes(), within))]
+
+    def _tensor(self, plane: int):
+        import torch
+
+        return torch.as_tensor(self.q[plane])[None].double()
+
+    def _within(self) -> list | None:
+        """Per plane, the (lo, hi) the layers before this one pin its coefficients to; None for a first layer."""
+        if self.before is None:
+            return None
+        from ..models.thumbnail import nested
+
+        outer = self.before._within() or [None] * 3
+        return [nested(self.before._tensor(i), s, w, self._tensor(i))
+                for i, (s, w) in enumerate(zip(self.before.steps, outer))]
 
     def settings(self) -> tuple:
         """(steps (1, 2): Δ_Y, Δ_C; scale (1,): f), as g_s and the adapter read them."""

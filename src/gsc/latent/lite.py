@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 import torch
 
-from ..color import rgb_to_ycbcr
+from ..color import block_drift, rgb_to_ycbcr
 from ..errors import StreamError
 from ..format.band_layers import check_refines, encode_layer, settings
 from ..format.bands import BandLatent, encode_bands
@@ -33,10 +33,11 @@ BITS_PER_PIXEL = 1.2         # bits per thumbnail pixel where the best scale usu
 SCALE_WINDOW = 3             # scale codes tried on each side of that guess
 START_CODE = 10              # the first luma step code tried
 LAYER_LOSS = (0.3, 0.15)     # dB a prefix, and the whole stream, may lose against a one-shot stream
+LAYER_DRIFT = 0.3            # colour drift (ΔE) a prefix may add to a one-shot stream's
 
 
-def _cost(found) -> float:
-    return math.inf if found is None else found[0]
+def _cost(found) -> tuple[float, float]:
+    return (math.inf, math.inf) if found is None else found[0]
 
 
 @dataclass
@@ -47,6 +48,10 @@ class ThumbnailCandidate:
     nbytes: int
     distortion: float = math.inf
     low_band: torch.Tensor | None = None     # what was scored, (3, H, W)
+
+    def drift(self, x: torch.Tensor) -> float:
+        """The colour drift (ΔE, ``gsc.color.block_drift``) of what was scored against ``x``."""
+        return block_drift(self.low_band.clamp(0, 1), x)
 
 
 def colour_distortion(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -215,11 +220,14 @@ class LiteSender:
             latent = self.latent(coefs, prev.scale_code, code, chroma_code, channels)
             if latent.channels < prev.channels:
                 latent = self.latent(coefs, prev.scale_code, code, chroma_code, prev.channels)
+            latent.before = prev
             try:
                 check_refines(settings(prev), settings(latent))
+                n = len(encode_layer(prev, latent, w, h))
             except StreamError:
                 continue      # a chroma step coarser than the layer before's, or no step finer
-            n = len(encode_layer(prev, latent, w, h))
+            except ValueError:
+                continue      # a coefficient on a bin edge of the layer before
             if n > budget:
                 break
             best = ThumbnailCandidate(latent, n)
@@ -231,19 +239,24 @@ class LiteSender:
         """A layer per budget (the latent bytes of each prefix), at one scale: for each scale between the
         ones the first and the last budget usually want, layer 1 the finest step that fits and each later
         layer the next finest (``more_layers``). The scale and chroma ratio whose worst prefix loses least
-        against the one-shot stream of its budget win, each loss (dB of the upscale's distortion) counted
-        against its allowance (``LAYER_LOSS``: the whole stream is held closer than the prefixes). Each
+        against the one-shot stream of its budget win (then the least summed loss), each prefix's loss the
+        larger of its upscale's distortion in dB over its allowance (``LAYER_LOSS``: the whole stream is
+        held closer than the prefixes) and its colour drift's excess over ``LAYER_DRIFT``. Each
         layer's texture is measured on its prefix's low band (through g_s when given). None when nothing fits."""
         h, w = x.shape[-2:]
         report = progress or (lambda done, total: None)
-        one_shot = [min((c.distortion for c in self.candidates(x, b, channels)), default=math.inf) for b in budgets]
+        one_shot = [min(self.candidates(x, b, channels), key=lambda c: c.distortion, default=None) for b in budgets]
+        if None in one_shot:
+            return None
         allowance = [LAYER_LOSS[0]] * (len(budgets) - 1) + [LAYER_LOSS[1]]
+        drifts = [c.drift(x) for c in one_shot]
 
         def loss(found):
             if found is None:
                 return None
-            worst = max(10 * math.log10(c.distortion / d) / a for c, d, a in zip(found, one_shot, allowance))
-            return worst, found
+            each = [max(10 * math.log10(c.distortion / o.distortion) / a, (c.drift(x) - d) / LAYER_DRIFT)
+                    for c, o, d, a in zip(found, one_shot, drifts, allowance)]
+            return (max(each), sum(each)), found
 
         lo, hi = (self._centre(h, w, b) for b in (budgets[-1], budgets[0]))
         scales = list(range(min(len(SCALES) - 1, hi + 1), max(-1, lo - 2), -1))

@@ -137,23 +137,42 @@ def _blur(p: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1))[:, 0]
 
 
-def reconstruct_plane(q: torch.Tensor, step, size: tuple[int, int]) -> torch.Tensor:
+def reconstruct_plane(q: torch.Tensor, step, size: tuple[int, int], within=None) -> torch.Tensor:
     """Received bands (B, K, hb, wb) → a smooth (B, h, w) plane consistent with every received bin.
 
     POCS: blur, then put every coefficient back where the stream pins it: a non-zero one at |q|·Δ, a zero
     one inside the dead zone; the bands that were not sent are free. The blurs (``POCS_SIGMAS``) fill the
     freedom with a smooth continuation across block borders instead of flat 8×8 plateaus. ``step``: a float or (B, 1, 1, 1).
+    ``within``: (lo, hi) like q, where earlier layers pin the coefficients more narrowly than q's bins
+    (``nested``): every bin is cut to it, and a non-zero coefficient pinned at the point of its cut bin that
+    |q|·Δ is of its whole bin (the fraction r from its small end).
     """
     lo, hi = bins(q, step)
     k = q.shape[1]
     padded = (q.shape[2] * BLOCK, q.shape[3] * BLOCK)
     sent = dequantize(q, step)
+    if within is not None:
+        lo, hi = torch.maximum(lo, within[0]), torch.minimum(hi, within[1])
+        r = rounding(k, q.device).to(q.dtype)
+        sent = torch.where(q > 0, lo + r * (hi - lo), torch.where(q < 0, hi - r * (hi - lo), 0.0))
     plane = block_idct(sent, padded)
     for sigma in POCS_SIGMAS:
         c = block_dct(_blur(plane, sigma))
         c[:, :k] = torch.where(q != 0, sent, torch.minimum(torch.maximum(c[:, :k], lo), hi))
         plane = block_idct(c, padded)
     return plane[:, : size[0], : size[1]]
+
+
+def nested(q_prev: torch.Tensor, step_prev, within_prev, q: torch.Tensor):
+    """(lo, hi) like q: the bins of an earlier layer's q_prev (at step_prev, cut to ``within_prev`` when
+    given) over q's bands, unbounded in the bands it did not send."""
+    lo, hi = bins(q_prev, step_prev)
+    if within_prev is not None:
+        lo, hi = torch.maximum(lo, within_prev[0]), torch.minimum(hi, within_prev[1])
+    out_lo = torch.full_like(q, -math.inf, dtype=lo.dtype)
+    out_hi = torch.full_like(q, math.inf, dtype=hi.dtype)
+    out_lo[:, : lo.shape[1]], out_hi[:, : hi.shape[1]] = lo, hi
+    return out_lo, out_hi
 
 
 def from_planes(planes: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
