@@ -191,10 +191,10 @@ def test_refine_and_flux_tiles_are_refused_in_one_line(tiny, image, stream):
         Codec("flux-tiny").encode(image, channels=1, caption="a wall", version=4)
 
 
-# Streams of the encoder without tiles for images up to 1 Mpx (the layered one with its layer 1's parity):
+# Streams of the encoder without tiles for images up to 1 Mpx (the layered one as its layers are coded now):
 # tiling changes none.
 BEFORE_TILES = {"v3": (189, "927e988c0b69d9c5"), "v4": (192, "ac1e90d8356945ba"),
-                "layers": (186, "b257e3330cfc9ce2"), "1 Mpx v4": (1223, "f680cd15968b20b5")}
+                "layers": (186, "ed054a009355a08f"), "1 Mpx v4": (1223, "f680cd15968b20b5")}
 
 
 def test_images_up_to_1_mpx_give_the_same_bytes_as_before_tiles(tiny):
