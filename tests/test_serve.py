@@ -454,6 +454,13 @@ def test_page_in_headless_chromium(server, tmp_path):
         browser.quit()
 
 
+def _to_fixed(x: float, digits: int = 4) -> str:
+    """JavaScript's ``x.toFixed(digits)``: an exact half rounds up (Python's format rounds it to even)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return str(Decimal(x).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP))
+
+
 @pytest.mark.slow
 def test_bytes_received_slider_in_headless_chromium(server, tmp_path):
     from selenium.webdriver.common.by import By
@@ -491,7 +498,7 @@ def test_bytes_received_slider_in_headless_chromium(server, tmp_path):
             slider.send_keys(Keys.ARROW_LEFT)           # one layer fewer: the picture at fewer bytes received
             shown.append(find("#layer-bytes").text)
             pictures.append(picture())
-        assert shown == [f"{end} B ({end * 8 / (64 * 48):.4f} bpp), {k} layer{'s' * (k > 1)} decoded"
+        assert shown == [f"{end} B ({_to_fixed(end * 8 / (64 * 48))} bpp), {k} layer{'s' * (k > 1)} decoded"
                          for k, end in zip((3, 2, 1), ends[::-1])], shown
         assert find("#tile-0 img").get_attribute("src").endswith(f"layered-{ends[0]}B.png")
         assert find("#tile-0 figcaption .bytes").text == str(ends[0])     # its caption follows the slider
