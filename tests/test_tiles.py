@@ -1,9 +1,10 @@
 """Tiles (``gsc.format.tiles``): images above 1 Mpx in independently decodable tiles of stream v4.
 
 The format: the grid from the size alone, a record per tile per layer, damage and cuts kept to their tile,
-a lost length found again. The codec, with ``lite-tiny``: a 1280×832 image in two tiles, one tile's layer
-damaged changes no pixel farther than 64 px from that tile (exactly), a cut decodes, ``info`` lists the
-tiles, and images up to 1 Mpx give the bytes they gave before tiles existed.
+a lost length found again. The codec, with ``lite-tiny`` and ``flux-tiny``: a 1280×832 image in two tiles,
+one tile's layer damaged changes no pixel farther than 64 px from that tile (exactly), a cut decodes,
+``info`` lists the tiles; flux's tiles each select their channels alone, layers adding the next ones; and
+images up to 1 Mpx give the bytes they gave before tiles existed.
 """
 
 import hashlib
@@ -88,6 +89,12 @@ def test_a_cut_keeps_layer_1_of_every_tile_first():
     assert [len(v) for v in d.tiles] == [1, 0] and "tile 2 of 2: layer 1" in d.report.line()
 
 
+def test_a_cut_inside_the_caption_leaves_every_tile_with_nothing():
+    data, _ = _stream()
+    s = layered.read(data[:len(data) - sum(e - a for a, e, _ in layered.read(data).report.layers) - 5])
+    assert s.report.caption == "cut" and s.tiles == ((), ()) and s.report.tiles == ((), ())
+
+
 def test_a_refinement_or_record_from_elsewhere_fails_its_check():
     data, _ = _stream(seed=1)
     other, _ = _stream(seed=2, caption=b"another caption")
@@ -112,14 +119,16 @@ def test_a_repaired_header_and_hostile_bytes_after_it():
         assert all(len(v) <= layered.MAX_LAYERS for v in d.tiles)
 
 
-# -- the codec, with lite-tiny -------------------------------------------------------------------
+# -- the codec, with lite-tiny and flux-tiny -------------------------------------------------------
 
 SIZE = (1280, 832)   # 1.06 Mpx: two tiles of 672×832
+LAYERS = {"lite-tiny": {"layers": [0.012, 0.02]},
+          "flux-tiny": {"layers": [0.001, 0.002], "channels": 1, "seed": 5, "steps": 1}}
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return Codec("lite-tiny")
+@pytest.fixture(scope="module", params=sorted(LAYERS))
+def tiny(request):
+    return Codec(request.param)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +138,7 @@ def image():
 
 @pytest.fixture(scope="module")
 def stream(tiny, image):
-    return tiny.encode(image, caption="a wall", layers=[0.012, 0.02])
+    return tiny.encode(image, caption="a wall", **LAYERS[tiny.preset.name])
 
 
 @pytest.fixture(scope="module")
@@ -149,9 +158,10 @@ def test_a_large_image_is_tiled_within_its_budget(tiny, stream):
     s = layered.read(stream)
     assert s.report.version == 4 and s.report.intact and len(s.tiles) == 2
     assert all(len(v) == 2 for v in s.tiles)
-    assert len(stream) * 8 / (SIZE[0] * SIZE[1]) <= 0.02
+    first, last = LAYERS[tiny.preset.name]["layers"]
+    assert len(stream) * 8 / (SIZE[0] * SIZE[1]) <= last
     assert len(layered.read(stream[:s.report.layers[0][1]]).tiles[0]) == 1
-    assert s.report.layers[0][1] * 8 / (SIZE[0] * SIZE[1]) <= 0.012
+    assert s.report.layers[0][1] * 8 / (SIZE[0] * SIZE[1]) <= first
     info = tiny.info(stream)
     assert [t["box"] for t in info["tiles"]] == ["0–640 × 0–832", "640–1280 × 0–832"]
     assert [t["layers"] for t in info["tiles"]] == [["ok", "ok"]] * 2
@@ -184,11 +194,29 @@ def test_a_cut_inside_layer_2_decodes(tiny, stream, decoded):
     assert float((y - decoded)[:, :, :left[2] - REACH].abs().max()) == 0.0
 
 
-def test_refine_and_flux_tiles_are_refused_in_one_line(tiny, image, stream):
+@pytest.mark.parametrize("tiny", ["flux-tiny"], indirect=True)
+def test_flux_tiles_select_their_channels_alone_and_layers_add_the_next(tiny, image, stream):
+    """Each tile's layer 1 is its coded box sent alone (its own best channel); layer 2 adds to every tile the
+    same number of channels, the next in that tile's own order; a large image is tiled by default."""
+    from gsc.image import pad_to_multiple
+    from gsc.latent.selection import rank_channels
+    from gsc.latent.tiled import crop
+
+    s, p = layered.read(stream), tiny.read(stream)
+    alone = [tiny.encode(crop(image, t), channels=1, caption="a wall", seed=5, steps=1) for t in tiles.grid(*SIZE)]
+    assert [v[0] for v in s.tiles] == [layered.read(a).layers[0] for a in alone]
+    counts = {len(section.indices) for _, section, _ in p.tiles}
+    assert len(counts) == 1 and counts.pop() > 1 and [count for _, _, count in p.tiles] == [2, 2]
+    for tile, section, _ in p.tiles:
+        padded = pad_to_multiple(crop(image, tile), 16)
+        y = torch.round(tiny.latent_encoder.analyse(padded) / section.step) * section.step
+        assert section.indices == sorted(rank_channels(y, padded, tiny.selection)[:len(section.indices)])
+    assert layered.read(tiny.encode(image, channels=1, caption="a wall")).tiles is not None
+
+
+def test_refine_of_a_tiled_image_is_refused_in_one_line(tiny, image, stream):
     with pytest.raises(GSCError, match="tiled image"):
         tiny.refine(image, stream, max_bpp=0.03)
-    with pytest.raises(GSCError, match="codes no tiles"):
-        Codec("flux-tiny").encode(image, channels=1, caption="a wall", version=4)
 
 
 # Streams of the encoder without tiles for images up to 1 Mpx (the layered one as its layers are coded now):
@@ -197,7 +225,8 @@ BEFORE_TILES = {"v3": (189, "927e988c0b69d9c5"), "v4": (192, "ac1e90d8356945ba")
                 "layers": (186, "ed054a009355a08f"), "1 Mpx v4": (1223, "f680cd15968b20b5")}
 
 
-def test_images_up_to_1_mpx_give_the_same_bytes_as_before_tiles(tiny):
+def test_images_up_to_1_mpx_give_the_same_bytes_as_before_tiles():
+    tiny = Codec("lite-tiny")
     small, edge = smooth_image(96, 160), smooth_image(1024, 1024, seed=1)
     made = {"v3": tiny.encode(small, caption="a wall", max_bpp=0.1, version=3),
             "v4": tiny.encode(small, caption="a wall", max_bpp=0.1, version=4),

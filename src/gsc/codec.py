@@ -173,17 +173,11 @@ class Codec:
 
     def _version(self, version: int | None, layers, width: int, height: int) -> int:
         """The container to write: ``version``, or else 4 for several layers or an image above
-        ``tiles.MAX_TILE_PIXELS`` (tiled; where the preset's sender codes no tiles, version 3), else the
-        preset's. GSCError for a tiled version 4 the preset's sender cannot make."""
-        big, can_tile = tiles.tiled(width, height), self.preset.coding in TILE_SENDERS
+        ``tiles.MAX_TILE_PIXELS`` (tiled), else the preset's."""
+        if version is not None:
+            return version
         many = bool(layers) and len(layers) > 1
-        if version is None:
-            version = layered.VERSION if many or (big and can_tile) else self.preset.stream_version
-            version = fmt.VERSION if big and not can_tile and not many else version
-        if big and not can_tile and version == layered.VERSION:
-            raise GSCError(f"the {self.preset.name} preset codes no tiles: an image above "
-                           f"{tiles.MAX_TILE_PIXELS / 1e6:.2f} Mpx ({width}×{height}) goes in version 3, one layer")
-        return version
+        return layered.VERSION if many or tiles.tiled(width, height) else self.preset.stream_version
 
     def _check_layers(self, layers, max_bpp, version) -> list[float]:
         """The layers' budgets (bpp), checked: ascending, positive, ending at ``max_bpp`` when both are given."""
@@ -224,11 +218,47 @@ class Codec:
         """The flux presets' sender: 2. g_a on the padded image, 3. selection of C channels at step Δ,
         4. entropy coding of caption and channels; then the channels of the later layers (``more``: bpp)."""
         y, padded = self._analyse(x)     # g_a once: the first layer and the later ones code the same ŷ
-        first = self._first_grid_layer(y, padded, x.shape[-2:], pack, channels, step, max_bpp)
+
+        def stream(c: int, delta: float):
+            latent, indices, symbols = self._grid_section(y, padded, c, delta)
+            return pack([latent]), indices, symbols
+
+        def measure(indices, symbols, delta: float) -> float:
+            return self.latent_encoder.distortion(padded, symbols, indices, delta)
+
+        first = self._first_grid_layer(stream, measure, x.shape[-2:], channels, step, max_bpp)
         if not more:
             return first
         sent = layered.read(first).layers
         return pack(sent + self._more_grid_layers(y, padded, sent, len(first), more, x.shape[-1] * x.shape[-2]))
+
+    def _encode_grid_tiles(self, x, pack, channels: int | None, step: float, max_bpp: float | None,
+                           more: list[float], progress=None) -> bytes:
+        """The flux presets' sender for a tiled image: g_a on each tile's coded box alone, each tile choosing
+        its own channels by the same rule, at one C and Δ for every tile (so no seam shows a change of
+        step); each later layer adds the same number of channels to every tile, next in the tile's own order."""
+        from .latent.tiled import crop
+
+        height, width = x.shape[-2:]
+        coded = [self._analyse(crop(x, t)) for t in tiles.grid(width, height)]
+
+        def stream(c: int, delta: float):
+            made = [self._grid_section(y, padded, c, delta) for y, padded in coded]
+            return pack([[m[0] for m in made]]), [m[1] for m in made], [m[2] for m in made]
+
+        def measure(indices, symbols, delta: float) -> float:
+            return sum(self.latent_encoder.distortion(padded, s, i, delta)
+                       for (_, padded), i, s in zip(coded, indices, symbols))
+
+        first = self._first_grid_layer(stream, measure, (height, width), channels, step, max_bpp)
+        if not more:
+            return first
+        sent = [[t[0] for t in layered.read(first).tiles]]
+        head, _ = read_layers(self.preset.coding, [sent[0][0]], self.preset.latent_channels, 1, 1)
+        parts = [self._grid_order(y, padded, head.step) for y, padded in coded]
+        made = self._grid_groups(parts, len(head.indices), head.step, more, width * height,
+                                 lambda layers: len(pack(sent + layers)))
+        return pack(sent + made)
 
     def _analyse(self, x):
         from .image import pad_to_multiple
@@ -236,21 +266,20 @@ class Codec:
         padded = pad_to_multiple(x, 16)
         return self.latent_encoder.analyse(padded), padded
 
-    def _first_grid_layer(self, y, padded, size, pack, channels: int | None, step: float,
+    def _first_grid_layer(self, stream, measure, size, channels: int | None, step: float,
                           max_bpp: float | None) -> bytes:
+        """The first layer's stream: ``stream(C, Δ)`` → (bytes, indices, symbols) made at C channels and step
+        Δ; ``measure(indices, symbols, Δ)``: the distortion of such a choice, for the rate control."""
         from .format.tables import STEPS
 
         height, width = size
-
-        def stream(c: int, delta: float) -> tuple[bytes, list[int], "np.ndarray"]:
-            return self._stream(pack, y, padded, c, delta)
 
         def fits(data: bytes) -> bool:
             return max_bpp is None or len(data) * 8 / (width * height) <= max_bpp
 
         finer = [s for s in STEPS if s >= step]
         if channels is None and max_bpp is not None:
-            return self._rate_control(stream, fits, y, padded, finer, max_bpp, width * height)
+            return self._rate_control(stream, fits, measure, finer, max_bpp, width * height)
         c = 1 if channels is None else channels
         data = b""
         for delta in finer if max_bpp is not None else [step]:
@@ -347,7 +376,8 @@ class Codec:
         filler[0] = filler[0] if first is None else bytes(max(first, 0))
         return total - (len(pack(filler)) - sum(map(len, filler)))
 
-    def _stream(self, pack, y, padded, c: int, delta: float):
+    def _grid_section(self, y, padded, c: int, delta: float):
+        """(grid section, indices, symbols) of ``y`` (g_a of ``padded``): its C best channels at step Δ."""
         import torch
 
         from .format.grid import encode_latent
@@ -356,10 +386,9 @@ class Codec:
         q = torch.round(y / delta)
         indices = select_channels(q * delta, padded, c, self.selection)  # scored on the dequantized latent
         symbols = q[indices].numpy().astype(np.int64)
-        latent = encode_latent(symbols, indices, self.preset.latent_channels, delta)
-        return pack([latent]), indices, symbols
+        return encode_latent(symbols, indices, self.preset.latent_channels, delta), indices, symbols
 
-    def _rate_control(self, stream, fits, y, padded, steps: list[float], max_bpp: float, pixels: int) -> bytes:
+    def _rate_control(self, stream, fits, measure, steps: list[float], max_bpp: float, pixels: int) -> bytes:
         """The best (C, Δ) that fits: for each C the finest fitting Δ (it only grows with C), then the
         candidate whose reconstruction by the latent encoder's synthesis is closest to the image."""
         if not hasattr(self.latent_encoder, "distortion"):
@@ -374,7 +403,7 @@ class Codec:
                 k += 1
             if k == len(steps):
                 break
-            d = self.latent_encoder.distortion(padded, symbols, indices, steps[k])
+            d = measure(indices, symbols, steps[k])
             if best is None or d < best[0]:
                 best = (d, data)
         if best is None:
@@ -408,20 +437,34 @@ class Codec:
                 raise GSCError("the stream sent does not match this image (re-encoding its layers gives other "
                                "bytes): refine needs the same image, preset and selection")
             used += len(group)
+
+        def cost(layers: list) -> int:
+            return size + sum(len(layered.pack_more([group[0]], 0)) for group in layers)
+
+        return [group[0] for group in self._grid_groups([(q, order)], used, header.step, budgets, pixels, cost)]
+
+    def _grid_groups(self, parts, used: int, delta: float, budgets: list[float], pixels: int,
+                     cost) -> list[list[bytes]]:
+        """Later layers of ``parts`` (ŷ, every channel best first) each, ``used`` channels of each already sent:
+        layer j holds, for every part, the most of its next channels in its order that keep ``cost(layers)``
+        (the stream's bytes) within ``budgets[j]`` bpp. GSCError when a layer adds nothing."""
+        from .format.grid import encode_latent
+
+        n = self.preset.latent_channels
         layers, most = [], SECTIONS[self.preset.coding].max_channels(n)
         for bpp in budgets:
             best = None
             for count in range(1, most - used + 1):
-                group = sorted(order[used:used + count])
-                data = encode_latent(q[group].numpy().astype(np.int64), group, n, header.step)
-                if size + len(layered.pack_more([data], 0)) > int(bpp * pixels / 8):
+                groups = [sorted(order[used:used + count]) for _, order in parts]
+                made = [encode_latent(q[g].numpy().astype(np.int64), g, n, delta)
+                        for (q, _), g in zip(parts, groups)]
+                if cost(layers + [made]) > int(bpp * pixels / 8):
                     break
-                best = (count, data)
+                best = (count, made)
             if best is None:
                 raise GSCError(f"the layer at {bpp} bpp adds nothing: the next channel does not fit in its "
-                               f"{int(bpp * pixels / 8) - size} bytes (or all {most} channels are sent)")
+                               f"{int(bpp * pixels / 8) - cost(layers)} bytes (or all {most} channels are sent)")
             used += best[0]
-            size += len(layered.pack_more([best[1]], 0))
             layers.append(best[1])
         return layers
 
@@ -707,6 +750,7 @@ SENDERS.register("grid", Codec._encode_grid)
 SENDERS.register("bands", Codec._encode_bands)
 # The senders that code a tiled image (``gsc.format.tiles``), a section per tile per layer, by kind.
 TILE_SENDERS: Registry = Registry("tiled latent section sender")
+TILE_SENDERS.register("grid", Codec._encode_grid_tiles)
 TILE_SENDERS.register("bands", Codec._encode_band_tiles)
 # What ``refine`` appends, per kind: (codec, image, the parsed stream sent, budgets in bpp) → the new layers.
 REFINERS: Registry = Registry("latent section refiner")

@@ -573,10 +573,17 @@ def unpack(data: bytes) -> Parsed:
     """Read a version-4 stream (parts already joined). StreamError only when the header cannot be read;
     damaged or missing sections are dropped and reported."""
     f, fixed, s = _read_header(data)
+    found = s.tiles or _no_records(f.header)    # a cut caption leaves a tiled image's tiles with nothing
     report = Report(len(data), VERSION, s.declared, s.states, s.caption, fixed, s.fixed, at_least=s.at_least,
-                    tiles=s.tiles.states if s.tiles else ())
+                    tiles=found.states)
     caption = data[f.end:f.end + f.caption_len] if s.caption == "ok" else b""
-    return Parsed(f.header, caption, list(s.layers), report, f.end, s.last, s.tiles.verified if s.tiles else ())
+    return Parsed(f.header, caption, list(s.layers), report, f.end, s.last, found.verified)
+
+
+def _no_records(header: Header) -> tiles.TileRecords:
+    """The records read of an image none of whose records arrived: none per tile (no tiles: untiled)."""
+    n = len(tiles.grid(header.width, header.height)) if tiles.tiled(header.width, header.height) else 0
+    return tiles.TileRecords(((),) * n, ((),) * n, 0, False)
 
 
 def _v3(data: bytes) -> Parsed:
