@@ -73,6 +73,20 @@ def quantize_bands(coefs: list[torch.Tensor], steps, channels: int | None) -> li
     return [p[:c].long() for p in q]
 
 
+def finest_code(fit, start: int) -> int | None:
+    """The finest luma step code at which ``fit(code)`` (memoised by the caller) is truthy, walking from
+    ``start``: coarser until it is, then finer while it is; None when no code is."""
+    top = len(LUMA_STEPS) - 1
+    code = min(max(start, 0), top)
+    while code < top and not fit(code):
+        code += 1
+    if not fit(code):
+        return None
+    while code > 0 and fit(code - 1):
+        code -= 1
+    return code
+
+
 class LiteSender:
     """Picks (f, Δ_Y, Δ_C, C) for an image and a latent byte budget.
 
@@ -118,15 +132,8 @@ class LiteSender:
                 memo[code] = ThumbnailCandidate(latent, n) if n <= budget else None
             return memo[code]
 
-        top = len(LUMA_STEPS) - 1
-        code = min(max(start, 0), top)
-        if fit(code) is None:
-            while code < top and fit(code) is None:
-                code += 1
-            return fit(code)
-        while code > 0 and fit(code - 1) is not None:
-            code -= 1
-        return fit(code)
+        code = finest_code(fit, start)
+        return None if code is None else fit(code)
 
     def _scale_candidates(self, x, budget, channels, scale_code, chroma_codes, start) -> list[ThumbnailCandidate]:
         h, w = x.shape[-2:]

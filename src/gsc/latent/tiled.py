@@ -19,8 +19,8 @@ import torch
 from ..errors import StreamError
 from ..format.band_layers import check_refines, encode_layer, settings
 from ..format.bands import BandLatent, encode_bands
-from ..format.tables import LUMA_STEPS, ThumbnailGeometry
-from .lite import LiteSender, analyse
+from ..format.tables import ThumbnailGeometry
+from .lite import LiteSender, analyse, finest_code
 
 SECTION_HEADER = 6           # bytes of a bands section's header, about: each tile after the first repeats it
 
@@ -63,11 +63,9 @@ def tile_sections(x: torch.Tensor, grid, chosen: list[BandLatent], budgets: list
                     memo[luma] = (layer, sections) if used + sum(map(len, sections)) <= budget else None
             return memo[luma]
 
-        luma = next((k for k in range(c.luma_code, len(LUMA_STEPS)) if fit(k)), None)
+        luma = finest_code(fit, c.luma_code)
         if luma is None:
             return None
-        while luma > 0 and fit(luma - 1):
-            luma -= 1
         prev, sections = fit(luma)
         out.append(sections)
         used += sum(map(len, sections))
